@@ -1,0 +1,4 @@
+"""`python -m app`: serve the playground with uvicorn (HOST and PORT from the environment)."""
+from app.server import main
+
+main()

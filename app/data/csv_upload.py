@@ -1,0 +1,187 @@
+"""Turn an uploaded CSV of 2-D points into a Dataset, or say exactly what is wrong.
+
+Rows are ``x1,x2,label`` (classification) or ``x1,x2,target`` (regression),
+with an optional header line. The result has X float64 (n, 2) and y (n,):
+int64 class indices 0..k-1 (labels in sorted order) or float64 targets.
+
+Rescaling, so any upload fits the playground:
+- points: if any |coordinate| > 6, both coordinates are centred and shrunk by
+  one common factor into [-6, 6]^2 (``fit_to_plane``), keeping the shape;
+- regression targets: if max |target| > 1, all are divided by it, so they lie
+  in [-1, 1] with zero and signs kept.
+"""
+
+import csv
+
+import numpy as np
+
+from app.data.datasets import Dataset
+from app.data.plane import PLANE
+
+MIN_ROWS = 4
+MIN_CLASSES, MAX_CLASSES = 2, 10
+LABEL_NAMES = {"label": "classification", "class": "classification",
+               "target": "regression", "y": None}
+COLUMN_NAMES = ("x1", "x2", "label/target")
+
+
+class CsvError(ValueError):
+    """A problem with the uploaded file; ``line`` is 1-based, or None for the whole file."""
+
+    def __init__(self, message: str, line: int | None = None):
+        self.message = message
+        self.line = line
+        super().__init__(message if line is None else f"line {line}: {message}")
+
+
+def fit_to_plane(X: np.ndarray) -> np.ndarray:
+    """(n, 2) → (n, 2): centre and shrink by one factor into [-6, 6]^2 if it sticks out."""
+    X = np.asarray(X, dtype=np.float64)
+    if np.abs(X).max(initial=0.0) <= PLANE:
+        return X.copy()
+    low, high = X.min(axis=0), X.max(axis=0)
+    half_span = (high - low).max() / 2
+    # One factor for both axes so circles stay circles; a zero span is a single point.
+    scale = PLANE / half_span if half_span > 0 else 1.0
+    return (X - (low + high) / 2) * scale
+
+
+def _number(field: str) -> float | None:
+    """The float in field, or None; rejects Python-only spellings like 1_000."""
+    if "_" in field:
+        return None
+    try:
+        return float(field)
+    except ValueError:
+        return None
+
+
+def _show(field: str) -> str:
+    return repr(field if len(field) <= 20 else field[:20] + "…")
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise CsvError("file is not UTF-8 text (is it a spreadsheet or binary file?)", line)
+    if "\x00" in text:
+        raise CsvError("file contains NUL bytes; it looks binary, not CSV",
+                       text[:text.index("\x00")].count("\n") + 1)
+    return text
+
+
+def _rows(text: str) -> list[tuple[int, list[str]]]:
+    """(line number, stripped fields) for each non-blank line."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    filled = [(i, s) for i, s in enumerate(lines, start=1) if s.strip()]
+    if not filled:
+        return []
+    first = filled[0][1]
+    # Comma unless the first line clearly uses ';' or tab instead.
+    delimiter = next((d for d in ",;\t" if d in first), ",")
+    rows = []
+    for i, s in filled:
+        try:
+            fields = next(csv.reader([s], delimiter=delimiter))
+        except csv.Error as err:  # e.g. a stray quote character
+            raise CsvError(f"cannot split the line into fields: {err}", i) from None
+        rows.append((i, [f.strip() for f in fields]))
+    return rows
+
+
+def _header_problem(line: int, fields: list[str]) -> str | None:
+    name = fields[2].lower() if len(fields) == 3 else ""
+    if name not in LABEL_NAMES:
+        raise CsvError("first line looks like a header, but it is not "
+                       "'x1,x2,label' or 'x1,x2,target' (third column may be "
+                       "label, class, target or y)", line)
+    return LABEL_NAMES[name]
+
+
+def _coordinates(rows) -> np.ndarray:
+    X = np.empty((len(rows), 2))
+    for r, (line, fields) in enumerate(rows):
+        for c in range(2):
+            value = _number(fields[c])
+            if value is None:
+                raise CsvError(f"column {c + 1} ({COLUMN_NAMES[c]}) is not a number: "
+                               f"{_show(fields[c])}", line)
+            if not np.isfinite(value):
+                raise CsvError(f"column {c + 1} ({COLUMN_NAMES[c]}) must be a finite "
+                               f"number, not {_show(fields[c])}", line)
+            X[r, c] = value
+    return X
+
+
+def _looks_like_classes(labels: list[str]) -> bool:
+    """Integer-valued numbers with few distinct values, or any non-numbers."""
+    values = [_number(s) for s in labels]
+    if any(v is None for v in values):
+        return True
+    finite = all(np.isfinite(v) for v in values)
+    return finite and all(v == int(v) for v in values) and len(set(values)) <= MAX_CLASSES
+
+
+def _targets(rows) -> np.ndarray:
+    y = np.empty(len(rows))
+    for r, (line, fields) in enumerate(rows):
+        value = _number(fields[2])
+        if value is None or not np.isfinite(value):
+            raise CsvError(f"column 3 (target) must be a finite number, not {_show(fields[2])}", line)
+        y[r] = value
+    peak = np.abs(y).max()
+    return y / peak if peak > 1 else y
+
+
+def _class_indices(rows) -> tuple[np.ndarray, int]:
+    """Labels → 0..k-1 in sorted order (numeric order if all are finite numbers)."""
+    labels = [fields[2] for _, fields in rows]
+    numbers = [_number(s) for s in labels]
+    # Numeric labels are compared by value, so "1" and "1.0" are one class.
+    numeric = all(v is not None and np.isfinite(v) for v in numbers)
+    keys = numbers if numeric else labels
+    seen: set = set()
+    for (line, _), label, key in zip(rows, labels, keys):
+        if not label:
+            raise CsvError("column 3 (label) is empty", line)
+        if key not in seen and len(seen) == MAX_CLASSES:
+            raise CsvError(f"too many classes: label {_show(label)} would be class "
+                           f"{MAX_CLASSES + 1}, the limit is {MAX_CLASSES}", line)
+        seen.add(key)
+    if len(seen) < MIN_CLASSES:
+        raise CsvError(f"only one class ({_show(labels[0])}); need at least {MIN_CLASSES} classes")
+    index = {key: i for i, key in enumerate(sorted(seen))}
+    return np.array([index[key] for key in keys], dtype=np.int64), len(index)
+
+
+def parse_csv(raw: bytes, *, max_bytes: int, max_rows: int,
+              problem: str | None = None) -> Dataset:
+    """Parse and check an upload; ``problem`` overrides the header and the guess."""
+    if problem not in (None, "classification", "regression"):
+        raise ValueError(f"problem must be 'classification' or 'regression', not {problem!r}")
+    if len(raw) > max_bytes:
+        raise CsvError(f"file is larger than the limit of {max_bytes} bytes")
+    rows = _rows(_decode(raw))
+    if not rows:
+        raise CsvError("file is empty")
+    header_problem = None
+    first_line, first = rows[0]
+    if len(first) >= 2 and (_number(first[0]) is None or _number(first[1]) is None):
+        header_problem = _header_problem(first_line, first)
+        rows = rows[1:]
+    for count, (line, fields) in enumerate(rows, start=1):
+        if count > max_rows:
+            raise CsvError(f"too many rows: the limit is {max_rows} data rows", line)
+        if len(fields) != 3:
+            raise CsvError(f"expected 3 columns (x1, x2, label or target), found {len(fields)}", line)
+    if len(rows) < MIN_ROWS:
+        raise CsvError(f"too few rows: need at least {MIN_ROWS} data rows, found {len(rows)}")
+    X = fit_to_plane(_coordinates(rows))
+    problem = problem or header_problem or (
+        "classification" if _looks_like_classes([f[2] for _, f in rows]) else "regression")
+    if problem == "regression":
+        return Dataset(X=X, y=_targets(rows), problem=problem, classes=0, dims=2)
+    y, k = _class_indices(rows)
+    return Dataset(X=X, y=y, problem=problem, classes=k, dims=2)

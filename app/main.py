@@ -1,0 +1,172 @@
+"""create_app(): routers, the session store's lifespan, error format and response headers.
+
+Every error the API returns has one JSON shape, whatever raised it:
+  {"detail": [{"loc": [...], "msg": "...", "type": "..."}], "field": "hidden_layers.0.units",
+   "message": "..."}
+`detail` is FastAPI's usual list (clients that know FastAPI keep working); `field` and
+`message` name the first problem plainly for people and for the page.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.config import FieldError, Settings, get_settings
+from app.sessions import SessionStore
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("mlp")
+
+
+def error_body(field: str, message: str, loc: list | None = None, kind: str = "value_error") -> dict:
+    return {"detail": [{"loc": loc or field.split("."), "msg": message, "type": kind}],
+            "field": field, "message": message}
+
+
+def _field_of(loc: tuple) -> str:
+    # FastAPI locations start with where the value came from: body, query, path, header.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:] or parts
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FieldError)
+    async def field_error(request: Request, exc: FieldError):
+        return JSONResponse(error_body(exc.field, exc.message), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        field = _field_of(tuple(first.get("loc", ("body",))))
+        message = str(first.get("msg", "invalid value"))
+        if first.get("type") == "json_invalid":
+            field, message = "body", "the body is not valid JSON"
+        detail = [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
+                  for e in errors]
+        return JSONResponse({"detail": detail, "field": field, "message": message}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        field = "path" if exc.status_code in (404, 405) else "request"
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return JSONResponse(error_body(field, message), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over max_body_bytes with 413, without reading them all."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await self._refuse(scope, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._refuse(scope, send)
+
+    async def _refuse(self, scope, send):
+        response = JSONResponse(error_body("body", f"the request body is larger than {self.max_bytes} bytes "
+                                           "(limit max_body_bytes)"), status_code=413)
+        await response(scope, None, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class SecurityHeaders:
+    """ASGI middleware adding the CSP (with frame-ancestors from settings) and friends.
+    Pure ASGI rather than BaseHTTPMiddleware, which buffers and mishandles streaming."""
+
+    def __init__(self, app, settings: Settings):
+        self.app = app
+        csp = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+               f"frame-ancestors {settings.embed_origins}")
+        self.headers = [(b"content-security-policy", csp.encode()), (b"x-content-type-options", b"nosniff"),
+                        (b"referrer-policy", b"no-referrer")]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k, v) for k, v in self.headers if k not in present]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store = SessionStore(settings)
+        store.start()
+        app.state.store = store
+        evictor = asyncio.create_task(_evict_forever(store))
+        try:
+            yield
+        finally:
+            evictor.cancel()
+            store.stop()
+
+    app = FastAPI(title="MLP Playground", version="0.1.0", lifespan=lifespan,
+                  description="Train small NumPy neural networks on the server and watch them learn live.")
+    app.state.settings = settings
+    app.dependency_overrides[get_settings] = lambda: settings
+    install_error_handlers(app)
+
+    from app.routes import api, events, pages  # routes import the store types; keep app import light
+
+    app.include_router(api.router)
+    app.include_router(events.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, settings=settings)
+
+    @app.get("/healthz", tags=["meta"])
+    async def healthz():
+        return {"status": "ok"}
+
+    return app
+
+
+async def _evict_forever(store: SessionStore) -> None:
+    period = max(1.0, min(60.0, store.settings.session_ttl_seconds / 4))
+    while True:
+        await asyncio.sleep(period)
+        store.evict_idle()

@@ -1,0 +1,59 @@
+"""Loss layers: the last column of the drawn network.
+
+Each loss takes the output layer's pre-activation z_out (n, k) and the targets y, and
+returns (loss, dz) where loss is the mean over the n points and dz = ∂loss/∂z_out.
+Softmax and cross-entropy are fused because their joint gradient is simply
+(p − onehot(y)) / n, which is both cheaper and more stable than chaining them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from app.nn.activations import softmax
+
+Array = np.ndarray
+
+
+def cross_entropy(z_out: Array, y: Array, need_loss: bool = True) -> tuple[float, Array]:
+    """Mean cross-entropy of softmax(z_out) against class indices y (n,).
+
+    With need_loss=False only the gradient is computed (the loss comes back as NaN):
+    the training loop takes that path, since it needs no per-batch loss value.
+    """
+    n = z_out.shape[0]
+    if not need_loss:
+        e = np.exp(z_out - z_out.max(axis=1, keepdims=True))
+        e /= e.sum(axis=1, keepdims=True) * n  # softmax / n
+        e[np.arange(n), y] -= 1.0 / n
+        return float("nan"), e
+    shifted = z_out - z_out.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(axis=1))
+    rows = np.arange(n)
+    loss = float(np.mean(log_sum - shifted[rows, y]))  # −log p_y, computed in log space
+    dz = np.exp(shifted - log_sum[:, None])  # = softmax(z_out)
+    dz[rows, y] -= 1.0
+    dz /= n
+    return loss, dz
+
+
+def mean_squared_error(z_out: Array, y: Array, need_loss: bool = True) -> tuple[float, Array]:
+    """Mean of ½(ŷ − y)² with a linear output ŷ = z_out (n, 1) and targets y (n,)."""
+    err = z_out[:, 0] - y
+    n = err.shape[0]
+    loss = float(0.5 * np.dot(err, err) / n) if need_loss else float("nan")
+    return loss, (err / n)[:, None]
+
+
+def per_point_cross_entropy(p: Array, y: Array) -> Array:
+    """−log p_y for each point, from probabilities p (n, k); used for display only."""
+    return -np.log(np.clip(p[np.arange(p.shape[0]), y], 1e-300, None))
+
+
+LOSSES = {"classification": cross_entropy, "regression": mean_squared_error}
+OUTPUT_ACTIVATION = {"classification": "softmax", "regression": "linear"}
+LOSS_NAME = {"classification": "cross_entropy", "regression": "mse"}
+
+
+def output(problem: str, z_out: Array) -> Array:
+    """The output layer's activation: class probabilities or the regression value."""
+    return softmax(z_out) if problem == "classification" else z_out

@@ -1,0 +1,146 @@
+"""The JSON API under /api (see shared/design/api-contract.md): sessions, control, model, data.
+
+Reads need only the session id; anything that changes a session needs its control token
+as `Authorization: Bearer <token>` (401 when missing, 403 when wrong).
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Path, Request, Response, UploadFile
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from app.config import ConfigFields, CreateBody, FieldError, Settings, get_settings, resolve
+from app.sessions import SessionHandle, SessionStore
+
+router = APIRouter(prefix="/api", tags=["sessions"])
+
+SessionId = Annotated[str, Path(min_length=1, max_length=64, description="the session id")]
+
+
+def get_store(request: Request) -> SessionStore:
+    return request.app.state.store
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def controlled(sid: SessionId, request: Request, store: SessionStore = Depends(get_store)) -> SessionHandle:
+    """The session, if the request carries its control token."""
+    return store.authorize(sid, bearer_token(request))
+
+
+async def viewed(sid: SessionId, store: SessionStore = Depends(get_store)) -> SessionHandle:
+    return store.get(sid)
+
+
+def status_body(handle: SessionHandle, status: dict) -> dict:
+    body = {"id": handle.id, **status, "watchers": len(handle.watchers)}
+    body["config"] = handle.config.model_dump()
+    return body
+
+
+@router.post("/sessions", status_code=201)
+async def create_session(request: Request, body: CreateBody | None = None,
+                         store: SessionStore = Depends(get_store),
+                         settings: Settings = Depends(get_settings)):
+    """Create a session. Every field is optional; `seed` is chosen at random when absent."""
+    body = body or CreateBody()
+    cfg = resolve(None, body, settings)
+    handle = await store.create(cfg)
+    return {"id": handle.id, "control_token": handle.token, "config": cfg.model_dump(),
+            "watch_url": str(request.url_for("watch_page", sid=handle.id)),
+            "events_url": str(request.url_for("session_events", sid=handle.id)), "status": handle.status}
+
+
+@router.get("/sessions/{sid}")
+async def read_session(handle: SessionHandle = Depends(viewed), store: SessionStore = Depends(get_store)):
+    return status_body(handle, await store.call(handle, "status"))
+
+
+@router.patch("/sessions/{sid}")
+async def patch_session(change: ConfigFields, handle: SessionHandle = Depends(controlled),
+                        store: SessionStore = Depends(get_store), settings: Settings = Depends(get_settings)):
+    """Change the config live. Says what it rebuilt: `rebuilt` lists "data" and/or "network"."""
+    cfg = resolve(handle.config, change, settings)
+    return status_body(handle, await store.configure(handle, cfg))
+
+
+@router.delete("/sessions/{sid}", status_code=204)
+async def delete_session(handle: SessionHandle = Depends(controlled), store: SessionStore = Depends(get_store)):
+    await store.delete(handle)
+    return Response(status_code=204)
+
+
+def _control(op: str, doc: str):
+    async def endpoint(handle: SessionHandle = Depends(controlled), store: SessionStore = Depends(get_store)):
+        return status_body(handle, await store.call(handle, op))
+
+    endpoint.__doc__ = doc
+    router.add_api_route(f"/sessions/{{sid}}/{op}", endpoint, methods=["POST"], name=f"session_{op}")
+
+
+_control("play", "Train continuously until paused.")
+_control("pause", "Stop training; the state stays as it is.")
+_control("step", "Train exactly one epoch, then pause.")
+_control("reset", "New initial weights from the seed, same data, epoch 0, paused.")
+
+
+@router.get("/sessions/{sid}/model")
+async def read_model(handle: SessionHandle = Depends(viewed), store: SessionStore = Depends(get_store)):
+    """Weights (inputs×units), biases and activation of every layer; the last is the output layer."""
+    return await store.call(handle, "model")
+
+
+@router.get("/sessions/{sid}/data")
+async def read_data(handle: SessionHandle = Depends(viewed), store: SessionStore = Depends(get_store)):
+    """Raw points before feature expansion; `y` is a class index or a regression target."""
+    return await store.call(handle, "data")
+
+
+@router.get("/sessions/{sid}/history")
+async def read_history(handle: SessionHandle = Depends(viewed), store: SessionStore = Depends(get_store)):
+    """Loss history as [epoch, train, test] rows (older rows thinned to keep it bounded)."""
+    return {"history": await store.call(handle, "history")}
+
+
+class ProbeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    x: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(min_length=1, max_length=64)
+
+
+@router.put("/sessions/{sid}/probe")
+async def set_probe(body: ProbeBody, handle: SessionHandle = Depends(controlled),
+                    store: SessionStore = Depends(get_store)):
+    """Choose the probe input: the data point nearest to x becomes the one every neuron shows."""
+    return status_body(handle, await store.call(handle, "probe", x=body.x))
+
+
+class ParamBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layer: StrictInt = Field(ge=0, description="0 = first weight layer (inputs → first hidden layer)")
+    i: StrictInt | None = Field(None, ge=0, description="input index; omit to set the bias of unit j")
+    j: StrictInt = Field(ge=0, description="unit index in the layer")
+    value: float = Field(allow_inf_nan=False, ge=-1e3, le=1e3)
+
+
+@router.post("/sessions/{sid}/params")
+async def set_param(body: ParamBody, handle: SessionHandle = Depends(controlled),
+                    store: SessionStore = Depends(get_store)):
+    """Edit one weight W[layer][i][j] (or bias b[layer][j]) of the live network."""
+    return status_body(handle, await store.call(handle, "set_param", layer=body.layer, i=body.i, j=body.j,
+                                                value=body.value))
+
+
+@router.post("/sessions/{sid}/regenerate")
+async def regenerate(handle: SessionHandle = Depends(controlled), store: SessionStore = Depends(get_store),
+                     settings: Settings = Depends(get_settings)):
+    """New data from a new data seed; the network stays as it is."""
+    if handle.config.dataset == "custom":
+        raise FieldError("dataset", "uploaded or edited data cannot be regenerated; choose a dataset first", 409)
+    cfg = resolve(handle.config, ConfigFields(data_seed=secrets.randbelow(2**31)), settings)
+    return status_body(handle, await store.configure(handle, cfg))

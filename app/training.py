@@ -1,0 +1,284 @@
+"""A training session: config + data + model + optimizer + seeded random state.
+
+No HTTP, no rendering, no printing: the worker process calls these methods and ships
+the results. Random streams are derived from the seed so that the same seed and config
+give the same data ([data_seed, 0]), the same initial weights ([seed, 1]) and the same
+minibatch order ([seed, 2]), and `reset` returns exactly to the start.
+
+Arrays: x_train/x_test are raw points (n, dims); f_train/f_test the feature-expanded
+inputs (n, d0) the network sees; y is (n,) class indices or regression targets.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.config import SessionConfig
+from app.data import Dataset, make_dataset, split_train_test
+from app.data.features import expand
+from app.nn import LOSSES, MLP, OPTIMIZERS, output, penalty, scheduled_lr, train_epoch
+from app.numbers import finite_or_none, json_safe
+
+DIVERGED_MESSAGE = (
+    "The numbers in the network grew too large to compute (the loss became NaN or infinite). "
+    "This usually means the learning rate is too high. Lower the learning rate and press Reset."
+)
+
+
+@dataclass
+class Split:
+    """Raw points, their feature expansion and targets, for the train and test sets."""
+
+    train: Dataset
+    test: Dataset
+    f_train: np.ndarray
+    f_test: np.ndarray
+
+
+def sizes_for(cfg: SessionConfig, dims: int) -> list[int]:
+    inputs = len(cfg.features) if dims == 2 else dims
+    outputs = cfg.classes if cfg.problem == "classification" else 1
+    return [inputs, *(h.units for h in cfg.hidden_layers), outputs]
+
+
+class Session:
+    """One learner's network. Methods mutate in place; `status` is paused|running|diverged."""
+
+    def __init__(self, cfg: SessionConfig, *, history_len: int = 2000,
+                 custom: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None):
+        self.cfg = cfg
+        self.history_len = history_len
+        # Uploaded or hand-edited data: (x, y, is_train). None means "generate from config".
+        self.custom = custom
+        self.structure = 0  # bumped on every change of shape or data, so views know to redraw
+        self.probe: np.ndarray | None = None  # the input every neuron shows its value for
+        self.probe_y: int | float | None = None  # its true label, when the probe is a data point
+        self._build_data()
+        self.reset()
+
+    # --- construction ---------------------------------------------------------------
+    def _build_data(self) -> None:
+        cfg = self.cfg
+        if self.custom is not None:
+            x, y, is_train = self.custom
+            problem, classes = cfg.problem, cfg.classes
+            train = Dataset(x[is_train], y[is_train], problem, classes, x.shape[1])
+            test = Dataset(x[~is_train], y[~is_train], problem, classes, x.shape[1])
+        else:
+            ds = make_dataset(cfg.dataset, n_points=cfg.n_points, noise=cfg.noise,
+                              classes=cfg.classes or None, seed=cfg.effective_data_seed)
+            train, test = split_train_test(ds, cfg.train_fraction, seed=cfg.effective_data_seed)
+        self.dims = train.dims
+        self.data = Split(train, test, self._features(train.X), self._features(test.X))
+        if self.probe is None or self.probe.shape[0] != self.dims:
+            self.set_probe(self.data.train.X[0])
+        else:
+            self.set_probe(self.probe)  # re-snap: the data under the probe changed
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        return expand(x, self.cfg.features) if self.dims == 2 else x
+
+    def _new_model(self) -> MLP:
+        cfg = self.cfg
+        return MLP(sizes_for(cfg, self.dims), [h.activation for h in cfg.hidden_layers], cfg.problem,
+                   cfg.init, np.random.default_rng([cfg.seed, 1]))
+
+    def reset(self) -> None:
+        """New initial weights from the seed, same data, epoch 0, paused."""
+        self.model = self._new_model()
+        self.optimizer = OPTIMIZERS[self.cfg.optimizer](self.model.params)
+        self.shuffle_rng = np.random.default_rng([self.cfg.seed, 2])
+        self.epoch = 0
+        self.step = 0
+        self.status = "paused"
+        self.message: str | None = None
+        self.history: list[tuple[int, float, float]] = []
+        self.evaluate()
+
+    # --- training -------------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        return scheduled_lr(self.cfg.learning_rate, self.cfg.lr_schedule, self.epoch, self.cfg.lr_period)
+
+    def train(self, epochs: int, budget_s: float | None = None) -> int:
+        """Run up to `epochs` epochs (fewer if `budget_s` seconds run out); returns how many ran.
+
+        Stops early, with status "diverged", as soon as the loss or a weight stops being finite.
+        """
+        if self.status == "diverged":
+            return 0
+        cfg, d = self.cfg, self.data
+        start = time.perf_counter()
+        done = 0
+        while done < epochs:
+            with np.errstate(all="ignore"):  # overflow is caught below as divergence, not raised
+                self.step += train_epoch(self.model, self.optimizer, d.f_train, d.train.y, cfg.batch_size,
+                                         self.lr, self.shuffle_rng, cfg.regularization, cfg.regularization_rate)
+            self.epoch += 1
+            done += 1
+            if not self.model.is_finite():
+                self._diverge()
+                break
+            if budget_s is not None and time.perf_counter() - start > budget_s:
+                break
+        self.evaluate()
+        return done
+
+    def _diverge(self) -> None:
+        self.status = "diverged"
+        self.message = DIVERGED_MESSAGE
+
+    def evaluate(self) -> None:
+        """Loss and accuracy on the whole train and test sets; appends to the loss history."""
+        d = self.data
+        self.loss_train, self.acc_train = self._loss_acc(d.f_train, d.train.y)
+        self.loss_test, self.acc_test = self._loss_acc(d.f_test, d.test.y)
+        if self.status != "diverged" and not (np.isfinite(self.loss_train) and self.model.is_finite()):
+            self._diverge()
+        self._record()
+
+    def _loss_acc(self, f: np.ndarray, y: np.ndarray) -> tuple[float, float | None]:
+        if len(y) == 0:
+            return float("nan"), None
+        with np.errstate(all="ignore"):  # a diverged model is reported, not raised
+            z_out = self.model.forward(f)[0][-1]
+            loss, _ = LOSSES[self.cfg.problem](z_out, y)
+        acc = float(np.mean(z_out.argmax(axis=1) == y)) if self.cfg.problem == "classification" else None
+        return loss, acc
+
+    def _record(self) -> None:
+        if self.history and self.history[-1][0] == self.epoch:
+            self.history[-1] = (self.epoch, self.loss_train, self.loss_test)
+        else:
+            self.history.append((self.epoch, self.loss_train, self.loss_test))
+        if len(self.history) > self.history_len:
+            # Thin the older half to every other point: the curve keeps its shape, memory stays bounded.
+            half = len(self.history) // 2
+            self.history = self.history[:half:2] + self.history[half:]
+
+    def regularization_loss(self) -> float:
+        return penalty(self.model, self.cfg.regularization, self.cfg.regularization_rate)
+
+    def set_probe(self, x: np.ndarray) -> None:
+        """Make the data point nearest to x the probe, so its true label (and loss) is known."""
+        points = [self.data.train, self.data.test] if hasattr(self, "data") else []
+        best = None
+        for ds in points:
+            if len(ds.y):
+                d2 = np.sum((ds.X - x) ** 2, axis=1)
+                i = int(np.argmin(d2))
+                if best is None or d2[i] < best[0]:
+                    best = (d2[i], ds.X[i], ds.y[i])
+        if best is None:
+            self.probe, self.probe_y = np.asarray(x, dtype=float).copy(), None
+        else:
+            self.probe = best[1].astype(float).copy()
+            self.probe_y = int(best[2]) if self.cfg.problem == "classification" else float(best[2])
+
+    def probe_target(self) -> int | float | None:
+        return self.probe_y
+
+    # --- reading ----------------------------------------------------------------------
+    def input_names(self) -> list[str]:
+        return list(self.cfg.features) if self.dims == 2 else [f"p{i}" for i in range(self.dims)]
+
+    def predict(self, x_raw: np.ndarray) -> np.ndarray:
+        return output(self.cfg.problem, self.model.forward(self._features(x_raw))[0][-1])
+
+    def metrics(self) -> dict:
+        """Test-set metrics: a confusion matrix (rows = true class) or RMSE and R²."""
+        d = self.data
+        if len(d.test.y) == 0:
+            return {}
+        with np.errstate(all="ignore"):
+            out = output(self.cfg.problem, self.model.forward(d.f_test)[0][-1])
+        if self.cfg.problem == "classification":
+            k = self.cfg.classes
+            pred = np.nan_to_num(out).argmax(axis=1)
+            confusion = np.bincount(d.test.y * k + pred, minlength=k * k).reshape(k, k)
+            return {"confusion": confusion.tolist()}
+        err = out[:, 0] - d.test.y
+        ss_tot = float(np.sum((d.test.y - d.test.y.mean()) ** 2))
+        return {"rmse": float(np.sqrt(np.mean(err * err))),
+                "r2": 1.0 - float(np.sum(err * err)) / ss_tot if ss_tot > 0 else None}
+
+    def status_dict(self) -> dict:
+        status = {"status": self.status, "epoch": self.epoch, "step": self.step,
+                  "loss": {"train": finite_or_none(self.loss_train), "test": finite_or_none(self.loss_test)},
+                  "message": self.message, "config": self.cfg.model_dump(),
+                  "structure": self.structure, "dims": self.dims}
+        if self.cfg.problem == "classification":
+            status["accuracy"] = {"train": finite_or_none(self.acc_train), "test": finite_or_none(self.acc_test)}
+        return status
+
+    def model_dict(self) -> dict:
+        m = self.model
+        acts = m.hidden + ["softmax" if self.cfg.problem == "classification" else "linear"]
+        return {"inputs": self.input_names(),
+                "layers": [{"weights": json_safe(W.tolist()), "biases": json_safe(b.tolist()), "activation": a}
+                           for W, b, a in zip(m.W, m.b, acts)]}
+
+    def data_dict(self) -> dict:
+        def part(ds: Dataset) -> dict:
+            y = ds.y.tolist()
+            return {"x": ds.X.tolist(), "y": y}
+        return {"train": part(self.data.train), "test": part(self.data.test)}
+
+    # --- changes while it learns ---------------------------------------------------------
+    DATA_FIELDS = frozenset({"dataset", "classes", "n_points", "noise", "train_fraction", "data_seed"})
+
+    def apply_config(self, new: SessionConfig) -> dict:
+        """Switch to `new`, rebuilding only what the change requires and keeping learned
+        weights wherever the shape allows. Returns what changed and what was rebuilt."""
+        old, old_dims = self.cfg, self.dims
+        changed = sorted(k for k in SessionConfig.model_fields if getattr(new, k) != getattr(old, k))
+        result = {"changed": changed, "rebuilt": [], "reset": False, "applies_on_reset": []}
+        if not changed:
+            return result
+        self.cfg = new
+        if "dataset" in changed and new.dataset != "custom":
+            self.custom = None
+        if self.DATA_FIELDS.intersection(changed) or ("seed" in changed and new.data_seed is None):
+            self._build_data()
+            result["rebuilt"].append("data")
+        elif "features" in changed:
+            d = self.data
+            d.f_train, d.f_test = self._features(d.train.X), self._features(d.test.X)
+
+        # A new seed, problem or kind of input leaves nothing worth keeping: start afresh.
+        if "seed" in changed or new.problem != old.problem or self.dims != old_dims:
+            self.reset()
+            result["reset"] = True
+            result["rebuilt"].append("network")
+        elif sizes_for(new, self.dims) != self.model.sizes:
+            self._reshape(old)
+            result["rebuilt"].append("network")
+        else:
+            for l, layer in enumerate(new.hidden_layers):
+                if layer.activation != self.model.hidden[l]:
+                    self.model.set_activation(l, layer.activation)
+            if "optimizer" in changed:
+                self.optimizer = OPTIMIZERS[new.optimizer](self.model.params)
+        if "init" in changed and not result["reset"]:
+            result["applies_on_reset"].append("init")
+        activations_changed = [h.activation for h in old.hidden_layers] != [h.activation for h in new.hidden_layers]
+        if result["rebuilt"] or activations_changed:
+            self.structure += 1
+        self.evaluate()
+        return result
+
+    def _reshape(self, old: SessionConfig) -> None:
+        """Resize the network to the config, keeping every weight that still has a place.
+        Input rows follow their feature by name, so toggling a feature keeps the others' weights."""
+        cfg, previous = self.cfg, self.model
+        rng = np.random.default_rng([cfg.seed, 3, self.structure])  # new weights, reproducible
+        self.model = previous.resized(sizes_for(cfg, self.dims), [h.activation for h in cfg.hidden_layers], cfg.init, rng)
+        if self.dims == 2 and old.features != cfg.features:
+            W0_old, W0 = previous.W[0], self.model.W[0]
+            cols = min(W0_old.shape[1], W0.shape[1])
+            for row, name in enumerate(cfg.features):
+                if name in old.features:
+                    W0[row, :cols] = W0_old[old.features.index(name), :cols]
+        self.optimizer = OPTIMIZERS[cfg.optimizer](self.model.params)

@@ -1,0 +1,249 @@
+"""A training worker: one OS process that owns some sessions and trains the running ones.
+
+Why processes: training and heatmaps are Python-bound for small networks, so the GIL
+would let one process use one core. The server starts one worker per core; each
+session lives in exactly one worker (affinity), so its arrays never cross a process
+boundary: only commands, replies and finished frames (JSON bytes) do.
+
+Protocol over a multiprocessing Pipe (all tuples, pickled):
+  main → worker  (rid, op, sid, args)         rid is echoed in the reply
+  worker → main  ("reply", rid, ok, payload)  payload is a result or (status, field, message)
+                 ("frame", sid, frame_bytes, status)   unsolicited, newest state of a session
+Scheduling: each running session has a due time; the worker runs due sessions
+round-robin, one tick each (epochs_per_frame epochs, capped at max_tick_ms), and
+checks for commands between ticks so control stays responsive under load.
+"""
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.config import FieldError, SessionConfig
+from app.frames import FrameBuilder
+from app.training import Session
+
+
+@dataclass
+class Slot:
+    """A session plus what the worker needs to schedule and stream it."""
+
+    session: Session
+    builder: FrameBuilder
+    fps: float = 0.0  # highest frame rate any viewer asked for; 0 = nobody watching
+    gradients: bool = False  # some viewer has the backprop view on
+    due: float = 0.0  # next tick time while running
+    last_frame: float = 0.0
+
+
+@dataclass
+class WorkerConfig:
+    tick_hz: float = 60.0
+    idle_tick_hz: float = 30.0
+    max_tick_ms: float = 40.0
+    grid: int = 100
+    thumb_stride: int = 4
+    history_len: int = 2000
+
+
+class Worker:
+    """The command handlers and the scheduler; `serve` drives them from a pipe."""
+
+    def __init__(self, conf: WorkerConfig, send):
+        self.conf = conf
+        self.send = send
+        self.slots: dict[str, Slot] = {}
+
+    # --- command handlers: each returns a JSON-able payload or raises FieldError ------------
+    def op_create(self, sid, cfg: dict, custom=None, state=None):
+        session = Session(SessionConfig.model_validate(cfg), history_len=self.conf.history_len, custom=custom)
+        if state is not None:
+            restore(session, state)
+        self.slots[sid] = Slot(session, FrameBuilder(self.conf.grid, self.conf.thumb_stride))
+        return session.status_dict()
+
+    def op_delete(self, sid):
+        del self.slots[sid]
+        return None
+
+    def op_status(self, sid):
+        return self.slots[sid].session.status_dict()
+
+    def op_play(self, sid):
+        slot = self.slots[sid]
+        if slot.session.status == "diverged":
+            raise FieldError("status", "the network has diverged; lower the learning rate and reset first", 409)
+        if slot.session.status != "running":
+            slot.session.status = "running"
+            slot.due = time.monotonic()
+        return self._changed(sid)
+
+    def op_pause(self, sid):
+        slot = self.slots[sid]
+        if slot.session.status == "running":
+            slot.session.status = "paused"
+        return self._changed(sid)
+
+    def op_step(self, sid):
+        slot = self.slots[sid]
+        s = slot.session
+        if s.status == "diverged":
+            raise FieldError("status", "the network has diverged; lower the learning rate and reset first", 409)
+        s.status = "paused"
+        s.train(1)  # exactly one epoch, however long it takes
+        return self._changed(sid)
+
+    def op_reset(self, sid):
+        slot = self.slots[sid]
+        slot.session.reset()
+        return self._changed(sid)
+
+    def op_configure(self, sid, cfg: dict):
+        slot = self.slots[sid]
+        result = slot.session.apply_config(SessionConfig.model_validate(cfg))
+        return {**self._changed(sid), **result}
+
+    def op_watch(self, sid, fps: float, gradients: bool):
+        """The main process reports the viewers' highest fps (0 = none) and gradient wish."""
+        slot = self.slots[sid]
+        newly = slot.fps == 0 and fps > 0 or gradients and not slot.gradients
+        slot.fps, slot.gradients = fps, gradients
+        if newly:
+            self._emit(slot, sid)
+        return None
+
+    def op_model(self, sid):
+        return self.slots[sid].session.model_dict()
+
+    def op_data(self, sid):
+        return self.slots[sid].session.data_dict()
+
+    def op_history(self, sid):
+        return [list(h) for h in self.slots[sid].session.history]
+
+    def op_probe(self, sid, x):
+        slot = self.slots[sid]
+        s = slot.session
+        if len(x) != s.dims:
+            raise FieldError("x", f"the probe needs {s.dims} numbers")
+        s.set_probe(np.asarray(x, dtype=float))
+        return self._changed(sid)
+
+    def op_set_param(self, sid, layer: int, i: int | None, j: int, value: float):
+        """Set one weight W[layer][i, j] (or bias b[layer][j] when i is None)."""
+        slot = self.slots[sid]
+        m = slot.session.model
+        if not 0 <= layer < len(m.W):
+            raise FieldError("layer", f"layer must be 0 … {len(m.W) - 1}")
+        rows, cols = m.W[layer].shape
+        if not 0 <= j < cols:
+            raise FieldError("j", f"j must be 0 … {cols - 1}")
+        if i is None:
+            m.b[layer][j] = value
+        else:
+            if not 0 <= i < rows:
+                raise FieldError("i", f"i must be 0 … {rows - 1}")
+            m.W[layer][i, j] = value
+        slot.session.evaluate()
+        return self._changed(sid)
+
+    def op_export(self, sid):
+        """Everything a snapshot needs: config, weights, counters and loss history."""
+        return export_state(self.slots[sid].session)
+
+    # --- frames and scheduling ------------------------------------------------------------
+    def _changed(self, sid: str) -> dict:
+        """After a command: push a fresh frame to viewers, return the status for the reply."""
+        slot = self.slots[sid]
+        self._emit(slot, sid)
+        return slot.session.status_dict()
+
+    def _emit(self, slot: Slot, sid: str) -> None:
+        if slot.fps <= 0:
+            return
+        frame = slot.builder.build(slot.session, gradients=slot.gradients)
+        data = json.dumps(frame, separators=(",", ":"), allow_nan=False).encode()
+        slot.last_frame = time.monotonic()
+        self.send(("frame", sid, data, slot.session.status))
+
+    def tick(self, sid: str, slot: Slot, now: float) -> None:
+        """One training tick of a running session, then a frame if anyone is watching."""
+        s = slot.session
+        s.train(s.cfg.epochs_per_frame, budget_s=self.conf.max_tick_ms / 1000)
+        hz = slot.fps if slot.fps > 0 else self.conf.idle_tick_hz
+        hz = min(hz, self.conf.tick_hz)
+        # Schedule from the previous due time (steady rate), but never try to catch up a backlog.
+        slot.due = max(slot.due + 1.0 / hz, now)
+        self._emit(slot, sid)
+
+    def due_sessions(self, now: float) -> list[tuple[str, Slot]]:
+        return [(sid, slot) for sid, slot in self.slots.items()
+                if slot.session.status == "running" and slot.due <= now]
+
+    def next_due(self) -> float | None:
+        dues = [slot.due for slot in self.slots.values() if slot.session.status == "running"]
+        return min(dues) if dues else None
+
+    def handle(self, msg) -> None:
+        rid, op, sid, args = msg
+        try:
+            if op != "create" and sid not in self.slots:
+                raise FieldError("id", "no such session", 404)
+            payload = getattr(self, "op_" + op)(sid, **args)
+            self.send(("reply", rid, True, payload))
+        except FieldError as e:
+            self.send(("reply", rid, False, (e.status, e.field, e.message)))
+        except Exception as e:  # a bug must not kill the worker and every session on it
+            traceback.print_exc()
+            self.send(("reply", rid, False, (500, "server", f"{type(e).__name__}: {e}")))
+
+
+def export_state(s: Session) -> dict:
+    return {"config": s.cfg.model_dump(), "epoch": s.epoch, "step": s.step,
+            "weights": [W.tolist() for W in s.model.W], "biases": [b.tolist() for b in s.model.b],
+            "history": [list(h) for h in s.history], "structure": s.structure,
+            "custom": None if s.custom is None else
+            {"x": s.custom[0].tolist(), "y": s.custom[1].tolist(), "is_train": s.custom[2].tolist()}}
+
+
+def restore(s: Session, state: dict) -> None:
+    """Load weights, counters and history from an exported state into a fresh session."""
+    for l, (W, b) in enumerate(zip(state["weights"], state["biases"])):
+        s.model.W[l][...] = np.asarray(W, dtype=float)
+        s.model.b[l][...] = np.asarray(b, dtype=float)
+    s.epoch, s.step = int(state["epoch"]), int(state["step"])
+    s.history = [tuple(h) for h in state.get("history", [])]
+    s.evaluate()
+
+
+def serve(conn, conf: WorkerConfig) -> None:
+    """Process entry point: read commands, run ticks, until the pipe closes."""
+    worker = Worker(conf, conn.send)
+    rr = 0  # round-robin offset so no session always goes first
+    while True:
+        due = worker.next_due()
+        timeout = None if due is None else max(0.0, due - time.monotonic())
+        try:
+            if conn.poll(timeout):
+                while conn.poll():
+                    msg = conn.recv()
+                    if msg is None:
+                        return
+                    worker.handle(msg)
+            now = time.monotonic()
+            ready = worker.due_sessions(now)
+            if ready:
+                rr = (rr + 1) % len(ready)
+                for sid, slot in ready[rr:] + ready[:rr]:
+                    if sid in worker.slots and slot.session.status == "running":
+                        worker.tick(sid, slot, now)
+                    while conn.poll():  # control stays responsive between ticks
+                        msg = conn.recv()
+                        if msg is None:
+                            return
+                        worker.handle(msg)
+        except (EOFError, BrokenPipeError, KeyboardInterrupt):
+            return

@@ -1,0 +1,105 @@
+// The output plot: the model's decision boundary (or regression surface) over the input
+// plane, with the data points on top. Points come from /data and are refetched when the
+// data changes; the background comes with every frame.
+import { CLASS_COLORS, DIVERGING_LUT, NEUTRAL, css, diverging } from "./colors.js";
+
+const PLANE = 6;
+
+export function createBoundaryView(canvas, { showTest, discretize, onClickPoint } = {}) {
+  const ctx = canvas.getContext("2d");
+  const off = document.createElement("canvas"); // G×G background, scaled up when drawn
+  let data = null, problem = "classification", heat = null, probe = null, classes = 2;
+  let lastBackground = null;
+
+  const toPx = (v) => ((v + PLANE) / (2 * PLANE)) * canvas.width;
+  const toPy = (v) => ((PLANE - v) / (2 * PLANE)) * canvas.height;
+
+  function background() {
+    if (!heat) return;
+    const G = heat.res;
+    if (off.width !== G) off.width = off.height = G;
+    const octx = off.getContext("2d");
+    const img = octx.createImageData(G, G);
+    const px = new Uint32Array(img.data.buffer);
+    if (problem === "classification") {
+      const [top, conf] = heat.maps;
+      const flat = discretize?.checked;
+      // Tint toward the winning class by its confidence; lighter than the points.
+      const luts = Array.from({ length: classes }, (_, k) => tintLut(CLASS_COLORS[k % CLASS_COLORS.length]));
+      for (let p = 0; p < px.length; p++) px[p] = luts[top[p]][flat ? 255 : conf[p]];
+    } else {
+      const [value] = heat.maps;
+      for (let p = 0; p < px.length; p++) px[p] = DIVERGING_LUT[discretize?.checked ? (value[p] > 127 ? 230 : 25) : value[p]];
+    }
+    octx.putImageData(img, 0, 0);
+    lastBackground = off;
+  }
+
+  function draw() {
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    if (lastBackground) {
+      ctx.imageSmoothingEnabled = true;
+      ctx.drawImage(lastBackground, 0, 0, canvas.width, canvas.height);
+    }
+    if (data) {
+      drawPoints(data.train, "#ffffff");
+      if (showTest?.checked) drawPoints(data.test, "#1a1a1a");
+    }
+    if (probe) {
+      ctx.beginPath();
+      ctx.arc(toPx(probe[0]), toPy(probe[1]), 9, 0, 2 * Math.PI);
+      ctx.lineWidth = 2.5;
+      ctx.strokeStyle = "#1a1a1a";
+      ctx.stroke();
+    }
+  }
+
+  function drawPoints(set, stroke) {
+    const r = Math.max(2.5, canvas.width / 110);
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = stroke;
+    for (let k = 0; k < set.x.length; k++) {
+      const [x1, x2] = set.x[k];
+      ctx.beginPath();
+      ctx.arc(toPx(x1), toPy(x2), r, 0, 2 * Math.PI);
+      ctx.fillStyle = problem === "classification" ? css(CLASS_COLORS[set.y[k] % CLASS_COLORS.length]) : css(diverging(set.y[k]));
+      ctx.fill();
+      ctx.stroke();
+    }
+  }
+
+  canvas.addEventListener("click", (ev) => {
+    const r = canvas.getBoundingClientRect();
+    const x1 = ((ev.clientX - r.left) / r.width) * 2 * PLANE - PLANE;
+    const x2 = PLANE - ((ev.clientY - r.top) / r.height) * 2 * PLANE;
+    onClickPoint?.([x1, x2], ev);
+  });
+  showTest?.addEventListener("change", draw);
+  discretize?.addEventListener("change", () => { background(); draw(); });
+
+  return {
+    setData(d, p, k) { data = d; problem = p; classes = k; draw(); },
+    update(frame, decoded) {
+      problem = frame.problem;
+      probe = frame.probe?.x?.length === 2 ? frame.probe.x : null;
+      if (decoded) { heat = decoded; background(); }
+      draw();
+    },
+    reset() { heat = null; lastBackground = null; data = null; draw(); },
+  };
+}
+
+const tints = new Map();
+function tintLut(color) {
+  const key = color.join();
+  if (!tints.has(key)) {
+    const lut = new Uint32Array(256);
+    for (let b = 0; b < 256; b++) {
+      const s = 0.08 + 0.55 * (b / 255); // never fully saturated: points must stand out
+      const [r, g, bl] = NEUTRAL.map((v, i) => Math.round(v + (color[i] - v) * s));
+      lut[b] = ((255 << 24) | (bl << 16) | (g << 8) | r) >>> 0;
+    }
+    tints.set(key, lut);
+  }
+  return tints.get(key);
+}

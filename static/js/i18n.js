@@ -1,0 +1,14 @@
+// Messages of the page's language, embedded by the server as JSON (#messages).
+const messages = JSON.parse(document.getElementById("messages")?.textContent || "{}");
+
+export function t(key, vars = {}) {
+  const text = messages[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
+}
+
+export const lang = document.body.dataset.lang || "en";
+
+export function formatNumber(x, digits = 3) {
+  if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+  return x.toFixed(digits);
+}

@@ -1,0 +1,71 @@
+// Train and test loss over epochs. The history arrives once per stream ("history" event)
+// and grows by one point per frame; it is thinned like the server's to stay bounded.
+import { formatNumber, t } from "./i18n.js";
+
+const MAX_POINTS = 2000;
+const COLORS = { train: "#8a8f98", test: "#1f2933" };
+
+export function createLossChart(canvas, tip) {
+  const ctx = canvas.getContext("2d");
+  let points = []; // [epoch, train, test]
+
+  function add(epoch, train, test) {
+    const last = points[points.length - 1];
+    if (last && epoch < last[0]) points = []; // reset: start over
+    if (last && last[0] === epoch) points[points.length - 1] = [epoch, train, test];
+    else points.push([epoch, train, test]);
+    if (points.length > MAX_POINTS) {
+      const half = points.length >> 1;
+      points = points.slice(0, half).filter((_, k) => k % 2 === 0).concat(points.slice(half));
+    }
+  }
+
+  function scales() {
+    const e0 = points[0]?.[0] ?? 0, e1 = Math.max(e0 + 1, points[points.length - 1]?.[0] ?? 1);
+    let top = 0;
+    for (const [, a, b] of points) top = Math.max(top, a ?? 0, b ?? 0);
+    top = top || 1;
+    const W = canvas.width, H = canvas.height, pad = 4;
+    return {
+      x: (e) => pad + ((e - e0) / (e1 - e0)) * (W - 2 * pad),
+      y: (v) => H - pad - (Math.min(v, top) / top) * (H - 2 * pad),
+      epochAt: (px) => e0 + ((px - pad) / (W - 2 * pad)) * (e1 - e0),
+    };
+  }
+
+  function draw() {
+    const { width: W, height: H } = canvas;
+    ctx.clearRect(0, 0, W, H);
+    if (points.length < 2) return;
+    const s = scales();
+    for (const [key, col] of [["train", 1], ["test", 2]]) {
+      ctx.beginPath();
+      let started = false;
+      for (const p of points) {
+        if (p[col] === null || p[col] === undefined) continue;
+        const X = s.x(p[0]), Y = s.y(p[col]);
+        if (started) ctx.lineTo(X, Y); else { ctx.moveTo(X, Y); started = true; }
+      }
+      ctx.strokeStyle = COLORS[key];
+      ctx.lineWidth = key === "test" ? 2 : 1.5;
+      ctx.stroke();
+    }
+  }
+
+  canvas.addEventListener("mousemove", (ev) => {
+    if (points.length < 2 || !tip) return;
+    const r = canvas.getBoundingClientRect();
+    const epoch = scales().epochAt(((ev.clientX - r.left) / r.width) * canvas.width);
+    let best = points[0];
+    for (const p of points) if (Math.abs(p[0] - epoch) < Math.abs(best[0] - epoch)) best = p;
+    tip.textContent = t("output.chart_tip", { epoch: best[0], train: formatNumber(best[1], 4), test: formatNumber(best[2], 4) });
+    tip.hidden = false;
+  });
+  canvas.addEventListener("mouseleave", () => { if (tip) tip.hidden = true; });
+
+  return {
+    setHistory(rows) { points = rows.map((r) => [...r]); draw(); },
+    update(frame) { add(frame.epoch, frame.loss.train, frame.loss.test); draw(); },
+    reset() { points = []; draw(); },
+  };
+}

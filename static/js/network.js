@@ -1,0 +1,159 @@
+// The network drawing: binds to the server-rendered #network SVG and recolours it in
+// place for each frame. A structure change replaces the SVG (htmx swap); the owner then
+// makes a new view with createNetworkView(). No state outside the returned object.
+import { DIVERGING_LUT, classLut, css, CLASS_COLORS, diverging, divergingCss } from "./colors.js";
+import { paintMap } from "./heatmap.js";
+import { formatNumber, t } from "./i18n.js";
+
+const MAX_LINK_WIDTH = 7;
+
+export function createNetworkView(root) {
+  const svg = root.querySelector("svg");
+  const plane = root.dataset.plane === "1";
+  const problem = root.dataset.problem;
+  // nodes[l][j] for active neurons; input features are keyed by their active index.
+  const nodes = [];
+  for (const g of root.querySelectorAll("g.node")) {
+    const l = +g.dataset.l, j = +g.dataset.j;
+    if (j < 0) continue;
+    (nodes[l] ||= [])[j] = {
+      g,
+      thumb: g.querySelector("canvas.thumb"),
+      dot: g.querySelector("circle.dot"),
+      value: g.querySelector(".node-val"),
+      bar: g.querySelector(".prob-bar"),
+    };
+  }
+  const links = [...root.querySelectorAll("path.link")].map((el) => ({ el, l: +el.dataset.l, i: +el.dataset.i, j: +el.dataset.j }));
+  const matrices = [...root.querySelectorAll("canvas.wmatrix")];
+  const cells = [...root.querySelectorAll("canvas.cells")];
+  const digit = root.querySelector("canvas.digit");
+  const lossValue = root.querySelector("#loss-layer-value");
+  const tip = root.querySelector(".net-tip");
+  let frame = null;
+
+  // Output neuron frames take their class colour once.
+  const outLayer = nodes.length - 1;
+  if (problem === "classification" && nodes[outLayer]) {
+    nodes[outLayer].forEach((n, k) => {
+      const c = css(CLASS_COLORS[k % CLASS_COLORS.length]);
+      n.g.querySelector("rect.frame, circle.dot")?.setAttribute("stroke", c);
+      n.bar?.setAttribute("fill", c);
+    });
+  }
+
+  function weightAt(layer, i, j) {
+    if (layer.weights) return layer.weights[i][j];
+    const q = layer.weights_q;
+    if (!q) return null;
+    q._bytes ||= Int8Array.from(atob(q.data), (ch) => (ch.charCodeAt(0) << 24) >> 24);
+    return (q._bytes[i * q.shape[1] + j] / 127) * q.scale;
+  }
+
+  function update(f, heat) {
+    frame = f;
+    const layers = f.layers;
+    // Neurons: thumbnails (2-D data), or colour and value for the probe input.
+    layers.forEach((layer, l) => {
+      const isOut = l === layers.length - 1;
+      const acts = layer.activations;
+      const maxAbs = Math.max(1, ...acts.map((a) => Math.abs(a ?? 0)));
+      (nodes[l] || []).forEach((n, j) => {
+        if (!n) return;
+        const a = acts[j];
+        if (plane && heat && n.thumb) {
+          const lut = isOut && problem === "classification" ? classLut(j) : DIVERGING_LUT;
+          paintMap(n.thumb, heat.thumbs[l][j], heat.thumb, lut);
+        }
+        if (n.dot) n.dot.setAttribute("fill", isOut && problem === "classification" ? css(CLASS_COLORS[j % CLASS_COLORS.length], 0.15 + 0.85 * (a ?? 0)) : css(diverging((a ?? 0) / maxAbs)));
+        if (n.value) n.value.textContent = formatNumber(a, 2);
+        if (n.bar) n.bar.setAttribute("width", String(44 * Math.max(0, Math.min(1, a ?? 0))));
+      });
+    });
+    // Links: colour = sign, width = |w|.
+    for (const k of links) {
+      const layer = layers[k.l + 1];
+      if (!layer) continue;
+      const w = weightAt(layer, k.i, k.j) ?? 0;
+      k.el.setAttribute("stroke", divergingCss(w));
+      k.el.setAttribute("stroke-width", (0.5 + Math.min(Math.abs(w), 4) / 4 * MAX_LINK_WIDTH).toFixed(2));
+    }
+    for (const canvas of matrices) paintMatrix(canvas, layers[+canvas.dataset.l + 1]);
+    for (const canvas of cells) paintCells(canvas, layers[+canvas.dataset.l]);
+    if (digit) paintDigit(digit, layers[0].activations);
+    if (lossValue) lossValue.textContent = formatNumber(f.loss.train, 3);
+  }
+
+  function paintMatrix(canvas, layer) {
+    if (!layer) return;
+    const rows = canvas.height, cols = canvas.width;
+    let max = 0;
+    const values = new Float32Array(rows * cols);
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) {
+      const w = weightAt(layer, i, j) ?? 0;
+      values[i * cols + j] = w;
+      max = Math.max(max, Math.abs(w));
+    }
+    const bytes = new Uint8Array(rows * cols);
+    for (let k = 0; k < bytes.length; k++) bytes[k] = Math.round((values[k] / (max || 1) + 1) * 127.5);
+    paintRect(canvas, bytes, cols, rows, DIVERGING_LUT);
+  }
+
+  function paintCells(canvas, layer) {
+    if (!layer) return;
+    const acts = layer.activations.map((a) => a ?? 0);
+    const max = Math.max(1e-9, ...acts.map(Math.abs));
+    const bytes = Uint8Array.from(acts, (a) => Math.round((a / max + 1) * 127.5));
+    paintRect(canvas, bytes, 1, acts.length, DIVERGING_LUT);
+  }
+
+  function paintDigit(canvas, pixels) {
+    const bytes = Uint8Array.from(pixels, (p) => Math.round(255 - 255 * Math.max(0, Math.min(1, p ?? 0))));
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(8, 8);
+    for (let k = 0; k < 64; k++) img.data.set([bytes[k], bytes[k], bytes[k], 255], k * 4);
+    ctx.putImageData(img, 0, 0);
+  }
+
+  // Hover: the live value of a link, a weight-matrix cell or a compact cell.
+  function showTip(ev, text) {
+    tip.textContent = text;
+    tip.hidden = false;
+    const box = root.getBoundingClientRect();
+    tip.style.left = `${ev.clientX - box.left + 12}px`;
+    tip.style.top = `${ev.clientY - box.top + 12}px`;
+  }
+  svg.addEventListener("mousemove", (ev) => {
+    if (!frame) return;
+    const el = ev.target;
+    if (el.matches?.("path.link")) {
+      const l = +el.dataset.l, i = +el.dataset.i, j = +el.dataset.j;
+      const w = weightAt(frame.layers[l + 1], i, j);
+      showTip(ev, t("net.weight_tip", { value: formatNumber(w, 4), from: i + 1, to: j + 1 }));
+    } else if (el.matches?.("canvas.wmatrix")) {
+      const r = el.getBoundingClientRect();
+      const j = Math.floor(((ev.clientX - r.left) / r.width) * el.width);
+      const i = Math.floor(((ev.clientY - r.top) / r.height) * el.height);
+      const w = weightAt(frame.layers[+el.dataset.l + 1], i, j);
+      showTip(ev, t("net.weight_tip", { value: formatNumber(w, 4), from: i + 1, to: j + 1 }));
+    } else if (el.matches?.("canvas.cells")) {
+      const r = el.getBoundingClientRect();
+      const j = Math.floor(((ev.clientY - r.top) / r.height) * el.height);
+      const a = frame.layers[+el.dataset.l]?.activations[j];
+      showTip(ev, t("net.neuron_tip", { n: j + 1, value: formatNumber(a, 4) }));
+    } else {
+      tip.hidden = true;
+    }
+  });
+  svg.addEventListener("mouseleave", () => (tip.hidden = true));
+
+  return { root, update, structure: +root.dataset.structure, get frame() { return frame; } };
+}
+
+function paintRect(canvas, bytes, w, h, lut) {
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(w, h);
+  const px = new Uint32Array(img.data.buffer);
+  for (let k = 0; k < px.length; k++) px[k] = lut[bytes[k]];
+  ctx.putImageData(img, 0, 0);
+}

@@ -1,0 +1,163 @@
+// Entry point of the playground page: opens the session, wires the controls, and hands
+// every frame from the stream to the views (network, output plot, loss chart, numbers).
+import { createBoundaryView } from "./boundary.js";
+import { t } from "./i18n.js";
+import { createLossChart } from "./losschart.js";
+import { createNetworkView } from "./network.js";
+import { createNumbers } from "./numbers.js";
+import { api, openSession, wireHtmx } from "./session.js";
+import { connectStream } from "./stream.js";
+
+const $ = (sel) => document.querySelector(sel);
+const workspace = $("#workspace");
+
+function toast(message, kind = "error") {
+  const el = $("#toast");
+  el.textContent = message;
+  el.dataset.kind = kind;
+  el.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => (el.hidden = true), 6000);
+}
+
+function updateTransport(status) {
+  const btn = $("#btn-play");
+  if (!btn) return;
+  const running = status === "running";
+  btn.dataset.state = running ? "running" : "paused";
+  const label = btn.querySelector(".label");
+  label.textContent = running ? label.dataset.pause : label.dataset.play;
+  btn.setAttribute("aria-pressed", running ? "true" : "false");
+  const banner = $("#diverged");
+  if (banner) banner.hidden = status !== "diverged";
+}
+
+// Slider captions show the value as it moves; the request goes on release (change).
+function wireSliders() {
+  for (const input of document.querySelectorAll(".slider input[type=range]")) {
+    const out = input.closest("label").querySelector("output");
+    const show = () => {
+      const unit = input.dataset.unit;
+      out.textContent = unit === "%" ? `${Math.round(input.value * 100)}%` : input.value;
+    };
+    input.addEventListener("input", show);
+    show();
+  }
+}
+
+function wireKeyboard() {
+  document.addEventListener("keydown", (ev) => {
+    const tag = ev.target.tagName;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ["INPUT", "SELECT", "TEXTAREA"].includes(tag)) return;
+    // SVG buttons (input features) act on Enter and Space like HTML buttons.
+    if ((ev.key === "Enter" || ev.key === " ") && ev.target.getAttribute?.("role") === "button" && tag !== "BUTTON") {
+      ev.preventDefault();
+      ev.target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+      return;
+    }
+    if (tag === "BUTTON" && (ev.key === " " || ev.key === "Enter")) return; // the button's own action
+    const shortcuts = { " ": "#btn-play", ArrowRight: "#btn-step", r: "#btn-reset", R: "#btn-reset" };
+    const target = shortcuts[ev.key];
+    if (target) {
+      ev.preventDefault();
+      $(target)?.click();
+    }
+  });
+}
+
+async function main() {
+  wireSliders();
+  wireKeyboard();
+  let session;
+  try {
+    session = await openSession(workspace);
+  } catch (err) {
+    toast(t("error.create", { message: err.message }));
+    return;
+  }
+  wireHtmx(session);
+
+  let network = createNetworkView($("#network"));
+  const numbers = createNumbers();
+  const chart = createLossChart($("#loss-chart"), $("#chart-tip"));
+  const boundary = createBoundaryView($("#boundary"), {
+    showTest: $("#show-test"),
+    discretize: $("#discretize"),
+    onClickPoint: (x) => api(session, "/probe", { method: "PUT", body: { x } }).catch((e) => toast(e.message)),
+  });
+  let dataStructure = -1;
+
+  async function refreshData(structure) {
+    if (structure === dataStructure) return;
+    dataStructure = structure;
+    const res = await fetch(`/api/sessions/${session.id}/data`);
+    if (!res.ok) return;
+    const net = $("#network");
+    const data = await res.json();
+    const plot = $(".plot");
+    const plane = net.dataset.plane === "1";
+    plot.hidden = !plane;
+    if (plane) boundary.setData(data, net.dataset.problem, +net.dataset.classes);
+  }
+
+  async function refreshNetwork() {
+    const res = await fetch(`/ui/sessions/${session.id}/network`, { headers: { "X-Lang": document.body.dataset.lang } });
+    if (!res.ok) return;
+    const holder = document.createElement("div");
+    holder.innerHTML = await res.text();
+    $("#network").replaceWith(holder.firstElementChild);
+    htmx.process($("#network"));
+    network = createNetworkView($("#network"));
+  }
+
+  document.body.addEventListener("htmx:afterSwap", (ev) => {
+    if (ev.detail.target.id === "network" || ev.detail.elt?.id === "network") {
+      network = createNetworkView($("#network"));
+      if (network.frame) network.update(network.frame, null);
+    }
+  });
+  document.body.addEventListener("htmx:responseError", (ev) => {
+    let message = ev.detail.xhr.statusText;
+    try { message = JSON.parse(ev.detail.xhr.responseText).message || message; } catch {}
+    toast(message);
+  });
+  document.body.addEventListener("htmx:sendError", () => toast(t("error.network")));
+
+  // Language links keep the session: same URL, other language.
+  for (const a of document.querySelectorAll("[data-lang-switch]")) {
+    a.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      const url = new URL(location.href);
+      url.searchParams.set("lang", a.dataset.langSwitch);
+      location.href = url.toString();
+    });
+  }
+  $("#f-preset")?.addEventListener("change", (ev) => {
+    if (!ev.target.value) return;
+    const url = new URL(location.origin + "/");
+    url.searchParams.set("preset", ev.target.value);
+    url.searchParams.set("lang", document.body.dataset.lang);
+    location.href = url.toString();
+  });
+
+  connectStream(session.id, {
+    fps: 30,
+    onHistory: (rows) => chart.setHistory(rows),
+    onFrame: (frame, heat) => {
+      if (frame.structure > network.structure) {
+        refreshNetwork(); // changed elsewhere (another tab, the API): redraw, then follow
+      } else if (frame.structure === network.structure) {
+        network.update(frame, heat);
+      }
+      refreshData(frame.structure);
+      numbers.update(frame);
+      chart.update(frame);
+      boundary.update(frame, heat);
+      updateTransport(frame.status);
+    },
+    onClosed: (info) => toast(t("error.closed", { reason: info.reason })),
+    onError: () => toast(t("error.stream")),
+  });
+}
+
+main();

@@ -1,0 +1,43 @@
+// The page's own session: created on load through the API (POST /ui/sessions, which takes
+// the page's query string), or reopened after a reload or a language switch from the
+// ?session= parameter and the token kept in sessionStorage. The token never goes into a URL.
+const key = (sid) => `mlp:token:${sid}`;
+
+export async function openSession(workspace) {
+  const url = new URL(location.href);
+  const existing = workspace.dataset.session || url.searchParams.get("session");
+  if (existing && sessionStorage.getItem(key(existing))) {
+    return { id: existing, token: sessionStorage.getItem(key(existing)), reopened: true };
+  }
+  const body = new URLSearchParams(workspace.dataset.query || url.search.slice(1));
+  for (const name of ["session", "lang", "present", "debug", "autoplay", "hide"]) body.delete(name);
+  if (url.searchParams.get("preset")) body.set("preset", url.searchParams.get("preset"));
+  const res = await fetch("/ui/sessions", { method: "POST", body });
+  const json = await res.json();
+  if (!res.ok) throw new Error(json.message || res.statusText);
+  sessionStorage.setItem(key(json.id), json.control_token);
+  url.searchParams.set("session", json.id);
+  url.searchParams.delete("preset");
+  history.replaceState(null, "", url);
+  return { id: json.id, token: json.control_token, reopened: false };
+}
+
+// Every htmx request of this page: fill the session id into the path and add the token.
+export function wireHtmx(session) {
+  document.body.addEventListener("htmx:configRequest", (ev) => {
+    ev.detail.path = ev.detail.path.replace("{sid}", encodeURIComponent(session.id));
+    ev.detail.headers["Authorization"] = `Bearer ${session.token}`;
+    ev.detail.headers["X-Lang"] = document.body.dataset.lang;
+  });
+}
+
+export async function api(session, path, { method = "POST", body } = {}) {
+  const res = await fetch(`/api/sessions/${encodeURIComponent(session.id)}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${session.token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = res.status === 204 ? null : await res.json();
+  if (!res.ok) throw new Error(json?.message || res.statusText);
+  return json;
+}
