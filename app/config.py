@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.data import DATASETS
@@ -171,9 +171,13 @@ def resolve(base: SessionConfig | None, change: ConfigFields, settings: Settings
         merged = base.model_dump() | given
     dataset_changed = "dataset" in given and (base is None or given["dataset"] != base.dataset)
     name = merged.get("dataset", "circle")
-    if name == "custom" and (base is None or base.dataset != "custom"):
-        raise FieldError("dataset", "'custom' data comes from an upload or edited points, not from a config")
-    if name != "custom":
+    if name == "custom":
+        if base is None or base.dataset != "custom":
+            raise FieldError("dataset", "'custom' data comes from an upload or edited points, not from a config")
+        for fixed in ("problem", "classes", "n_points"):
+            if fixed in given and given[fixed] != getattr(base, fixed):
+                raise FieldError(fixed, "this follows from your uploaded or edited data")
+    else:
         spec = DATASETS[name]
         if "problem" in given and given["problem"] != spec.problem:
             raise FieldError("problem", f"dataset {name!r} is a {spec.problem} problem")
@@ -256,19 +260,24 @@ def fields_from_strings(params, *, ignore_unknown: bool) -> ConfigFields:
 
 
 def validate_fields(data: dict) -> ConfigFields:
-    from pydantic import ValidationError
+    return validate_model(ConfigFields, data)
 
+
+def validate_model(model: type[BaseModel], data: dict):
+    """model.model_validate(data), with the first problem raised as a FieldError naming the field."""
     try:
-        return ConfigFields.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "config"
+        field = ".".join(str(p) for p in err["loc"]) or "body"
         raise FieldError(field, err["msg"])
 
 
 def to_query(cfg: SessionConfig) -> dict[str, str]:
     """The config as page-URL parameters: opening that URL rebuilds the same session."""
-    q = {k: str(v) for k, v in cfg.model_dump(exclude={"hidden_layers", "features", "data_seed"}).items()}
+    # problem follows from the dataset, and regression has no class count: leave both out.
+    skip = {"hidden_layers", "features", "data_seed", "problem"} | ({"classes"} if cfg.problem == "regression" else set())
+    q = {k: str(v) for k, v in cfg.model_dump(exclude=skip).items()}
     q["hidden"] = ",".join(f"{h.units}:{h.activation}" for h in cfg.hidden_layers)
     q["features"] = ",".join(cfg.features)
     if cfg.data_seed is not None:

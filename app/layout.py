@@ -19,9 +19,10 @@ from app.data.features import FEATURES, LABELS
 COMPACT_UNITS = 16
 TOP = 70.0  # room for the column titles above the nodes
 BODY = 400.0  # height of the node area
-BOTTOM = 64.0  # room for the labels under each column
+BOTTOM = 84.0  # room for the labels under each column (title, count, activation)
 COL_GAP = 150.0
 NODE = 34.0
+MIN_WIDTH = 800.0  # few columns are centred in this width instead of being blown up
 
 
 @dataclass
@@ -105,7 +106,7 @@ def build_layout(cfg: SessionConfig, dims: int | None = None) -> Layout:
                  for n, y in zip(names, ys)]
         columns.append(Column(0, "input", x, len(active), "input", nodes=nodes))
     else:
-        side = 150.0
+        side = 110.0
         columns.append(Column(0, "input", x, dims, "input", image=True, top=TOP + (BODY - side) / 2, height=side))
 
     for l, units in enumerate(hidden, start=1):
@@ -120,8 +121,19 @@ def build_layout(cfg: SessionConfig, dims: int | None = None) -> Layout:
     x += COL_GAP * 0.85
     columns.append(Column(-1, "loss", x, 1, "cross_entropy" if cfg.problem == "classification" else "mse"))
 
+    width = x + 80.0
+    if width < MIN_WIDTH:
+        _shift(columns, (MIN_WIDTH - width) / 2)
+        width = MIN_WIDTH
     links, matrices = _links(columns[:-1])
-    return Layout(x + 80.0, TOP + BODY + BOTTOM, columns, links, matrices, plane)
+    return Layout(width, TOP + BODY + BOTTOM, columns, links, matrices, plane)
+
+
+def _shift(columns: list[Column], dx: float) -> None:
+    for col in columns:
+        col.x += dx
+        for node in col.nodes:
+            node.x += dx
 
 
 def _unit_column(index: int, kind: str, x: float, units: int, activation: str, plane: bool) -> Column:
@@ -143,7 +155,8 @@ def _links(columns: list[Column]) -> tuple[list[Link], list[MatrixLink]]:
     links, matrices = [], []
     for l, (a, b) in enumerate(zip(columns[:-1], columns[1:])):
         if a.compact or b.compact or a.image:
-            x0, x1 = a.x + 18, b.x - 18
+            x0 = a.x + (a.height / 2 - 4 if a.image else 18)
+            x1 = b.x - (b.nodes[0].size / 2 + 4 if b.nodes else 18)
             matrices.append(MatrixLink(l, x0, TOP, x1 - x0, BODY, a.units, b.units))
             continue
         xa = a.x + (a.nodes[0].size / 2 if a.nodes else 0)

@@ -39,9 +39,24 @@ def _field_of(loc: tuple) -> str:
     return ".".join(parts) or "body"
 
 
+def wants_page(request: Request) -> bool:
+    """A browser opening a page (not the API or an htmx/fetch call) gets HTML errors."""
+    path = request.url.path
+    return (not path.startswith(("/api/", "/ui/", "/static/")) and "text/html" in request.headers.get("accept", "")
+            and "hx-request" not in request.headers)
+
+
+def error_page(request: Request, status: int, field: str, message: str):
+    from app.routes.pages import error_response
+
+    return error_response(request, status, field, message)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FieldError)
     async def field_error(request: Request, exc: FieldError):
+        if wants_page(request):
+            return error_page(request, exc.status, exc.field, exc.message)
         return JSONResponse(error_body(exc.field, exc.message), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
@@ -54,12 +69,16 @@ def install_error_handlers(app: FastAPI) -> None:
             field, message = "body", "the body is not valid JSON"
         detail = [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
                   for e in errors]
+        if wants_page(request):
+            return error_page(request, 422, field, message)
         return JSONResponse({"detail": detail, "field": field, "message": message}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         field = "path" if exc.status_code in (404, 405) else "request"
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if wants_page(request):
+            return error_page(request, exc.status_code, field, message)
         return JSONResponse(error_body(field, message), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 

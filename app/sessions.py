@@ -223,6 +223,8 @@ class SessionStore:
         result = await handle.worker.call(op, handle.id, **args)
         if isinstance(result, dict) and "status" in result:
             handle.status = result["status"]
+            if "config" in result:  # the worker's config is the truth (edits can change it)
+                handle.config = SessionConfig.model_validate(result["config"])
         return result
 
     async def configure(self, handle: SessionHandle, cfg: SessionConfig) -> dict:

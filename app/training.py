@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.config import SessionConfig
+from app.config import FieldError, SessionConfig
 from app.data import Dataset, make_dataset, split_train_test
 from app.data.features import expand
 from app.nn import LOSSES, MLP, OPTIMIZERS, output, penalty, scheduled_lr, train_epoch
@@ -145,8 +145,9 @@ class Session:
         with np.errstate(all="ignore"):  # a diverged model is reported, not raised
             z_out = self.model.forward(f)[0][-1]
             loss, _ = LOSSES[self.cfg.problem](z_out, y)
-        acc = float(np.mean(z_out.argmax(axis=1) == y)) if self.cfg.problem == "classification" else None
-        return loss, acc
+        if self.cfg.problem != "classification" or not np.isfinite(loss):
+            return loss, None  # no accuracy for a regression, nor for a diverged network
+        return loss, float(np.mean(z_out.argmax(axis=1) == y))
 
     def _record(self) -> None:
         if self.history and self.history[-1][0] == self.epoch:
@@ -194,15 +195,16 @@ class Session:
             return {}
         with np.errstate(all="ignore"):
             out = output(self.cfg.problem, self.model.forward(d.f_test)[0][-1])
-        if self.cfg.problem == "classification":
-            k = self.cfg.classes
-            pred = np.nan_to_num(out).argmax(axis=1)
-            confusion = np.bincount(d.test.y * k + pred, minlength=k * k).reshape(k, k)
-            return {"confusion": confusion.tolist()}
-        err = out[:, 0] - d.test.y
+            if self.cfg.problem == "classification":
+                k = self.cfg.classes
+                pred = np.nan_to_num(out).argmax(axis=1)
+                confusion = np.bincount(d.test.y * k + pred, minlength=k * k).reshape(k, k)
+                return {"confusion": confusion.tolist()}
+            err = out[:, 0] - d.test.y
+            sse = float(np.sum(err * err))
         ss_tot = float(np.sum((d.test.y - d.test.y.mean()) ** 2))
-        return {"rmse": float(np.sqrt(np.mean(err * err))),
-                "r2": 1.0 - float(np.sum(err * err)) / ss_tot if ss_tot > 0 else None}
+        return {"rmse": finite_or_none(np.sqrt(sse / len(err))),
+                "r2": finite_or_none(1.0 - sse / ss_tot) if ss_tot > 0 else None}
 
     def status_dict(self) -> dict:
         status = {"status": self.status, "epoch": self.epoch, "step": self.step,
@@ -229,18 +231,22 @@ class Session:
     # --- changes while it learns ---------------------------------------------------------
     DATA_FIELDS = frozenset({"dataset", "classes", "n_points", "noise", "train_fraction", "data_seed"})
 
-    def apply_config(self, new: SessionConfig) -> dict:
+    def apply_config(self, new: SessionConfig, *, data_changed: bool = False) -> dict:
         """Switch to `new`, rebuilding only what the change requires and keeping learned
-        weights wherever the shape allows. Returns what changed and what was rebuilt."""
+        weights wherever the shape allows. Returns what changed and what was rebuilt.
+        `data_changed` forces a data rebuild (the points were edited or uploaded)."""
         old, old_dims = self.cfg, self.dims
         changed = sorted(k for k in SessionConfig.model_fields if getattr(new, k) != getattr(old, k))
         result = {"changed": changed, "rebuilt": [], "reset": False, "applies_on_reset": []}
-        if not changed:
+        if not changed and not data_changed:
             return result
         self.cfg = new
         if "dataset" in changed and new.dataset != "custom":
             self.custom = None
-        if self.DATA_FIELDS.intersection(changed) or ("seed" in changed and new.data_seed is None):
+        if self.custom is not None and "train_fraction" in changed:
+            x, y, _ = self.custom
+            self.custom = (x, y, self._train_mask(len(y)))
+        if data_changed or self.DATA_FIELDS.intersection(changed) or ("seed" in changed and new.data_seed is None):
             self._build_data()
             result["rebuilt"].append("data")
         elif "features" in changed:
@@ -268,6 +274,60 @@ class Session:
             self.structure += 1
         self.evaluate()
         return result
+
+    # --- editing the data by hand --------------------------------------------------------
+    def _train_mask(self, n: int) -> np.ndarray:
+        """Which of n custom points are for training: a seeded split by train_fraction."""
+        rng = np.random.default_rng([self.cfg.effective_data_seed, 4])
+        n_train = min(n - 1, max(1, round(n * self.cfg.train_fraction)))
+        mask = np.zeros(n, dtype=bool)
+        mask[rng.permutation(n)[:n_train]] = True
+        return mask
+
+    def _points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.custom is not None:
+            return self.custom
+        d = self.data
+        is_train = np.r_[np.ones(len(d.train.y), bool), np.zeros(len(d.test.y), bool)]
+        return np.vstack([d.train.X, d.test.X]), np.concatenate([d.train.y, d.test.y]), is_train
+
+    def _use_points(self, x: np.ndarray, y: np.ndarray, is_train: np.ndarray, **cfg_update) -> dict:
+        self.custom = (x, y, is_train)
+        new = self.cfg.model_copy(update={"dataset": "custom", "n_points": len(y), **cfg_update})
+        return self.apply_config(new, data_changed=True)
+
+    def add_point(self, x: np.ndarray, label: float) -> dict:
+        """Add one training point (a class index, or a target for regression)."""
+        if self.dims != 2:
+            raise FieldError("x", "points can be added to 2-D data only")
+        if self.cfg.problem == "classification":
+            if not float(label).is_integer() or not 0 <= label < self.cfg.classes:
+                raise FieldError("label", f"label must be a class 0 … {self.cfg.classes - 1}")
+            label = int(label)
+        elif not -1.0 <= label <= 1.0:
+            raise FieldError("label", "a regression target must be between −1 and 1")
+        px, py, is_train = self._points()
+        return self._use_points(np.vstack([px, np.asarray(x, float)[None, :]]),
+                                np.append(py, np.asarray(label, dtype=py.dtype)), np.append(is_train, True))
+
+    def remove_nearest(self, x: np.ndarray) -> dict:
+        """Remove the data point nearest to x (at least 4 points and one test point stay)."""
+        if self.dims != 2:
+            raise FieldError("x", "points can be removed from 2-D data only")
+        px, py, is_train = self._points()
+        if len(py) <= 4:
+            raise FieldError("x", "keep at least 4 points")
+        i = int(np.argmin(np.sum((px - np.asarray(x, float)) ** 2, axis=1)))
+        keep = np.arange(len(py)) != i
+        if not is_train[keep].any() or is_train[keep].all():
+            raise FieldError("x", "keep at least one training point and one test point")
+        return self._use_points(px[keep], py[keep], is_train[keep])
+
+    def load_points(self, x: np.ndarray, y: np.ndarray, problem: str, classes: int) -> dict:
+        """Replace the data with uploaded points, split by train_fraction."""
+        self.custom = None
+        mask = self._train_mask(len(y))
+        return self._use_points(x, y, mask, problem=problem, classes=classes)
 
     def _reshape(self, old: SessionConfig) -> None:
         """Resize the network to the config, keeping every weight that still has a place.

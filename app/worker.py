@@ -150,6 +150,22 @@ class Worker:
         slot.session.evaluate()
         return self._changed(sid)
 
+    def op_points(self, sid, add: list[float] | None = None, label: float | None = None,
+                  remove: list[float] | None = None):
+        """Add a point (x, label) or remove the point nearest to `remove`."""
+        s = self.slots[sid].session
+        if add is not None:
+            result = s.add_point(np.asarray(add, dtype=float), float(label if label is not None else 0))
+        else:
+            result = s.remove_nearest(np.asarray(remove, dtype=float))
+        return {**self._changed(sid), **result}
+
+    def op_upload(self, sid, x: list, y: list, problem: str, classes: int):
+        s = self.slots[sid].session
+        dtype = np.int64 if problem == "classification" else np.float64
+        result = s.load_points(np.asarray(x, dtype=float), np.asarray(y, dtype=dtype), problem, classes)
+        return {**self._changed(sid), **result}
+
     def op_export(self, sid):
         """Everything a snapshot needs: config, weights, counters and loss history."""
         return export_state(self.slots[sid].session)

@@ -9,6 +9,7 @@ menus and the engine all read it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import Callable
 
 import numpy as np
@@ -41,7 +42,7 @@ def _softplus(z: Array) -> Array:
 
 LEAKY_SLOPE = 0.01
 ELU_ALPHA = 1.0
-_GELU_C = np.sqrt(2.0 / np.pi)  # tanh approximation of GELU (Hendrycks & Gimpel)
+_GELU_C = math.sqrt(2.0 / math.pi)  # a Python float, so float32 inputs stay float32
 
 
 def _gelu(z: Array) -> Array:
@@ -70,7 +71,7 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation(
             "leaky_relu",
             lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
-            lambda z, a: np.where(z > 0, 1.0, LEAKY_SLOPE),
+            lambda z, a: np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype),
             "max(0.01z, z)",
         ),
         Activation(

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, File, Path, Request, Response, UploadFil
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from app.config import ConfigFields, CreateBody, FieldError, Settings, get_settings, resolve
+from app.data import CsvError, parse_csv
 from app.sessions import SessionHandle, SessionStore
 
 router = APIRouter(prefix="/api", tags=["sessions"])
@@ -144,3 +145,43 @@ async def regenerate(handle: SessionHandle = Depends(controlled), store: Session
         raise FieldError("dataset", "uploaded or edited data cannot be regenerated; choose a dataset first", 409)
     cfg = resolve(handle.config, ConfigFields(data_seed=secrets.randbelow(2**31)), settings)
     return status_body(handle, await store.configure(handle, cfg))
+
+
+class PointBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    x: list[Annotated[float, Field(allow_inf_nan=False, ge=-6.0, le=6.0)]] = Field(min_length=2, max_length=2)
+    label: float = Field(0, allow_inf_nan=False, description="class index, or target in [−1, 1] for regression")
+
+
+@router.post("/sessions/{sid}/points")
+async def add_point(body: PointBody, handle: SessionHandle = Depends(controlled),
+                    store: SessionStore = Depends(get_store)):
+    """Add a training point; the data becomes "custom" (your data)."""
+    return status_body(handle, await store.call(handle, "points", add=body.x, label=body.label))
+
+
+class NearBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    x: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(min_length=2, max_length=2)
+
+
+@router.post("/sessions/{sid}/points/remove")
+async def remove_point(body: NearBody, handle: SessionHandle = Depends(controlled),
+                       store: SessionStore = Depends(get_store)):
+    """Remove the data point nearest to x."""
+    return status_body(handle, await store.call(handle, "points", remove=body.x))
+
+
+@router.post("/sessions/{sid}/upload")
+async def upload_csv(file: UploadFile = File(description="CSV: x1,x2,label or x1,x2,target"),
+                     handle: SessionHandle = Depends(controlled), store: SessionStore = Depends(get_store),
+                     settings: Settings = Depends(get_settings)):
+    """Replace the data with a CSV upload. A bad file gets 422 naming the line."""
+    raw = await file.read(settings.max_upload_bytes + 1)
+    try:
+        ds = parse_csv(raw, max_bytes=settings.max_upload_bytes, max_rows=settings.max_upload_rows)
+    except CsvError as e:
+        raise FieldError("file" if e.line is None else f"file.line.{e.line}", str(e))
+    result = await store.call(handle, "upload", x=ds.X.tolist(), y=ds.y.tolist(), problem=ds.problem,
+                              classes=ds.classes)
+    return status_body(handle, result)

@@ -11,18 +11,18 @@ import json
 from pathlib import Path
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app.config import (ConfigFields, FieldError, SessionConfig, Settings, fields_from_strings, get_settings,
-                        resolve, to_query, validate_fields)
+                        resolve, to_query, validate_fields, validate_model)
 from app.data import DATASETS
 from app.data.features import FEATURES
 from app.i18n import catalog, pick_language, translator
 from app.layout import build_layout
-from app.nn import HIDDEN_ACTIVATIONS, OPTIMIZERS
-from app.routes.api import SessionId, controlled, get_store, regenerate
+from app.nn import HIDDEN_ACTIVATIONS, INITS, OPTIMIZERS, REGULARIZATIONS, SCHEDULES
+from app.routes.api import NearBody, PointBody, SessionId, controlled, get_store, regenerate, upload_csv
 from app.sessions import SessionHandle, SessionStore
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -31,6 +31,7 @@ templates = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "tem
 LEARNING_RATES = [0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10]
 REG_RATES = [0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10]
 SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+BATCH_SIZES = [1, 2, 5, 10, 16, 32, 64, 128, 256]
 PRESETS = {
     "default": {"dataset": "circle", "hidden": "4:tanh,2:tanh", "learning_rate": "0.03", "optimizer": "sgd",
                 "features": "x1,x2", "batch_size": "10"},
@@ -47,30 +48,51 @@ def _json_for_script(data) -> str:
     return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
 
 
-def page_context(request: Request, cfg: SessionConfig, settings: Settings, **extra) -> dict:
-    lang = pick_language(request.query_params.get("lang"), request.headers.get("accept-language"))
-    t = translator(lang)
+def request_language(request: Request) -> str:
+    # htmx and fetch calls say the page's language in X-Lang; pages use ?lang= or Accept-Language.
+    return pick_language(request.query_params.get("lang") or request.headers.get("x-lang"),
+                         request.headers.get("accept-language"))
+
+
+def control_choices(t, cfg: SessionConfig, settings: Settings) -> dict:
+    """Options of every select on the page, always including the current value."""
     spec = DATASETS.get(cfg.dataset)
-    lr_choices = sorted(set(LEARNING_RATES) | {cfg.learning_rate})
-    choices = {
-        "learning_rate": lr_choices,
+    batch = sorted(set(BATCH_SIZES) | {cfg.batch_size} - {settings.max_points})
+    return {
+        "learning_rate": sorted(set(LEARNING_RATES) | {cfg.learning_rate}),
+        "lr_schedule": [(k, t(f"sched.{k}")) for k in SCHEDULES],
         "optimizer": [(o, t(f"opt.{o}")) for o in OPTIMIZERS],
-        "regularization": [(r, t(f"reg.{r}")) for r in ("none", "l1", "l2")],
+        "regularization": [(r, t(f"reg.{r}")) for r in REGULARIZATIONS],
         "regularization_rate": sorted(set(REG_RATES) | {cfg.regularization_rate}),
+        "init": [(k, t(f"init.{k}")) for k in INITS],
         "epochs_per_frame": [(s, f"{s}×") for s in sorted(set(SPEEDS) | {cfg.epochs_per_frame})],
         "dataset": list(DATASETS),
         "class_counts": list(spec.classes) if spec and len(spec.classes) > 1 else [],
-        "preset": [("", t("preset.choose"))] + [(p, t(f"preset.{p}")) for p in PRESETS],
+        "batch_size": [(b, str(b)) for b in batch] + [(settings.max_points, t("data.full_batch"))],
     }
-    return {"request": request, "t": t, "lang": lang, "cfg": cfg, "choices": choices,
-            "activations": HIDDEN_ACTIVATIONS, "limits": settings, "controls": True,
+
+
+def page_context(request: Request, cfg: SessionConfig, settings: Settings, **extra) -> dict:
+    lang = request_language(request)
+    t = translator(lang)
+    return {"request": request, "t": t, "lang": lang, "cfg": cfg, "choices": control_choices(t, cfg, settings),
+            "limits": settings, "controls": True,
             "messages_json": _json_for_script(catalog(lang)), "page_title": t("app.title"),
             "body_class": "", "entry": "playground", **extra}
 
 
 def network_context(cfg: SessionConfig, dims: int | None, structure: int) -> dict:
-    """What partials/_network.html needs besides cfg, t and limits."""
-    return {"layout": build_layout(cfg, dims), "structure": structure}
+    """What partials/_network.html needs besides cfg, t, limits and controls."""
+    return {"layout": build_layout(cfg, dims), "structure": structure, "activations": HIDDEN_ACTIVATIONS,
+            "presets": list(PRESETS)}
+
+
+def error_response(request: Request, status: int, field: str, message: str):
+    lang = pick_language(request.query_params.get("lang"), request.headers.get("accept-language"))
+    ctx = {"request": request, "t": translator(lang), "lang": lang, "status": status, "field": field,
+           "message": message, "messages_json": _json_for_script(catalog(lang)),
+           "page_title": translator(lang)("page.error_title"), "body_class": "error", "entry": "page"}
+    return templates.TemplateResponse(request, "error.html", ctx, status_code=status)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -130,24 +152,43 @@ async def ui_network(sid: SessionId, request: Request, controls: bool = True,
 
 
 def _network(request: Request, handle: SessionHandle, status: dict, settings: Settings, controls: bool = True):
-    lang = pick_language(request.query_params.get("lang") or request.headers.get("x-lang"),
-                         request.headers.get("accept-language"))
-    ctx = {"request": request, "t": translator(lang), "limits": settings, "controls": controls,
-           "activations": HIDDEN_ACTIVATIONS, "cfg": handle.config,
+    return HTMLResponse(_render_network(request, handle, status, settings, controls))
+
+
+def _render_network(request: Request, handle: SessionHandle, status: dict, settings: Settings,
+                    controls: bool = True, oob: bool = False) -> str:
+    ctx = {"request": request, "t": translator(request_language(request)), "limits": settings,
+           "controls": controls, "cfg": handle.config, "oob": oob,
            **network_context(handle.config, status.get("dims"), status.get("structure", 0))}
-    return templates.TemplateResponse(request, "partials/_network.html", ctx)
+    return templates.get_template("partials/_network.html").render(ctx)
+
+
+def _render_panels(request: Request, handle: SessionHandle, settings: Settings) -> str:
+    """The top-bar settings and the data panel, as out-of-band swaps: after any change they
+    show the session's real config (a dataset's class counts, a lowered learning rate…)."""
+    t = translator(request_language(request))
+    ctx = {"request": request, "t": t, "cfg": handle.config, "limits": settings, "oob": True,
+           "choices": control_choices(t, handle.config, settings)}
+    return "".join(templates.get_template(f"partials/{name}.html").render(ctx) for name in ("_hyper", "_data_panel"))
+
+
+def controls_response(request: Request, handle: SessionHandle, settings: Settings, result: dict,
+                      *, network: bool) -> HTMLResponse:
+    """The answer to an htmx control: the network partial (when asked or reshaped) plus the panels."""
+    body = _render_panels(request, handle, settings)
+    if network:  # the request targets #network
+        body = _render_network(request, handle, result, settings) + body
+    elif result.get("rebuilt"):  # a config change reshaped it: swap it out of band
+        body = _render_network(request, handle, result, settings, oob=True) + body
+    trigger = {"mlp:config": {"changed": result.get("changed", []), "rebuilt": result.get("rebuilt", [])}}
+    return HTMLResponse(body, headers={"HX-Trigger": json.dumps(trigger)})
 
 
 async def _apply(request: Request, handle: SessionHandle, store: SessionStore, settings: Settings,
                  change: ConfigFields, *, always_render: bool = False):
     cfg = resolve(handle.config, change, settings)
     result = await store.configure(handle, cfg)
-    if always_render or result.get("rebuilt") or "hidden_layers" in result.get("changed", []):
-        response = _network(request, handle, result, settings)
-        response.headers["HX-Trigger"] = json.dumps({"mlp:config": {"rebuilt": result.get("rebuilt", []),
-                                                                    "changed": result.get("changed", [])}})
-        return response
-    return Response(status_code=204, headers={"HX-Trigger": json.dumps({"mlp:config": {"changed": result["changed"]}})})
+    return controls_response(request, handle, settings, result, network=always_render)
 
 
 @router.post("/ui/sessions/{sid}/config")
@@ -221,15 +262,45 @@ async def ui_transport(request: Request, handle: SessionHandle = Depends(control
 @router.post("/ui/sessions/{sid}/regenerate")
 async def ui_regenerate(request: Request, handle: SessionHandle = Depends(controlled),
                         store: SessionStore = Depends(get_store), settings: Settings = Depends(get_settings)):
-    await regenerate(handle, store, settings)
-    return Response(status_code=204, headers={"HX-Trigger": json.dumps({"mlp:config": {"rebuilt": ["data"]}})})
+    result = await regenerate(handle, store, settings)
+    return controls_response(request, handle, settings, result, network=False)
 
 
-@router.post("/ui/sessions/{sid}/recover", status_code=204)
+@router.post("/ui/sessions/{sid}/recover")
 async def ui_recover(request: Request, handle: SessionHandle = Depends(controlled),
                      store: SessionStore = Depends(get_store), settings: Settings = Depends(get_settings)):
     """After divergence: a learning rate ten times lower, then a reset."""
     lower = max(handle.config.learning_rate / 10, 1e-5)
-    await store.configure(handle, resolve(handle.config, ConfigFields(learning_rate=lower), settings))
+    result = await store.configure(handle, resolve(handle.config, ConfigFields(learning_rate=lower), settings))
     await store.call(handle, "reset")
-    return Response(status_code=204, headers={"HX-Trigger": json.dumps({"mlp:config": {"learning_rate": lower}})})
+    return controls_response(request, handle, settings, result, network=False)
+
+
+@router.post("/ui/sessions/{sid}/upload")
+async def ui_upload(request: Request, file: UploadFile = File(), handle: SessionHandle = Depends(controlled),
+                    store: SessionStore = Depends(get_store), settings: Settings = Depends(get_settings)):
+    result = await upload_csv(file, handle, store, settings)
+    return controls_response(request, handle, settings, result, network=True)
+
+
+@router.post("/ui/sessions/{sid}/points")
+async def ui_points(request: Request, handle: SessionHandle = Depends(controlled),
+                    store: SessionStore = Depends(get_store), settings: Settings = Depends(get_settings)):
+    """Clicks on the output plot: op=add (x1, x2, label) or op=remove (x1, x2)."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    x = [_float(form, "x1"), _float(form, "x2")]
+    if form.get("op") == "add":
+        body = validate_model(PointBody, {"x": x, "label": _float(form, "label")})
+        result = await store.call(handle, "points", add=body.x, label=body.label)
+    elif form.get("op") == "remove":
+        result = await store.call(handle, "points", remove=validate_model(NearBody, {"x": x}).x)
+    else:
+        raise FieldError("op", "op must be add or remove")
+    return controls_response(request, handle, settings, result, network=False)
+
+
+def _float(form: dict, key: str) -> float:
+    try:
+        return float(form[key])
+    except (KeyError, ValueError):
+        raise FieldError(key, "must be a number")

@@ -10,6 +10,7 @@ export function createBoundaryView(canvas, { showTest, discretize, onClickPoint 
   const off = document.createElement("canvas"); // G×G background, scaled up when drawn
   let data = null, problem = "classification", heat = null, probe = null, classes = 2;
   let lastBackground = null;
+  let preview = null; // a neuron's map shown large while its thumbnail is hovered
 
   const toPx = (v) => ((v + PLANE) / (2 * PLANE)) * canvas.width;
   const toPy = (v) => ((PLANE - v) / (2 * PLANE)) * canvas.height;
@@ -37,7 +38,10 @@ export function createBoundaryView(canvas, { showTest, discretize, onClickPoint 
 
   function draw() {
     ctx.clearRect(0, 0, canvas.width, canvas.height);
-    if (lastBackground) {
+    if (preview) {
+      ctx.imageSmoothingEnabled = true;
+      ctx.drawImage(preview, 0, 0, canvas.width, canvas.height);
+    } else if (lastBackground) {
       ctx.imageSmoothingEnabled = true;
       ctx.drawImage(lastBackground, 0, 0, canvas.width, canvas.height);
     }
@@ -78,14 +82,17 @@ export function createBoundaryView(canvas, { showTest, discretize, onClickPoint 
   discretize?.addEventListener("change", () => { background(); draw(); });
 
   return {
-    setData(d, p, k) { data = d; problem = p; classes = k; draw(); },
+    setData(d) { data = d; draw(); },
     update(frame, decoded) {
       problem = frame.problem;
+      classes = frame.layers[frame.layers.length - 1].units; // output units = classes
       probe = frame.probe?.x?.length === 2 ? frame.probe.x : null;
       if (decoded) { heat = decoded; background(); }
       draw();
     },
     reset() { heat = null; lastBackground = null; data = null; draw(); },
+    // Show a neuron's heatmap (a small canvas) in place of the output, or null to go back.
+    preview(source) { preview = source; draw(); },
   };
 }
 

@@ -7,7 +7,10 @@ import { formatNumber, t } from "./i18n.js";
 
 const MAX_LINK_WIDTH = 7;
 
-export function createNetworkView(root) {
+// options.onPreview(canvas | null, label): a neuron's thumbnail is hovered (show it large).
+// options.onEditWeight({layer, i, j, value}): a link was clicked and a new value typed;
+//   i === null edits the bias of unit j. Without it the drawing is read-only (watch page).
+export function createNetworkView(root, options = {}) {
   const svg = root.querySelector("svg");
   const plane = root.dataset.plane === "1";
   const problem = root.dataset.problem;
@@ -136,6 +139,11 @@ export function createNetworkView(root) {
       const i = Math.floor(((ev.clientY - r.top) / r.height) * el.height);
       const w = weightAt(frame.layers[+el.dataset.l + 1], i, j);
       showTip(ev, t("net.weight_tip", { value: formatNumber(w, 4), from: i + 1, to: j + 1 }));
+    } else if (el.closest?.("g.node:not(.feature)")) {
+      const g = el.closest("g.node");
+      const l = +g.dataset.l, j = +g.dataset.j;
+      const b = frame.layers[l]?.biases?.[j];
+      if (b !== undefined) showTip(ev, t("net.bias_tip", { value: formatNumber(b, 4) }));
     } else if (el.matches?.("canvas.cells")) {
       const r = el.getBoundingClientRect();
       const j = Math.floor(((ev.clientY - r.top) / r.height) * el.height);
@@ -146,6 +154,55 @@ export function createNetworkView(root) {
     }
   });
   svg.addEventListener("mouseleave", () => (tip.hidden = true));
+
+  // Hovering a neuron shows its heatmap large in the output plot.
+  for (const [l, layer] of nodes.entries()) {
+    (layer || []).forEach((n, j) => {
+      if (!n?.thumb) return;
+      const label = t("output.neuron_preview", { layer: columnTitle(l), n: j + 1 });
+      n.g.addEventListener("mouseenter", () => options.onPreview?.(n.thumb, label));
+      n.g.addEventListener("mouseleave", () => options.onPreview?.(null));
+    });
+  }
+  function columnTitle(l) {
+    return root.querySelector(`.column[data-layer="${l}"] .col-title`)?.textContent ?? "";
+  }
+
+  // Clicking a link opens a small editor for its weight.
+  if (options.onEditWeight) {
+    svg.addEventListener("click", (ev) => {
+      const el = ev.target;
+      if (!frame || !el.matches?.("path.link")) return;
+      const layer = +el.dataset.l, i = +el.dataset.i, j = +el.dataset.j;
+      openEditor(ev, weightAt(frame.layers[layer + 1], i, j), (value) => options.onEditWeight({ layer, i, j, value }));
+    });
+  }
+
+  function openEditor(ev, value, submit) {
+    root.querySelector(".weight-editor")?.remove();
+    const form = document.createElement("form");
+    form.className = "weight-editor";
+    const input = document.createElement("input");
+    input.type = "number";
+    input.step = "any";
+    input.value = value === null ? "" : (+value).toFixed(4);
+    input.setAttribute("aria-label", t("net.edit_weight"));
+    form.append(input);
+    const box = root.getBoundingClientRect();
+    form.style.left = `${ev.clientX - box.left}px`;
+    form.style.top = `${ev.clientY - box.top}px`;
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const v = parseFloat(input.value);
+      if (Number.isFinite(v)) submit(v);
+      form.remove();
+    });
+    input.addEventListener("keydown", (e) => { if (e.key === "Escape") form.remove(); });
+    input.addEventListener("blur", () => setTimeout(() => form.remove(), 150));
+    root.append(form);
+    input.focus();
+    input.select();
+  }
 
   return { root, update, structure: +root.dataset.structure, get frame() { return frame; } };
 }

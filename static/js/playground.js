@@ -77,14 +77,55 @@ async function main() {
   }
   wireHtmx(session);
 
-  let network = createNetworkView($("#network"));
+  const viewOptions = {
+    onPreview: (canvas, label) => {
+      boundary.preview(canvas);
+      const caption = $("#plot-caption");
+      caption.hidden = !canvas;
+      caption.textContent = label || "";
+    },
+    onEditWeight: ({ layer, i, j, value }) =>
+      api(session, "/params", { body: { layer, i, j, value } }).catch((e) => toast(e.message)),
+  };
+  const makeNetwork = () => createNetworkView($("#network"), viewOptions);
   const numbers = createNumbers();
   const chart = createLossChart($("#loss-chart"), $("#chart-tip"));
   const boundary = createBoundaryView($("#boundary"), {
     showTest: $("#show-test"),
     discretize: $("#discretize"),
-    onClickPoint: (x) => api(session, "/probe", { method: "PUT", body: { x } }).catch((e) => toast(e.message)),
+    onClickPoint: (x, ev) => clickPlot(x, ev),
   });
+  let network = makeNetwork();
+
+  // A click on the plot picks the probe, adds a point (Shift: the other class) or removes one.
+  function clickPlot([x1, x2], ev) {
+    const mode = document.querySelector("input[name=plot-mode]:checked")?.value || "probe";
+    if (mode === "probe") {
+      api(session, "/probe", { method: "PUT", body: { x: [x1, x2] } }).catch((e) => toast(e.message));
+      return;
+    }
+    const values = { op: mode, x1, x2 };
+    if (mode === "add") {
+      const net = $("#network");
+      const k = +net.dataset.classes;
+      let label = +($("#add-class").value || 0);
+      if (net.dataset.problem === "regression") label = ev.shiftKey ? -1 : 1;
+      else if (ev.shiftKey) label = (label + 1) % k;
+      values.label = label;
+    }
+    htmx.ajax("POST", "/ui/sessions/{sid}/points", { values, swap: "none" });
+  }
+
+  function fillClassChoice() {
+    const select = $("#add-class");
+    const net = $("#network");
+    if (!select) return;
+    const k = net.dataset.problem === "classification" ? +net.dataset.classes : 0;
+    select.closest("label").hidden = k === 0;
+    if (select.options.length === k) return;
+    select.replaceChildren(...Array.from({ length: k }, (_, c) => new Option(t("output.class_n", { n: c }), String(c))));
+  }
+  fillClassChoice();
   let dataStructure = -1;
 
   async function refreshData(structure) {
@@ -94,10 +135,10 @@ async function main() {
     if (!res.ok) return;
     const net = $("#network");
     const data = await res.json();
-    const plot = $(".plot");
+    const plot = $(".plot-area");
     const plane = net.dataset.plane === "1";
     plot.hidden = !plane;
-    if (plane) boundary.setData(data, net.dataset.problem, +net.dataset.classes);
+    if (plane) boundary.setData(data);
   }
 
   async function refreshNetwork() {
@@ -107,13 +148,19 @@ async function main() {
     holder.innerHTML = await res.text();
     $("#network").replaceWith(holder.firstElementChild);
     htmx.process($("#network"));
-    network = createNetworkView($("#network"));
+    network = makeNetwork();
+    fillClassChoice();
   }
 
+  // Out-of-band swaps (the network after a data change) end here too.
+  document.body.addEventListener("htmx:oobAfterSwap", (ev) => {
+    if (ev.detail.target?.id === "network") { network = makeNetwork(); fillClassChoice(); }
+    if (ev.detail.target?.id === "data-panel") wireSliders();
+  });
   document.body.addEventListener("htmx:afterSwap", (ev) => {
     if (ev.detail.target.id === "network" || ev.detail.elt?.id === "network") {
-      network = createNetworkView($("#network"));
-      if (network.frame) network.update(network.frame, null);
+      network = makeNetwork();
+      fillClassChoice();
     }
   });
   document.body.addEventListener("htmx:responseError", (ev) => {
@@ -132,8 +179,9 @@ async function main() {
       location.href = url.toString();
     });
   }
-  $("#f-preset")?.addEventListener("change", (ev) => {
-    if (!ev.target.value) return;
+  // Presets open a fresh page (new session) with that preset's config.
+  document.body.addEventListener("change", (ev) => {
+    if (ev.target.id !== "f-preset" || !ev.target.value) return;
     const url = new URL(location.origin + "/");
     url.searchParams.set("preset", ev.target.value);
     url.searchParams.set("lang", document.body.dataset.lang);

@@ -38,8 +38,8 @@ async function refreshData(structure) {
   const res = await fetch(`/api/sessions/${sid}/data`);
   if (!res.ok) return;
   const net = $("#network");
-  $(".plot").hidden = net.dataset.plane !== "1";
-  boundary.setData(await res.json(), net.dataset.problem, +net.dataset.classes);
+  $(".plot-area").hidden = net.dataset.plane !== "1";
+  boundary.setData(await res.json());
 }
 
 connectStream(sid, {

@@ -1,0 +1,71 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright (executable_path, no download).
+
+Without Chromium the browser tests skip with a loud message on a developer machine, and
+fail in CI (CI=true), where .ci/run installs Chromium first.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    path = chromium_path()
+    if path is None:
+        message = ("\n" + "!" * 78 + "\n  BROWSER TESTS SKIPPED: no Chromium found (apt-get install chromium).\n"
+                   + "!" * 78)
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing in CI: browser tests must not skip" + message)
+        print(message)
+        pytest.skip("no Chromium on this machine")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def wait_for(page, expression: str, timeout: float = 10.0) -> None:
+    """Poll a JS expression until it is truthy. Playwright's own wait_for_function compiles
+    its predicate with eval, which our CSP forbids; page.evaluate goes through the
+    DevTools protocol instead, so the page keeps its real CSP during tests."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if page.evaluate(expression):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for: {expression}")
+        time.sleep(0.05)
+
+
+class PageErrors(list):
+    """Console errors and uncaught exceptions collected from a page."""
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server.url)
+    pg = context.new_page()
+    errors = PageErrors()
+    pg.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    pg.on("console", lambda m: errors.append(f"console.error: {m.text}") if m.type == "error" else None)
+    pg.errors = errors
+    yield pg
+    context.close()

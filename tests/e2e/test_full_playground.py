@@ -1,0 +1,116 @@
+"""The full playground in Chromium: editing data, CSV upload, weight edits, presets, divergence."""
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import wait_for
+from tests.e2e.test_playground import epoch, open_playground
+
+pytestmark = pytest.mark.e2e
+
+
+def session_id(page) -> str:
+    return re.search(r"session=([^&]+)", page.url).group(1)
+
+
+def n_points(server, sid) -> int:
+    data = httpx.get(f"{server.url}/api/sessions/{sid}/data").json()
+    return len(data["train"]["y"]) + len(data["test"]["y"])
+
+
+def test_clicking_the_plot_adds_and_removes_points(page, server):
+    open_playground(page)
+    sid = session_id(page)
+    assert n_points(server, sid) == 500
+    page.get_by_label("adds a point").check()
+    plot = page.locator("#boundary")
+    plot.click(position={"x": 40, "y": 40})
+    wait_for(page, "document.querySelector('#ds-custom') !== null")
+    assert n_points(server, sid) == 501
+    plot.click(position={"x": 60, "y": 40}, modifiers=["Shift"])  # the other class
+    wait_for(page, "document.querySelector('.dataset-choice.custom').textContent.includes('502')")
+    data = httpx.get(f"{server.url}/api/sessions/{sid}/data").json()
+    assert sorted(data["train"]["y"][-2:]) == [0, 1]  # class 0 by default, Shift-click class 1
+    page.get_by_label("removes the nearest point").check()
+    plot.click(position={"x": 60, "y": 40})
+    wait_for(page, "document.querySelector('.dataset-choice.custom').textContent.includes('501')")
+    assert n_points(server, sid) == 501
+    assert page.errors == []
+
+
+def test_csv_upload_replaces_the_data_and_a_bad_file_names_the_line(page, server, tmp_path):
+    open_playground(page)
+    sid = session_id(page)
+    good = tmp_path / "three.csv"
+    rows = ["x1,x2,label"] + [f"{x},{y},{'abc'[(x + y) % 3]}" for x in range(-4, 5) for y in range(-4, 5)]
+    good.write_text("\n".join(rows))
+    page.set_input_files("#csv-file", str(good))
+    wait_for(page, "document.querySelector('#ds-custom') !== null")
+    wait_for(page, "document.querySelectorAll('.column[data-layer=\"3\"] g.node').length === 3")  # 3 classes
+    assert n_points(server, sid) == 81
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x1,x2,label\n1,2,a\n3,4,b\n5,oops,a\n6,7,b\n")
+    page.set_input_files("#csv-file", str(bad))
+    wait_for(page, "!document.querySelector('#toast').hidden")
+    message = page.locator("#toast").inner_text()
+    assert "line 4" in message and "oops" in message
+    assert n_points(server, sid) == 81  # nothing lost
+    assert [e for e in page.errors if "422" not in e] == []  # the 422 itself is the expected answer
+
+
+def test_clicking_a_link_edits_its_weight_live(page, server):
+    open_playground(page)
+    sid = session_id(page)
+    # A point on this link's curve, a third of the way along, in page coordinates.
+    x, y = page.evaluate("""() => {
+        const path = document.querySelector('path.link[data-l="0"][data-i="1"][data-j="2"]');
+        const p = path.getPointAtLength(path.getTotalLength() / 3);
+        const m = path.getScreenCTM();
+        return [p.x * m.a + p.y * m.c + m.e, p.x * m.b + p.y * m.d + m.f];
+    }""")
+    assert page.evaluate(f"document.elementFromPoint({x}, {y}).dataset.j") == "2"
+    page.mouse.click(x, y)
+    editor = page.get_by_label("New value for this weight")
+    editor.fill("-2.5")
+    editor.press("Enter")
+    for _ in range(50):
+        model = httpx.get(f"{server.url}/api/sessions/{sid}/model").json()
+        if model["layers"][0]["weights"][1][2] == -2.5:
+            break
+        page.wait_for_timeout(100)
+    assert model["layers"][0]["weights"][1][2] == -2.5
+    # The frame carries the new value to the drawing: the link turns orange (negative).
+    wait_for(page, "document.querySelector('path.link[data-l=\"0\"][data-i=\"1\"][data-j=\"2\"]').getAttribute('stroke').startsWith('rgb(245')")
+    assert page.errors == []
+
+
+def test_seed_figure_preset_learns_digits(page):
+    open_playground(page, "?preset=seed")
+    titles = page.locator(".col-title").all_text_contents()
+    assert titles == ["Input layer", "Hidden layer 1", "Hidden layer 2", "Output layer", "Loss layer"]
+    subs = page.locator(".col-sub").all_text_contents()
+    assert subs == ["64 neurons", "128 neurons", "ReLU", "64 neurons", "ReLU", "10 neurons", "Softmax",
+                    "cross-entropy loss"]
+    assert page.locator("canvas.digit").count() == 1
+    page.get_by_role("button", name="Play").click()
+    wait_for(page, "parseFloat(document.querySelector('#acc-test').textContent) >= 90", timeout=30)
+    assert page.locator(".confusion-area").is_visible()
+    assert page.locator("#confusion td").count() == 100
+    assert page.errors == []
+
+
+def test_divergence_pauses_and_explains(page):
+    open_playground(page, "?hidden=8:linear,8:linear&learning_rate=3")  # diverges in its first epoch
+    page.get_by_role("button", name="Play").click()
+    wait_for(page, "!document.querySelector('#diverged').hidden", timeout=20)
+    banner = page.locator("#diverged").inner_text()
+    assert "learning rate" in banner
+    assert page.locator("#btn-play").get_attribute("data-state") == "paused"
+    page.get_by_role("button", name="Lower the learning rate and reset").click()
+    wait_for(page, "document.querySelector('#diverged').hidden")
+    assert page.locator("#f-learning_rate").input_value() == "0.3"
+    assert epoch(page) == 0
+    assert page.errors == []

@@ -1,0 +1,383 @@
+"""Server-sent events over a live server, parsed by hand from text/event-stream.
+
+`Reader` reads a stream in a background thread into a queue, so a test can wait for the
+next event with a timeout (and see that nothing arrives) without tearing the connection
+down; closing it shuts the socket, which is what a browser tab going away looks like.
+"""
+from __future__ import annotations
+
+import json
+import math
+import queue
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+END = object()
+
+
+def parse_sse(lines):
+    """text/event-stream lines → events as dicts of their fields (data lines joined by newlines)."""
+    event: dict = {}
+    for line in lines:
+        if line == "":
+            if event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):  # ":" starts a comment (keep-alive ping)
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            event[name] = event[name] + "\n" + value if name == "data" and "data" in event else value
+    if event:
+        yield event
+
+
+def strict_json(text: str):
+    def refuse(const):
+        raise ValueError(f"non-standard JSON constant {const}")
+    return json.loads(text, parse_constant=refuse)
+
+
+class Reader:
+    """One SSE connection read by a thread; events land in a queue."""
+
+    def __init__(self, url: str, params: dict | None = None, socket_options=None):
+        transport = httpx.HTTPTransport(socket_options=socket_options) if socket_options else None
+        self._client = httpx.Client(timeout=httpx.Timeout(10.0, read=60.0), transport=transport)
+        self._cm = self._client.stream("GET", url, params=params)
+        self.response = self._cm.__enter__()
+        self.events: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self.ended = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        if self.response.status_code == 200:
+            self._thread.start()
+
+    def _run(self):
+        try:
+            for event in parse_sse(self.response.iter_lines()):
+                self.events.put(event)
+        except BaseException as e:  # a closed socket ends up here; never let the thread raise
+            self.error = e
+        finally:
+            self.ended.set()
+            self.events.put(END)
+
+    def next(self, timeout: float):
+        """The next event, END when the stream has ended, or None if nothing came within timeout."""
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def next_frame(self, timeout: float) -> dict | None:
+        """The next frame's JSON (skipping other events); None on timeout or stream end."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.next(max(0.0, deadline - time.monotonic()))
+            if event is None or event is END:
+                return None
+            if event.get("event") == "frame":
+                return strict_json(event["data"])
+
+    def close(self):
+        stream = self.response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread.is_alive():
+            self._thread.join(5)
+        try:
+            self._cm.__exit__(None, None, None)
+        except Exception:
+            pass
+        self._client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def events_url(server, sid: str) -> str:
+    return f"{server.url}/api/sessions/{sid}/events"
+
+
+def watchers(client, sid) -> int:
+    return client.get(f"/api/sessions/{sid}").json()["watchers"]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def check_frame(frame: dict, hidden: list[int]):
+    assert isinstance(frame["epoch"], int) and isinstance(frame["step"], int)
+    for part in ("train", "test"):
+        assert isinstance(frame["loss"][part], float) and math.isfinite(frame["loss"][part])
+    layers = frame["layers"]
+    assert [layer["units"] for layer in layers] == [2, *hidden, 2]
+    assert layers[0]["activation"] == "input"
+    assert layers[-1]["activation"] == "softmax"
+    for layer in layers:
+        assert len(layer["activations"]) == layer["units"]
+        assert all(isinstance(a, (int, float)) and math.isfinite(a) for a in layer["activations"])
+    probs = layers[-1]["activations"]
+    assert sum(probs) == pytest.approx(1.0, abs=2e-3)  # softmax output, rounded for display
+
+
+# --- tests -----------------------------------------------------------------------------------------
+def test_stream_format(server, client, make_session):
+    sid, auth = make_session()
+    client.post(f"/api/sessions/{sid}/play", headers=auth)
+    with client.stream("GET", f"/api/sessions/{sid}/events", params={"max_frames": 3}) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = list(parse_sse(r.iter_lines()))
+    client.post(f"/api/sessions/{sid}/pause", headers=auth)
+    assert [e.get("event") for e in events] == ["history", "frame", "frame", "frame"]
+    history = strict_json(events[0]["data"])
+    assert isinstance(history, list) and history
+    assert all(len(row) == 3 for row in history)
+    frames = [strict_json(e["data"]) for e in events[1:]]
+    for e in events[1:]:
+        assert "NaN" not in e["data"] and "Infinity" not in e["data"]
+        assert e["id"].isdigit()
+    for f in frames:
+        check_frame(f, [4, 2])
+    epochs = [f["epoch"] for f in frames]
+    assert epochs == sorted(epochs) and epochs[-1] > epochs[0]
+    ids = [int(e["id"]) for e in events[1:]]
+    assert ids == sorted(set(ids))
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_max_frames_closes_after_exactly_n(server, client, make_session, n):
+    sid, auth = make_session()
+    client.post(f"/api/sessions/{sid}/play", headers=auth)
+    start = time.monotonic()
+    with httpx.Client(timeout=httpx.Timeout(10.0)) as c:
+        with c.stream("GET", events_url(server, sid), params={"max_frames": n, "fps": 60}) as r:
+            kinds = [e.get("event") for e in parse_sse(r.iter_lines())]
+    assert kinds.count("frame") == n
+    assert kinds == ["history"] + ["frame"] * n
+    assert time.monotonic() - start < 10  # ended by itself, not by a read timeout
+    assert wait_until(lambda: watchers(client, sid) == 0, 3)
+
+
+def test_paused_stream_sends_current_frame_then_only_changes(server, client, make_session):
+    sid, auth = make_session()
+    client.post(f"/api/sessions/{sid}/step", headers=auth)
+    with Reader(events_url(server, sid)) as reader:
+        first = reader.next(2.0)
+        assert first is not None and first is not END and first["event"] == "history"
+        frame = reader.next_frame(2.0)
+        assert frame is not None, "a paused session sends its current frame at once"
+        assert frame["epoch"] == 1 and frame["status"] == "paused"
+        assert reader.next(1.5) is None, "nothing changed, so nothing should arrive"
+
+        r = client.post(f"/api/sessions/{sid}/step", headers=auth)
+        assert r.status_code == 200
+        after = reader.next_frame(5.0)
+        assert after is not None
+        assert after["epoch"] == 2
+        assert after["step"] == r.json()["step"]
+        assert reader.next(1.0) is None, "one change, one frame"
+
+
+def test_fps_cap(server, client, make_session):
+    sid, auth = make_session()
+    client.post(f"/api/sessions/{sid}/play", headers=auth)
+    fps = 10
+    with Reader(events_url(server, sid), {"fps": fps}) as reader:
+        first = reader.next_frame(5.0)
+        assert first is not None
+        start = time.monotonic()
+        frames = []
+        while time.monotonic() - start < 2.0:
+            f = reader.next_frame(max(0.0, 2.0 - (time.monotonic() - start)))
+            if f is not None:
+                frames.append(f)
+        elapsed = time.monotonic() - start
+    client.post(f"/api/sessions/{sid}/pause", headers=auth)
+    assert len(frames) >= 3, "a running session streams frames"
+    assert len(frames) <= fps * elapsed + 2
+    epochs = [first["epoch"]] + [f["epoch"] for f in frames]
+    assert epochs == sorted(epochs) and epochs[-1] > epochs[0]
+
+
+def _wmem_max() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 4 * 1024 * 1024
+
+
+def test_slow_reader_gets_newest_frame_not_a_backlog(server, client, make_session):
+    """A reader that stalls gets the newest frame once the pipe is full, not every frame.
+
+    The operating system buffers a stalled stream too: the server's TCP send buffer grows
+    up to net.ipv4.tcp_wmem's maximum (4 MB by default) and the client's receive buffer
+    (capped here with SO_RCVBUF). The server can only coalesce behind those buffers, so a
+    test that stalls for 1 s on small frames would only see the kernel's queue. This one
+    makes big frames (digits, eight 64-unit layers: ~300 kB of inline weights per frame),
+    stalls until twice the buffers' capacity has been produced, then reads as fast as it
+    can: the epochs must jump after at most a buffer's worth of frames. A server that
+    queued every frame would deliver them all, one epoch apart.
+    """
+    sid, auth = make_session(dataset="digits", n_points=40, batch_size=100,
+                             hidden_layers=[{"units": 64, "activation": "tanh"}] * 8)
+    client.post(f"/api/sessions/{sid}/play", headers=auth)
+    rcvbuf = 256 * 1024
+    transport = httpx.HTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)])
+    try:
+        with httpx.Client(transport=transport, timeout=httpx.Timeout(10.0, read=30.0)) as slow:
+            with slow.stream("GET", events_url(server, sid), params={"fps": 60}) as r:
+                frames = (e["data"] for e in parse_sse(r.iter_lines()) if e.get("event") == "frame")
+                warmup = [next(frames) for _ in range(3)]
+                frame_bytes = min(len(f) for f in warmup)
+                last_epoch = strict_json(warmup[-1])["epoch"]
+                # What the pipe can hold: the server's send buffer, the client's receive buffer
+                # (the kernel doubles SO_RCVBUF), the server's transport buffer (64 kB + the frame
+                # being written) and the few frames inside the SSE response's pipeline.
+                capacity_bytes = _wmem_max() + 2 * rcvbuf + 64 * 1024
+                held = capacity_bytes // frame_bytes + 1 + 6
+                bound = held * 3 // 2  # margin for frame sizes and kernel bookkeeping
+                # Stall (read nothing) until twice the bound's worth of frames has been produced.
+                produced = 0
+                deadline = time.monotonic() + 30
+                while produced < 2 * bound and time.monotonic() < deadline:
+                    time.sleep(0.25)
+                    produced = client.get(f"/api/sessions/{sid}").json()["epoch"] - last_epoch
+                assert produced >= 2 * bound, f"only {produced} epochs in 30 s; too slow to test"
+                epochs = [last_epoch]
+                for _ in range(2 * bound):
+                    epochs.append(strict_json(next(frames))["epoch"])
+                    if epochs[-1] - epochs[-2] > 1:
+                        break
+    finally:
+        client.post(f"/api/sessions/{sid}/pause", headers=auth)
+    gaps = [b - a for a, b in zip(epochs, epochs[1:])]
+    assert all(g >= 1 for g in gaps), epochs
+    # A server that queued every frame would deliver all `produced` (≥ 2·bound) of them one epoch apart.
+    assert gaps[-1] > 1, f"no frame skipped in {len(gaps)} frames (the pipe holds about {held})"
+    assert len(gaps) <= bound, f"{len(gaps)} frames before the jump; the pipe holds about {held}"
+
+
+def test_structure_change_while_streaming(server, client, make_session):
+    sid, auth = make_session()
+    with Reader(events_url(server, sid)) as reader:
+        before = reader.next_frame(5.0)
+        assert before is not None
+        check_frame(before, [4, 2])
+        r = client.patch(f"/api/sessions/{sid}", json={"hidden_layers": [{"units": 5}, {"units": 3}, {"units": 2}]},
+                         headers=auth)
+        assert r.status_code == 200
+        after = reader.next_frame(5.0)
+        assert after is not None
+    check_frame(after, [5, 3, 2])
+    assert after["structure"] > before["structure"]
+    assert [len(layer["weights"]) for layer in after["layers"][1:]] == [2, 5, 3, 2]
+
+
+def test_delete_closes_streams(server, client, make_session):
+    sid, auth = make_session()
+    client.post(f"/api/sessions/{sid}/play", headers=auth)
+    with Reader(events_url(server, sid), {"fps": 5}) as reader:
+        assert reader.next_frame(5.0) is not None
+        assert client.delete(f"/api/sessions/{sid}", headers=auth).status_code == 204
+        deadline = time.monotonic() + 5
+        closed = None
+        while time.monotonic() < deadline:
+            event = reader.next(max(0.0, deadline - time.monotonic()))
+            if event is None or event is END:
+                break
+            if event.get("event") == "closed":
+                closed = event
+                break
+        assert closed is not None, "no 'closed' event within 5 s"
+        assert strict_json(closed["data"]) == {"reason": "deleted"}
+        assert reader.next(5.0) is END, "the stream ends after 'closed'"
+        assert reader.ended.is_set()
+        assert reader.error is None
+
+
+def test_unknown_session_is_404_before_streaming(server, client):
+    with client.stream("GET", "/api/sessions/not-a-session/events") as r:
+        assert r.status_code == 404
+        assert r.headers["content-type"].startswith("application/json")
+        body = json.loads(r.read())
+    assert body["field"] == "id"
+    assert body["message"]
+
+
+def test_closing_the_client_removes_the_watcher(server, client, make_session):
+    sid, _ = make_session()
+    with httpx.Client(timeout=10) as c:
+        with c.stream("GET", events_url(server, sid)) as r:
+            events = parse_sse(r.iter_lines())
+            kinds = [next(events).get("event"), next(events).get("event")]
+            assert kinds == ["history", "frame"]
+            assert watchers(client, sid) == 1
+    # A paused session sends nothing more, so the server must notice the disconnect itself.
+    assert wait_until(lambda: watchers(client, sid) == 0, 3.0), "watcher not removed within 3 s"
+
+
+def test_closing_a_running_stream_removes_the_watcher(server, client, make_session):
+    sid, auth = make_session()
+    client.post(f"/api/sessions/{sid}/play", headers=auth)
+    reader = Reader(events_url(server, sid), {"fps": 30})
+    try:
+        assert reader.next_frame(5.0) is not None
+        assert watchers(client, sid) == 1
+    finally:
+        start = time.monotonic()
+        reader.close()
+        assert time.monotonic() - start < 5
+    assert wait_until(lambda: watchers(client, sid) == 0, 3.0)
+    client.post(f"/api/sessions/{sid}/pause", headers=auth)
+
+
+def test_two_watchers(server, client, make_session):
+    sid, auth = make_session()
+    client.post(f"/api/sessions/{sid}/play", headers=auth)
+    with Reader(events_url(server, sid), {"fps": 20}) as a, Reader(events_url(server, sid), {"fps": 5}) as b:
+        fa, fb = a.next_frame(5.0), b.next_frame(5.0)
+        assert fa is not None and fb is not None
+        assert watchers(client, sid) == 2
+        # Both keep receiving newer frames.
+        fa2, fb2 = a.next_frame(5.0), b.next_frame(5.0)
+        assert fa2 is not None and fb2 is not None
+        assert fa2["epoch"] > fa["epoch"] and fb2["epoch"] > fb["epoch"]
+        a.close()
+        assert wait_until(lambda: watchers(client, sid) == 1, 3.0)
+        fb3 = b.next_frame(5.0)
+        assert fb3 is not None and fb3["epoch"] > fb2["epoch"], "the other watcher keeps getting frames"
+    assert wait_until(lambda: watchers(client, sid) == 0, 3.0)
+    client.post(f"/api/sessions/{sid}/pause", headers=auth)
+
+
+def test_history_event_reflects_training(server, client, make_session):
+    sid, auth = make_session()
+    for _ in range(3):
+        client.post(f"/api/sessions/{sid}/step", headers=auth)
+    expected = client.get(f"/api/sessions/{sid}/history").json()["history"]
+    r = client.get(f"/api/sessions/{sid}/events", params={"max_frames": 1}, timeout=10)
+    events = list(parse_sse(r.text.splitlines()))
+    assert events[0]["event"] == "history"
+    assert strict_json(events[0]["data"]) == expected
+    assert [row[0] for row in expected] == [0, 1, 2, 3]
+    assert strict_json(events[1]["data"])["epoch"] == 3
