@@ -66,7 +66,8 @@ def first_frame(client, sid) -> dict:
     """One frame from the stream (max_frames=1 closes it, so a plain GET reads it all)."""
     r = client.get(f"/api/sessions/{sid}/events", params={"max_frames": 1}, timeout=10)
     assert r.status_code == 200
-    frames = [json.loads(e["data"]) for e in parse_sse(r.text.splitlines()) if e.get("event") == "frame"]
+    frames = [json.loads(e["data"], parse_constant=lambda c: pytest.fail(f"{c} in a frame"))
+              for e in parse_sse(r.text.splitlines()) if e.get("event") == "frame"]
     assert len(frames) == 1, r.text[:500]
     return frames[0]
 
@@ -323,6 +324,19 @@ def test_step_is_one_epoch(client, make_session):
     assert (r.json()["epoch"], r.json()["step"]) == (2, 72)
 
 
+def test_step_while_running_pauses(client, make_session):
+    sid, auth = make_session()
+    client.post(f"/api/sessions/{sid}/play", headers=auth)
+    assert wait_for(lambda: status(client, sid)["epoch"] >= 2, 10)
+    r = client.post(f"/api/sessions/{sid}/step", headers=auth)
+    assert r.status_code == 200
+    assert r.json()["status"] == "paused"
+    epoch = r.json()["epoch"]
+    time.sleep(0.5)
+    s = status(client, sid)
+    assert (s["status"], s["epoch"]) == ("paused", epoch)
+
+
 def _softmax_ce_grads(m: dict, x: np.ndarray, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """∇ of mean cross-entropy(softmax(a_L), y) for a = tanh(x @ W + b) hidden layers."""
     Ws = [np.asarray(layer["weights"], dtype=float) for layer in m["layers"]]
@@ -413,6 +427,26 @@ def test_reset_keeps_data(client, make_session):
     client.post(f"/api/sessions/{sid}/step", headers=auth)
     client.post(f"/api/sessions/{sid}/reset", headers=auth)
     assert data(client, sid) == d
+
+
+def test_divergence_is_reported_and_recoverable(client, make_session):
+    # Full-batch regression with a huge learning rate: the weights grow ~10⁴× per epoch and overflow.
+    sid, auth = make_session(dataset="reg-plane", learning_rate=100, batch_size=10000)
+    client.post(f"/api/sessions/{sid}/play", headers=auth)
+    s = wait_for(lambda: (lambda s: s if s["status"] == "diverged" else None)(status(client, sid)), 20)
+    assert s, "the network did not diverge"
+    assert s["message"]
+    assert s["loss"]["train"] is None or math.isfinite(s["loss"]["train"])
+    r = client.get(f"/api/sessions/{sid}/model")
+    json.loads(r.text, parse_constant=lambda c: pytest.fail(f"{c} in /model"))
+    frame = first_frame(client, sid)  # parsed strictly: NaN/Infinity would fail
+    assert frame["status"] == "diverged"
+    assert_error(client.post(f"/api/sessions/{sid}/step", headers=auth), 409, "status")
+    assert_error(client.post(f"/api/sessions/{sid}/play", headers=auth), 409, "status")
+    r = client.post(f"/api/sessions/{sid}/reset", headers=auth)
+    assert r.status_code == 200
+    assert (r.json()["status"], r.json()["epoch"]) == ("paused", 0)
+    assert client.post(f"/api/sessions/{sid}/step", headers=auth).status_code == 200
 
 
 # --- PATCH -----------------------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ def open_playground(page, query: str = ""):
     page.goto("/" + query)
     # The page creates its own session and rewrites the URL to carry its id.
     page.wait_for_url(re.compile(r"session="), timeout=10_000)
-    wait_for(page, "document.querySelector('#epoch').textContent.trim() === '000,000'")
+    # The first frame has been drawn once the loss figure is a number.
+    wait_for(page, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
 
 
 def test_page_draws_the_default_network(page):
