@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 1_000_000
     max_upload_rows: int = 5000
     max_snapshot_bytes: int = 5_000_000
+    max_snapshots: int = 10_000
     session_ttl_seconds: float = 1800.0  # idle sessions (no stream, not running) are evicted
     # Training pace: a running session advances `epochs_per_frame` epochs per tick, at most
     # `tick_hz` ticks a second, and never spends more than `max_tick_ms` in one tick so one
@@ -154,11 +155,16 @@ class SessionConfig(BaseModel):
 
 
 class FieldError(ValueError):
-    """A request value that is well-typed but not acceptable; `field` is a dotted path."""
+    """A request value that is not acceptable; `field` is a dotted path.
 
-    def __init__(self, field: str, message: str, status: int = 422):
+    `message` is English for API clients; `code` and `params` let the page show the same
+    thing in the reader's language (catalog key "error.<code>").
+    """
+
+    def __init__(self, field: str, message: str, status: int = 422, *, code: str | None = None, **params):
         super().__init__(message)
         self.field, self.message, self.status = field, message, status
+        self.code, self.params = code, params
 
 
 def resolve(base: SessionConfig | None, change: ConfigFields, settings: Settings) -> SessionConfig:
@@ -192,6 +198,9 @@ def resolve(base: SessionConfig | None, change: ConfigFields, settings: Settings
             raise FieldError("classes", f"dataset {name!r} supports {allowed} classes")
         if spec.problem == "regression":
             merged["classes"] = 0
+        elif merged["n_points"] < merged["classes"]:
+            raise FieldError("n_points", f"{merged['classes']} classes need at least {merged['classes']} points",
+                             code="points_per_class", min=merged["classes"])
         if spec.dims != 2:  # bundled images: a fixed set of samples and their own inputs
             if merged["n_points"] > spec.default_points:
                 raise FieldError("n_points", f"dataset {name!r} has {spec.default_points} samples")
@@ -205,12 +214,15 @@ def resolve(base: SessionConfig | None, change: ConfigFields, settings: Settings
 
 def check_limits(cfg: SessionConfig, settings: Settings) -> None:
     if len(cfg.hidden_layers) > settings.max_hidden_layers:
-        raise FieldError("hidden_layers", f"at most {settings.max_hidden_layers} hidden layers (limit max_hidden_layers)")
+        raise FieldError("hidden_layers", f"at most {settings.max_hidden_layers} hidden layers (limit max_hidden_layers)",
+                         code="limit_hidden_layers", max=settings.max_hidden_layers)
     for i, layer in enumerate(cfg.hidden_layers):
         if layer.units > settings.max_units:
-            raise FieldError(f"hidden_layers.{i}.units", f"at most {settings.max_units} units per layer (limit max_units)")
+            raise FieldError(f"hidden_layers.{i}.units", f"at most {settings.max_units} units per layer (limit max_units)",
+                             code="limit_units", max=settings.max_units)
     if cfg.n_points > settings.max_points:
-        raise FieldError("n_points", f"at most {settings.max_points} points (limit max_points)")
+        raise FieldError("n_points", f"at most {settings.max_points} points (limit max_points)",
+                         code="limit_points", max=settings.max_points)
     if not math.isfinite(cfg.learning_rate):
         raise FieldError("learning_rate", "must be a finite number")
 
@@ -270,7 +282,7 @@ def validate_model(model: type[BaseModel], data: dict):
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "body"
-        raise FieldError(field, err["msg"])
+        raise FieldError(field, err["msg"], code="invalid", name=field)
 
 
 def to_query(cfg: SessionConfig) -> dict[str, str]:

@@ -21,14 +21,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.config import FieldError, Settings, get_settings
 from app.sessions import SessionStore
+from app.snapshots import SnapshotStore
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("mlp")
 
 
-def error_body(field: str, message: str, loc: list | None = None, kind: str = "value_error") -> dict:
-    return {"detail": [{"loc": loc or field.split("."), "msg": message, "type": kind}],
+def error_body(field: str, message: str, loc: list | None = None, kind: str = "value_error",
+               code: str | None = None, params: dict | None = None) -> dict:
+    body = {"detail": [{"loc": loc or field.split("."), "msg": message, "type": kind}],
             "field": field, "message": message}
+    if code:  # the page translates "error.<code>" with these params
+        body["code"], body["params"] = code, params or {}
+    return body
 
 
 def _field_of(loc: tuple) -> str:
@@ -57,7 +62,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def field_error(request: Request, exc: FieldError):
         if wants_page(request):
             return error_page(request, exc.status, exc.field, exc.message)
-        return JSONResponse(error_body(exc.field, exc.message), status_code=exc.status)
+        return JSONResponse(error_body(exc.field, exc.message, code=exc.code, params=exc.params),
+                            status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -71,7 +77,8 @@ def install_error_handlers(app: FastAPI) -> None:
                   for e in errors]
         if wants_page(request):
             return error_page(request, 422, field, message)
-        return JSONResponse({"detail": detail, "field": field, "message": message}, status_code=422)
+        return JSONResponse({"detail": detail, "field": field, "message": message, "code": "invalid",
+                             "params": {"name": field}}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -113,7 +120,8 @@ class BodyLimit:
 
     async def _refuse(self, scope, send):
         response = JSONResponse(error_body("body", f"the request body is larger than {self.max_bytes} bytes "
-                                           "(limit max_body_bytes)"), status_code=413)
+                                           "(limit max_body_bytes)", code="body_too_large",
+                                           params={"max": self.max_bytes}), status_code=413)
         await response(scope, None, send)
 
 
@@ -152,15 +160,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Open the snapshot database first: a corrupt or foreign file stops the start-up
+        # with its message (CorruptStoreError) instead of being overwritten.
+        snapshots = SnapshotStore(settings.db_path, max_bytes=settings.max_snapshot_bytes,
+                                  max_count=settings.max_snapshots)
         store = SessionStore(settings)
         store.start()
-        app.state.store = store
+        app.state.store, app.state.snapshots = store, snapshots
         evictor = asyncio.create_task(_evict_forever(store))
         try:
             yield
         finally:
             evictor.cancel()
             store.stop()
+            snapshots.close()
 
     app = FastAPI(title="MLP Playground", version="0.1.0", lifespan=lifespan,
                   description="Train small NumPy neural networks on the server and watch them learn live.")
@@ -168,11 +181,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
 
-    from app.routes import api, events, pages  # routes import the store types; keep app import light
+    from app.routes import api, classroom, events, pages, snapshots  # keep importing app/ light
 
     app.include_router(api.router)
+    app.include_router(snapshots.router)
     app.include_router(events.router)
     app.include_router(pages.router)
+    app.include_router(classroom.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, settings=settings)

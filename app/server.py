@@ -1,23 +1,14 @@
 """Runs uvicorn, and makes Ctrl-C end open streams promptly instead of waiting on them."""
 from __future__ import annotations
 
-import socket
 import sys
 
 import uvicorn
 
 from app.config import get_settings
 from app.main import create_app
-
-
-def lan_address() -> str:
-    """This machine's address on the local network (no packet is sent)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("192.0.2.1", 9))  # TEST-NET-1: connect() on UDP only picks a route
-            return s.getsockname()[0]
-        except OSError:
-            return "127.0.0.1"
+from app.netaddr import lan_address
+from app.snapshots import SnapshotError, SnapshotStore
 
 
 class Server(uvicorn.Server):
@@ -32,6 +23,12 @@ class Server(uvicorn.Server):
 
 def main() -> None:
     settings = get_settings()
+    try:  # check the snapshot database before serving, so a bad file is a clear message
+        SnapshotStore(settings.db_path, max_bytes=settings.max_snapshot_bytes, max_count=settings.max_snapshots).close()
+    except SnapshotError as e:
+        print(f"MLP Playground cannot start: {e}", file=sys.stderr)
+        print("Move that file away, or set DB_PATH to another file.", file=sys.stderr)
+        raise SystemExit(2)
     app = create_app(settings)
     if settings.host in ("0.0.0.0", "::"):
         print(f"MLP Playground on your network: http://{lan_address()}:{settings.port}/", file=sys.stderr)

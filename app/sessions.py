@@ -73,18 +73,18 @@ class WorkerProcess:
             self.conn.send((rid, op, sid, args))
             ok, payload = await asyncio.wait_for(fut, RPC_TIMEOUT_S)
         except (asyncio.TimeoutError, OSError, EOFError):
-            raise FieldError("server", "the training process did not answer; try again", 503)
+            raise FieldError("server", "the training process did not answer; try again", 503, code="server_busy")
         finally:
             self.pending.pop(rid, None)
         if not ok:
-            status, fld, message = payload
-            raise FieldError(fld, message, status)
+            status, fld, message, code, params = payload
+            raise FieldError(fld, message, status, code=code, **params)
         return payload
 
     def fail_pending(self) -> None:
         for fut in self.pending.values():
             if not fut.done():
-                fut.set_result((False, (503, "server", "the training process stopped")))
+                fut.set_result((False, (503, "server", "the training process stopped", "server_busy", {})))
         self.pending.clear()
 
     def stop(self) -> None:
@@ -186,17 +186,20 @@ class SessionStore:
         if handle is None:
             reason = self.gone.get(sid)
             if reason is not None:
-                raise FieldError("id", f"this session has ended ({reason}); create a new one", 410)
-            raise FieldError("id", "no such session", 404)
+                raise FieldError("id", f"this session has ended ({reason}); create a new one", 410,
+                                 code="session_gone", reason=reason)
+            raise FieldError("id", "no such session", 404, code="session_unknown")
         handle.last_active = time.monotonic()
         return handle
 
     def authorize(self, sid: str, token: str | None) -> SessionHandle:
         handle = self.get(sid)
         if not token:
-            raise FieldError("authorization", "send the session's control token as 'Authorization: Bearer <token>'", 401)
+            raise FieldError("authorization", "send the session's control token as 'Authorization: Bearer <token>'", 401,
+                             code="auth_missing")
         if not handle.token_ok(token):
-            raise FieldError("authorization", "this control token does not control this session", 403)
+            raise FieldError("authorization", "this control token does not control this session", 403,
+                             code="auth_wrong")
         return handle
 
     # --- commands --------------------------------------------------------------------------
@@ -205,7 +208,8 @@ class SessionStore:
             self.evict_idle()
             if len(self.sessions) >= self.settings.max_sessions:
                 raise FieldError("max_sessions", f"the server already holds {self.settings.max_sessions} sessions "
-                                 "(limit max_sessions); try again later", 429)
+                                 "(limit max_sessions); try again later", 429,
+                                 code="limit_sessions", max=self.settings.max_sessions)
         worker = min(self.workers, key=lambda w: len(w.sessions))
         sid = secrets.token_urlsafe(24)  # 192 bits
         handle = SessionHandle(sid, secrets.token_urlsafe(32), worker, cfg)
@@ -276,8 +280,10 @@ class SessionStore:
     async def add_watcher(self, handle: SessionHandle, watcher: Watcher) -> None:
         if len(handle.watchers) >= self.settings.max_watchers:
             raise FieldError("max_watchers", f"this session already has {self.settings.max_watchers} viewers "
-                             "(limit max_watchers)", 429)
+                             "(limit max_watchers)", 429,
+                             code="limit_watchers", max=self.settings.max_watchers)
         handle.watchers.append(watcher)
+        handle.publish(None)  # other streams report the new viewer count
         await self._tell_worker(handle)
 
     def remove_watcher(self, handle: SessionHandle, watcher: Watcher) -> None:
@@ -285,6 +291,7 @@ class SessionStore:
         if watcher in handle.watchers:
             handle.watchers.remove(watcher)
             handle.last_active = time.monotonic()
+            handle.publish(None)
             if handle.closed is None and self.loop is not None:
                 task = self.loop.create_task(self._tell_worker(handle))
                 self._tasks.add(task)

@@ -234,7 +234,17 @@ class Session:
     def apply_config(self, new: SessionConfig, *, data_changed: bool = False) -> dict:
         """Switch to `new`, rebuilding only what the change requires and keeping learned
         weights wherever the shape allows. Returns what changed and what was rebuilt.
-        `data_changed` forces a data rebuild (the points were edited or uploaded)."""
+        `data_changed` forces a data rebuild (the points were edited or uploaded).
+        All or nothing: if the change fails, the session is left exactly as it was."""
+        saved = dict(self.__dict__)  # attributes are replaced, never mutated, before the last step
+        try:
+            return self._apply_config(new, data_changed)
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _apply_config(self, new: SessionConfig, data_changed: bool) -> dict:
         old, old_dims = self.cfg, self.dims
         changed = sorted(k for k in SessionConfig.model_fields if getattr(new, k) != getattr(old, k))
         result = {"changed": changed, "rebuilt": [], "reset": False, "applies_on_reset": []}
@@ -299,13 +309,14 @@ class Session:
     def add_point(self, x: np.ndarray, label: float) -> dict:
         """Add one training point (a class index, or a target for regression)."""
         if self.dims != 2:
-            raise FieldError("x", "points can be added to 2-D data only")
+            raise FieldError("x", "points can be added to 2-D data only", code="points_2d_only")
         if self.cfg.problem == "classification":
             if not float(label).is_integer() or not 0 <= label < self.cfg.classes:
-                raise FieldError("label", f"label must be a class 0 … {self.cfg.classes - 1}")
+                raise FieldError("label", f"label must be a class 0 … {self.cfg.classes - 1}", code="point_label",
+                                 max=self.cfg.classes - 1)
             label = int(label)
         elif not -1.0 <= label <= 1.0:
-            raise FieldError("label", "a regression target must be between −1 and 1")
+            raise FieldError("label", "a regression target must be between −1 and 1", code="point_target")
         px, py, is_train = self._points()
         return self._use_points(np.vstack([px, np.asarray(x, float)[None, :]]),
                                 np.append(py, np.asarray(label, dtype=py.dtype)), np.append(is_train, True))
@@ -313,14 +324,14 @@ class Session:
     def remove_nearest(self, x: np.ndarray) -> dict:
         """Remove the data point nearest to x (at least 4 points and one test point stay)."""
         if self.dims != 2:
-            raise FieldError("x", "points can be removed from 2-D data only")
+            raise FieldError("x", "points can be removed from 2-D data only", code="points_2d_only")
         px, py, is_train = self._points()
         if len(py) <= 4:
-            raise FieldError("x", "keep at least 4 points")
+            raise FieldError("x", "keep at least 4 points", code="keep_four_points")
         i = int(np.argmin(np.sum((px - np.asarray(x, float)) ** 2, axis=1)))
         keep = np.arange(len(py)) != i
         if not is_train[keep].any() or is_train[keep].all():
-            raise FieldError("x", "keep at least one training point and one test point")
+            raise FieldError("x", "keep at least one training point and one test point", code="keep_train_and_test")
         return self._use_points(px[keep], py[keep], is_train[keep])
 
     def load_points(self, x: np.ndarray, y: np.ndarray, problem: str, classes: int) -> dict:
@@ -342,3 +353,53 @@ class Session:
                 if name in old.features:
                     W0[row, :cols] = W0_old[old.features.index(name), :cols]
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.model.params)
+
+
+def validate_payload(payload, check) -> SessionConfig:
+    """Check a snapshot payload (saved, or imported from a file) before a session is built
+    from it: a valid config within limits (`check`), and weights and data of the right shapes.
+    Raises FieldError naming the part that is wrong."""
+    def bad(part: str, why: str):
+        return FieldError(f"snapshot.{part}", why, code="snapshot_invalid", part=part)
+
+    if not isinstance(payload, dict):
+        raise bad("payload", "a snapshot is a JSON object")
+    try:
+        cfg = SessionConfig.model_validate(payload.get("config"))
+    except Exception as e:
+        raise bad("config", f"the config is not valid: {e}")
+    check(cfg)
+    custom = payload.get("custom")
+    if cfg.dataset == "custom":
+        try:
+            x = np.asarray(custom["x"], dtype=float)
+            y = np.asarray(custom["y"], dtype=float)
+            is_train = np.asarray(custom["is_train"], dtype=bool)
+        except (TypeError, KeyError, ValueError):
+            raise bad("custom", "custom data needs x, y and is_train lists of numbers")
+        if x.ndim != 2 or x.shape[1] != 2 or y.shape != (len(x),) or is_train.shape != (len(x),) or len(x) < 4:
+            raise bad("custom", "custom data must be at least 4 points (x1, x2) with one y and is_train each")
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise bad("custom", "custom data must be finite numbers")
+        dims = 2
+    else:
+        from app.data import DATASETS
+
+        dims = DATASETS[cfg.dataset].dims
+    sizes = sizes_for(cfg, dims)
+    for part in ("weights", "biases"):
+        arrays = payload.get(part)
+        if not isinstance(arrays, list) or len(arrays) != len(sizes) - 1:
+            raise bad(part, f"expected {len(sizes) - 1} layers of {part}")
+        for l, values in enumerate(arrays):
+            want = (sizes[l], sizes[l + 1]) if part == "weights" else (sizes[l + 1],)
+            try:
+                a = np.asarray(values, dtype=float)
+            except (TypeError, ValueError):
+                raise bad(part, f"layer {l} is not a list of numbers")
+            if a.shape != want or not np.isfinite(a).all():
+                raise bad(part, f"layer {l} must be {want} finite numbers")
+    for key in ("epoch", "step"):
+        if not isinstance(payload.get(key, 0), int) or payload.get(key, 0) < 0:
+            raise bad(key, f"{key} must be a whole number ≥ 0")
+    return cfg

@@ -58,8 +58,13 @@ class Worker:
         self.slots: dict[str, Slot] = {}
 
     # --- command handlers: each returns a JSON-able payload or raises FieldError ------------
-    def op_create(self, sid, cfg: dict, custom=None, state=None):
-        session = Session(SessionConfig.model_validate(cfg), history_len=self.conf.history_len, custom=custom)
+    def op_create(self, sid, cfg: dict, custom: dict | None = None, state: dict | None = None):
+        """A new session; from a snapshot when `state` (and for custom data `custom`) is given."""
+        points = None
+        if custom is not None:
+            dtype = np.int64 if cfg["problem"] == "classification" else np.float64
+            points = (np.asarray(custom["x"], float), np.asarray(custom["y"], dtype), np.asarray(custom["is_train"], bool))
+        session = Session(SessionConfig.model_validate(cfg), history_len=self.conf.history_len, custom=points)
         if state is not None:
             restore(session, state)
         self.slots[sid] = Slot(session, FrameBuilder(self.conf.grid, self.conf.thumb_stride))
@@ -75,7 +80,8 @@ class Worker:
     def op_play(self, sid):
         slot = self.slots[sid]
         if slot.session.status == "diverged":
-            raise FieldError("status", "the network has diverged; lower the learning rate and reset first", 409)
+            raise FieldError("status", "the network has diverged; lower the learning rate and reset first", 409,
+                             code="diverged_reset_first")
         if slot.session.status != "running":
             slot.session.status = "running"
             slot.due = time.monotonic()
@@ -91,7 +97,8 @@ class Worker:
         slot = self.slots[sid]
         s = slot.session
         if s.status == "diverged":
-            raise FieldError("status", "the network has diverged; lower the learning rate and reset first", 409)
+            raise FieldError("status", "the network has diverged; lower the learning rate and reset first", 409,
+                             code="diverged_reset_first")
         s.status = "paused"
         s.train(1)  # exactly one epoch, however long it takes
         return self._changed(sid)
@@ -195,6 +202,20 @@ class Worker:
         slot.due = max(slot.due + 1.0 / hz, now)
         self._emit(slot, sid)
 
+    def safe_tick(self, sid: str, slot: Slot, now: float) -> None:
+        """A tick whose failure pauses that one session instead of killing the worker
+        (and with it every other session it holds)."""
+        try:
+            self.tick(sid, slot, now)
+        except Exception as e:
+            traceback.print_exc()
+            slot.session.status = "paused"
+            slot.session.message = f"Training stopped because of an internal error ({type(e).__name__})."
+            try:
+                self._emit(slot, sid)
+            except Exception:
+                pass
+
     def due_sessions(self, now: float) -> list[tuple[str, Slot]]:
         return [(sid, slot) for sid, slot in self.slots.items()
                 if slot.session.status == "running" and slot.due <= now]
@@ -207,14 +228,14 @@ class Worker:
         rid, op, sid, args = msg
         try:
             if op != "create" and sid not in self.slots:
-                raise FieldError("id", "no such session", 404)
+                raise FieldError("id", "no such session", 404, code="session_unknown")
             payload = getattr(self, "op_" + op)(sid, **args)
             self.send(("reply", rid, True, payload))
-        except FieldError as e:
-            self.send(("reply", rid, False, (e.status, e.field, e.message)))
         except Exception as e:  # a bug must not kill the worker and every session on it
-            traceback.print_exc()
-            self.send(("reply", rid, False, (500, "server", f"{type(e).__name__}: {e}")))
+            if not isinstance(e, FieldError):
+                traceback.print_exc()
+                e = FieldError("server", f"{type(e).__name__}: {e}", 500, code="server_error")
+            self.send(("reply", rid, False, (e.status, e.field, e.message, e.code, e.params)))
 
 
 def export_state(s: Session) -> dict:
@@ -230,8 +251,9 @@ def restore(s: Session, state: dict) -> None:
     for l, (W, b) in enumerate(zip(state["weights"], state["biases"])):
         s.model.W[l][...] = np.asarray(W, dtype=float)
         s.model.b[l][...] = np.asarray(b, dtype=float)
-    s.epoch, s.step = int(state["epoch"]), int(state["step"])
-    s.history = [tuple(h) for h in state.get("history", [])]
+    s.epoch, s.step = int(state["epoch"]), int(state.get("step", 0))
+    s.history = [tuple(h) for h in state.get("history", []) if isinstance(h, (list, tuple)) and len(h) == 3]
+    s.history = s.history[-s.history_len:]
     s.evaluate()
 
 
@@ -255,7 +277,7 @@ def serve(conn, conf: WorkerConfig) -> None:
                 rr = (rr + 1) % len(ready)
                 for sid, slot in ready[rr:] + ready[:rr]:
                     if sid in worker.slots and slot.session.status == "running":
-                        worker.tick(sid, slot, now)
+                        worker.safe_tick(sid, slot, now)
                     while conn.poll():  # control stays responsive between ticks
                         msg = conn.recv()
                         if msg is None:

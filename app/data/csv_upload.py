@@ -26,11 +26,17 @@ COLUMN_NAMES = ("x1", "x2", "label/target")
 
 
 class CsvError(ValueError):
-    """A problem with the uploaded file; ``line`` is 1-based, or None for the whole file."""
+    """A problem with the uploaded file; ``line`` is 1-based, or None for the whole file.
 
-    def __init__(self, message: str, line: int | None = None):
+    ``code`` and ``params`` let the page say the same thing in the reader's language
+    (message catalog key "error.csv_<code>"); ``message`` is the English text.
+    """
+
+    def __init__(self, message: str, line: int | None = None, *, code: str, **params):
         self.message = message
         self.line = line
+        self.code = code
+        self.params = {"line": line, **params} if line is not None else params
         super().__init__(message if line is None else f"line {line}: {message}")
 
 
@@ -65,10 +71,10 @@ def _decode(raw: bytes) -> str:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[:err.start].count(b"\n") + 1
-        raise CsvError("file is not UTF-8 text (is it a spreadsheet or binary file?)", line)
+        raise CsvError("file is not UTF-8 text (is it a spreadsheet or binary file?)", line, code="not_utf8")
     if "\x00" in text:
         raise CsvError("file contains NUL bytes; it looks binary, not CSV",
-                       text[:text.index("\x00")].count("\n") + 1)
+                       text[:text.index("\x00")].count("\n") + 1, code="binary")
     return text
 
 
@@ -86,7 +92,7 @@ def _rows(text: str) -> list[tuple[int, list[str]]]:
         try:
             fields = next(csv.reader([s], delimiter=delimiter))
         except csv.Error as err:  # e.g. a stray quote character
-            raise CsvError(f"cannot split the line into fields: {err}", i) from None
+            raise CsvError(f"cannot split the line into fields: {err}", i, code="split") from None
         rows.append((i, [f.strip() for f in fields]))
     return rows
 
@@ -96,7 +102,7 @@ def _header_problem(line: int, fields: list[str]) -> str | None:
     if name not in LABEL_NAMES:
         raise CsvError("first line looks like a header, but it is not "
                        "'x1,x2,label' or 'x1,x2,target' (third column may be "
-                       "label, class, target or y)", line)
+                       "label, class, target or y)", line, code="header")
     return LABEL_NAMES[name]
 
 
@@ -107,10 +113,11 @@ def _coordinates(rows) -> np.ndarray:
             value = _number(fields[c])
             if value is None:
                 raise CsvError(f"column {c + 1} ({COLUMN_NAMES[c]}) is not a number: "
-                               f"{_show(fields[c])}", line)
+                               f"{_show(fields[c])}", line, code="not_number", column=c + 1, value=_show(fields[c]))
             if not np.isfinite(value):
                 raise CsvError(f"column {c + 1} ({COLUMN_NAMES[c]}) must be a finite "
-                               f"number, not {_show(fields[c])}", line)
+                               f"number, not {_show(fields[c])}", line, code="not_finite", column=c + 1,
+                               value=_show(fields[c]))
             X[r, c] = value
     return X
 
@@ -129,7 +136,8 @@ def _targets(rows) -> np.ndarray:
     for r, (line, fields) in enumerate(rows):
         value = _number(fields[2])
         if value is None or not np.isfinite(value):
-            raise CsvError(f"column 3 (target) must be a finite number, not {_show(fields[2])}", line)
+            raise CsvError(f"column 3 (target) must be a finite number, not {_show(fields[2])}", line,
+                           code="not_finite", column=3, value=_show(fields[2]))
         y[r] = value
     peak = np.abs(y).max()
     return y / peak if peak > 1 else y
@@ -145,13 +153,15 @@ def _class_indices(rows) -> tuple[np.ndarray, int]:
     seen: set = set()
     for (line, _), label, key in zip(rows, labels, keys):
         if not label:
-            raise CsvError("column 3 (label) is empty", line)
+            raise CsvError("column 3 (label) is empty", line, code="empty_label")
         if key not in seen and len(seen) == MAX_CLASSES:
             raise CsvError(f"too many classes: label {_show(label)} would be class "
-                           f"{MAX_CLASSES + 1}, the limit is {MAX_CLASSES}", line)
+                           f"{MAX_CLASSES + 1}, the limit is {MAX_CLASSES}", line, code="too_many_classes",
+                           max=MAX_CLASSES)
         seen.add(key)
     if len(seen) < MIN_CLASSES:
-        raise CsvError(f"only one class ({_show(labels[0])}); need at least {MIN_CLASSES} classes")
+        raise CsvError(f"only one class ({_show(labels[0])}); need at least {MIN_CLASSES} classes",
+                       code="one_class")
     index = {key: i for i, key in enumerate(sorted(seen))}
     return np.array([index[key] for key in keys], dtype=np.int64), len(index)
 
@@ -162,10 +172,10 @@ def parse_csv(raw: bytes, *, max_bytes: int, max_rows: int,
     if problem not in (None, "classification", "regression"):
         raise ValueError(f"problem must be 'classification' or 'regression', not {problem!r}")
     if len(raw) > max_bytes:
-        raise CsvError(f"file is larger than the limit of {max_bytes} bytes")
+        raise CsvError(f"file is larger than the limit of {max_bytes} bytes", code="too_large", max=max_bytes)
     rows = _rows(_decode(raw))
     if not rows:
-        raise CsvError("file is empty")
+        raise CsvError("file is empty", code="empty")
     header_problem = None
     first_line, first = rows[0]
     if len(first) >= 2 and (_number(first[0]) is None or _number(first[1]) is None):
@@ -173,11 +183,14 @@ def parse_csv(raw: bytes, *, max_bytes: int, max_rows: int,
         rows = rows[1:]
     for count, (line, fields) in enumerate(rows, start=1):
         if count > max_rows:
-            raise CsvError(f"too many rows: the limit is {max_rows} data rows", line)
+            raise CsvError(f"too many rows: the limit is {max_rows} data rows", line, code="too_many_rows",
+                           max=max_rows)
         if len(fields) != 3:
-            raise CsvError(f"expected 3 columns (x1, x2, label or target), found {len(fields)}", line)
+            raise CsvError(f"expected 3 columns (x1, x2, label or target), found {len(fields)}", line,
+                           code="columns", found=len(fields))
     if len(rows) < MIN_ROWS:
-        raise CsvError(f"too few rows: need at least {MIN_ROWS} data rows, found {len(rows)}")
+        raise CsvError(f"too few rows: need at least {MIN_ROWS} data rows, found {len(rows)}",
+                       code="too_few_rows", min=MIN_ROWS, found=len(rows))
     X = fit_to_plane(_coordinates(rows))
     problem = problem or header_problem or (
         "classification" if _looks_like_classes([f[2] for _, f in rows]) else "regression")

@@ -11,9 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Path, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from app.config import ConfigFields, CreateBody, FieldError, Settings, get_settings, resolve
+from fastapi.concurrency import run_in_threadpool
+
+from app.config import ConfigFields, CreateBody, FieldError, Settings, check_limits, get_settings, resolve
 from app.data import CsvError, parse_csv
+from app.export import data_csv, model_python
 from app.sessions import SessionHandle, SessionStore
+from app.training import validate_payload
 
 router = APIRouter(prefix="/api", tags=["sessions"])
 
@@ -51,11 +55,28 @@ async def create_session(request: Request, body: CreateBody | None = None,
                          settings: Settings = Depends(get_settings)):
     """Create a session. Every field is optional; `seed` is chosen at random when absent."""
     body = body or CreateBody()
-    cfg = resolve(None, body, settings)
-    handle = await store.create(cfg)
+    if body.snapshot is not None:
+        handle = await session_from_snapshot(request, body, store, settings)
+        cfg = handle.config
+    else:
+        cfg = resolve(None, body, settings)
+        handle = await store.create(cfg)
     return {"id": handle.id, "control_token": handle.token, "config": cfg.model_dump(),
             "watch_url": str(request.url_for("watch_page", sid=handle.id)),
             "events_url": str(request.url_for("session_events", sid=handle.id)), "status": handle.status}
+
+
+async def session_from_snapshot(request: Request, body: CreateBody, store: SessionStore,
+                                settings: Settings) -> SessionHandle:
+    """A new session with a snapshot's config, data and weights."""
+    if body.model_dump(exclude_none=True, exclude={"snapshot"}):
+        raise FieldError("snapshot", "give either a snapshot or config fields, not both", code="snapshot_mixed")
+    found = await run_in_threadpool(request.app.state.snapshots.get, body.snapshot)
+    if found is None:
+        raise FieldError("snapshot", "no such snapshot", 404, code="snapshot_unknown")
+    payload = found["payload"]
+    cfg = validate_payload(payload, lambda c: check_limits(c, settings))
+    return await store.create(cfg, custom=payload.get("custom") if cfg.dataset == "custom" else None, state=payload)
 
 
 @router.get("/sessions/{sid}")
@@ -142,7 +163,8 @@ async def regenerate(handle: SessionHandle = Depends(controlled), store: Session
                      settings: Settings = Depends(get_settings)):
     """New data from a new data seed; the network stays as it is."""
     if handle.config.dataset == "custom":
-        raise FieldError("dataset", "uploaded or edited data cannot be regenerated; choose a dataset first", 409)
+        raise FieldError("dataset", "uploaded or edited data cannot be regenerated; choose a dataset first", 409,
+                         code="custom_no_regenerate")
     cfg = resolve(handle.config, ConfigFields(data_seed=secrets.randbelow(2**31)), settings)
     return status_body(handle, await store.configure(handle, cfg))
 
@@ -181,7 +203,28 @@ async def upload_csv(file: UploadFile = File(description="CSV: x1,x2,label or x1
     try:
         ds = parse_csv(raw, max_bytes=settings.max_upload_bytes, max_rows=settings.max_upload_rows)
     except CsvError as e:
-        raise FieldError("file" if e.line is None else f"file.line.{e.line}", str(e))
+        raise FieldError("file" if e.line is None else f"file.line.{e.line}", str(e), code=f"csv_{e.code}", **e.params)
     result = await store.call(handle, "upload", x=ds.X.tolist(), y=ds.y.tolist(), problem=ds.problem,
                               classes=ds.classes)
     return status_body(handle, result)
+
+
+@router.get("/sessions/{sid}/export/model.py", tags=["export"])
+async def export_model(handle: SessionHandle = Depends(viewed), store: SessionStore = Depends(get_store)):
+    """The trained network as a standalone Python file that needs only NumPy."""
+    model, status = await store.call(handle, "model"), await store.call(handle, "status")
+    try:
+        source = model_python(model, features=handle.config.features if status["dims"] == 2 else None,
+                              problem=handle.config.problem, title=f"MLP Playground model, epoch {status['epoch']}")
+    except ValueError as e:  # a diverged network has no finite weights to export
+        raise FieldError("model", str(e), 409, code="model_not_finite")
+    return Response(source, media_type="text/x-python; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="mlp_model.py"'})
+
+
+@router.get("/sessions/{sid}/export/data.csv", tags=["export"])
+async def export_data(handle: SessionHandle = Depends(viewed), store: SessionStore = Depends(get_store)):
+    """The data as CSV: x1,x2 (or p0…p63), label or target, and split (train/test)."""
+    text = data_csv(await store.call(handle, "data"), problem=handle.config.problem)
+    return Response(text, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="mlp_data.csv"'})

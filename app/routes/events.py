@@ -4,6 +4,7 @@ Events, in order:
   event: history   once, the loss history so far ([epoch, train, test] rows)
   event: frame     the newest frame, at most `fps` a second; on a paused session the
                    current frame at once, then only when something changes
+  event: watchers  {"count": n} whenever the number of open streams on the session changes
   event: closed    once, when the session ends (deleted, expired, server shutdown)
 A stream never queues frames: it sends whatever is newest when its turn comes, so a slow
 client skips frames instead of falling behind.
@@ -32,7 +33,8 @@ async def stream_target(sid: SessionId, store: SessionStore = Depends(get_store)
     handle = store.get(sid)
     if len(handle.watchers) >= settings.max_watchers:
         raise FieldError("max_watchers", f"this session already has {settings.max_watchers} viewers "
-                         "(limit max_watchers)", 429)
+                         "(limit max_watchers)", 429,
+                         code="limit_watchers", max=settings.max_watchers)
     return handle
 
 
@@ -56,11 +58,15 @@ async def session_events(
             history = []
         yield ServerSentEvent(event="history", raw_data=json.dumps(json_safe(history)))
         interval = 1.0 / fps
-        sent, last_seq, next_at = 0, -1, 0.0
+        sent, last_seq, next_at, watchers = 0, -1, 0.0, -1
         while True:
             if handle.closed is not None:
                 yield ServerSentEvent(event="closed", raw_data=json.dumps({"reason": handle.closed}))
                 return
+            if len(handle.watchers) != watchers:
+                watchers = len(handle.watchers)
+                yield ServerSentEvent(event="watchers", raw_data=json.dumps({"count": watchers}))
+                continue
             if handle.frame is None or handle.seq == last_seq:
                 await handle.changed.wait()
                 continue

@@ -75,10 +75,12 @@ def control_choices(t, cfg: SessionConfig, settings: Settings) -> dict:
 def page_context(request: Request, cfg: SessionConfig, settings: Settings, **extra) -> dict:
     lang = request_language(request)
     t = translator(lang)
+    present = request.query_params.get("present") == "1"
     return {"request": request, "t": t, "lang": lang, "cfg": cfg, "choices": control_choices(t, cfg, settings),
-            "limits": settings, "controls": True,
+            "limits": settings, "controls": True, "embed": False, "hide": set(), "autoplay": False,
+            "present": present,
             "messages_json": _json_for_script(catalog(lang)), "page_title": t("app.title"),
-            "body_class": "", "entry": "playground", **extra}
+            "body_class": "present" if present else "", "entry": "playground", **extra}
 
 
 def network_context(cfg: SessionConfig, dims: int | None, structure: int) -> dict:
@@ -115,18 +117,6 @@ async def index(request: Request, store: SessionStore = Depends(get_store),
     ctx = page_context(request, cfg, settings, session_id=sid, query=query,
                        **network_context(cfg, dims, structure))
     return templates.TemplateResponse(request, "index.html", ctx)
-
-
-@router.get("/s/{sid}", response_class=HTMLResponse, name="watch_page")
-async def watch_page(sid: SessionId, request: Request, store: SessionStore = Depends(get_store),
-                     settings: Settings = Depends(get_settings)):
-    """The same live view without controls. Needs no token and never contains one."""
-    handle = store.get(sid)
-    status = await store.call(handle, "status")
-    ctx = page_context(request, handle.config, settings, session_id=sid, query="", controls=False,
-                       body_class="watching", entry="watch",
-                       **network_context(handle.config, status["dims"], status["structure"]))
-    return templates.TemplateResponse(request, "watch.html", ctx)
 
 
 # --- htmx endpoints ---------------------------------------------------------------------------
@@ -229,7 +219,7 @@ async def ui_structure(request: Request, handle: SessionHandle = Depends(control
             raise FieldError("feature", f"unknown feature; choose one of {', '.join(FEATURES)}")
         if name in features:
             if len(features) == 1:
-                raise FieldError("features", "keep at least one input feature")
+                raise FieldError("features", "keep at least one input feature", code="keep_one_feature")
             features.remove(name)
         else:
             features = [f for f in FEATURES if f in features or f == name]  # keep the canonical order

@@ -12,3 +12,10 @@ export function formatNumber(x, digits = 3) {
   if (x === null || x === undefined || !Number.isFinite(x)) return "–";
   return x.toFixed(digits);
 }
+
+// An API error body ({code, params, message}) in the reader's language. Every error code
+// the page can meet has an "error.<code>" entry in both catalogs.
+export function errorText(body, fallback = "") {
+  if (body?.code && messages[`error.${body.code}`]) return t(`error.${body.code}`, body.params || {});
+  return body?.message || fallback;
+}

@@ -73,13 +73,14 @@ export function createNetworkView(root, options = {}) {
         if (n.bar) n.bar.setAttribute("width", String(44 * Math.max(0, Math.min(1, a ?? 0))));
       });
     });
-    // Links: colour = sign, width = |w|.
+    // Links: colour = sign, width = |w| (thicker in presentation mode, for projectors).
+    const thick = document.body.classList.contains("present") ? 1.7 : 1;
     for (const k of links) {
       const layer = layers[k.l + 1];
       if (!layer) continue;
       const w = weightAt(layer, k.i, k.j) ?? 0;
       k.el.setAttribute("stroke", divergingCss(w));
-      k.el.setAttribute("stroke-width", (0.5 + Math.min(Math.abs(w), 4) / 4 * MAX_LINK_WIDTH).toFixed(2));
+      k.el.setAttribute("stroke-width", (thick * (0.5 + Math.min(Math.abs(w), 4) / 4 * MAX_LINK_WIDTH)).toFixed(2));
     }
     for (const canvas of matrices) paintMatrix(canvas, layers[+canvas.dataset.l + 1]);
     for (const canvas of cells) paintCells(canvas, layers[+canvas.dataset.l]);

@@ -1,12 +1,13 @@
 // Entry point of the playground page: opens the session, wires the controls, and hands
 // every frame from the stream to the views (network, output plot, loss chart, numbers).
 import { createBoundaryView } from "./boundary.js";
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 import { createLossChart } from "./losschart.js";
 import { createNetworkView } from "./network.js";
 import { createNumbers } from "./numbers.js";
 import { api, openSession, wireHtmx } from "./session.js";
 import { connectStream } from "./stream.js";
+import { wireChrome } from "./chrome.js";
 
 const $ = (sel) => document.querySelector(sel);
 const workspace = $("#workspace");
@@ -45,30 +46,15 @@ function wireSliders() {
   }
 }
 
-function wireKeyboard() {
-  document.addEventListener("keydown", (ev) => {
-    const tag = ev.target.tagName;
-    if (ev.ctrlKey || ev.metaKey || ev.altKey || ["INPUT", "SELECT", "TEXTAREA"].includes(tag)) return;
-    // SVG buttons (input features) act on Enter and Space like HTML buttons.
-    if ((ev.key === "Enter" || ev.key === " ") && ev.target.getAttribute?.("role") === "button" && tag !== "BUTTON") {
-      ev.preventDefault();
-      ev.target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
-      return;
-    }
-    if (tag === "BUTTON" && (ev.key === " " || ev.key === "Enter")) return; // the button's own action
-    const shortcuts = { " ": "#btn-play", ArrowRight: "#btn-step", r: "#btn-reset", R: "#btn-reset" };
-    const target = shortcuts[ev.key];
-    if (target) {
-      ev.preventDefault();
-      $(target)?.click();
-    }
-  });
-}
-
 async function main() {
   wireSliders();
-  wireKeyboard();
   let session;
+  let network = null;
+  const chrome = wireChrome({
+    sessionId: () => session?.id,
+    toast,
+    onPresent: () => { if (network?.frame) network.update(network.frame, null); },
+  });
   try {
     session = await openSession(workspace);
   } catch (err) {
@@ -95,7 +81,7 @@ async function main() {
     discretize: $("#discretize"),
     onClickPoint: (x, ev) => clickPlot(x, ev),
   });
-  let network = makeNetwork();
+  network = makeNetwork();
 
   // A click on the plot picks the probe, adds a point (Shift: the other class) or removes one.
   function clickPlot([x1, x2], ev) {
@@ -165,7 +151,7 @@ async function main() {
   });
   document.body.addEventListener("htmx:responseError", (ev) => {
     let message = ev.detail.xhr.statusText;
-    try { message = JSON.parse(ev.detail.xhr.responseText).message || message; } catch {}
+    try { message = errorText(JSON.parse(ev.detail.xhr.responseText), message); } catch {}
     toast(message);
   });
   document.body.addEventListener("htmx:sendError", () => toast(t("error.network")));
@@ -188,6 +174,9 @@ async function main() {
     location.href = url.toString();
   });
 
+  if (workspace.dataset.autoplay === "1" && !session.reopened) {
+    api(session, "/play").catch((e) => toast(e.message));
+  }
   connectStream(session.id, {
     fps: 30,
     onHistory: (rows) => chart.setHistory(rows),
@@ -203,6 +192,7 @@ async function main() {
       boundary.update(frame, heat);
       updateTransport(frame.status);
     },
+    onWatchers: (n) => chrome.setWatchers(n),
     onClosed: (info) => toast(t("error.closed", { reason: info.reason })),
     onError: () => toast(t("error.stream")),
   });

@@ -1,3 +1,5 @@
+import { errorText } from "./i18n.js";
+
 // The page's own session: created on load through the API (POST /ui/sessions, which takes
 // the page's query string), or reopened after a reload or a language switch from the
 // ?session= parameter and the token kept in sessionStorage. The token never goes into a URL.
@@ -9,12 +11,18 @@ export async function openSession(workspace) {
   if (existing && sessionStorage.getItem(key(existing))) {
     return { id: existing, token: sessionStorage.getItem(key(existing)), reopened: true };
   }
-  const body = new URLSearchParams(workspace.dataset.query || url.search.slice(1));
-  for (const name of ["session", "lang", "present", "debug", "autoplay", "hide"]) body.delete(name);
-  if (url.searchParams.get("preset")) body.set("preset", url.searchParams.get("preset"));
-  const res = await fetch("/ui/sessions", { method: "POST", body });
+  let res;
+  if (workspace.dataset.snapshot) { // an embedded snapshot: a session with its trained weights
+    res = await fetch("/api/sessions", { method: "POST", headers: { "Content-Type": "application/json" },
+                                         body: JSON.stringify({ snapshot: workspace.dataset.snapshot }) });
+  } else {
+    const body = new URLSearchParams(workspace.dataset.query || url.search.slice(1));
+    for (const name of ["session", "lang", "present", "debug", "autoplay", "hide"]) body.delete(name);
+    if (url.searchParams.get("preset")) body.set("preset", url.searchParams.get("preset"));
+    res = await fetch("/ui/sessions", { method: "POST", body });
+  }
   const json = await res.json();
-  if (!res.ok) throw new Error(json.message || res.statusText);
+  if (!res.ok) throw new Error(errorText(json, res.statusText));
   sessionStorage.setItem(key(json.id), json.control_token);
   url.searchParams.set("session", json.id);
   url.searchParams.delete("preset");
@@ -28,6 +36,8 @@ export function wireHtmx(session) {
     ev.detail.path = ev.detail.path.replace("{sid}", encodeURIComponent(session.id));
     ev.detail.headers["Authorization"] = `Bearer ${session.token}`;
     ev.detail.headers["X-Lang"] = document.body.dataset.lang;
+    const admin = document.getElementById("admin-token")?.value;
+    if (admin) ev.detail.headers["X-Admin-Token"] = admin;
   });
 }
 
@@ -38,6 +48,6 @@ export async function api(session, path, { method = "POST", body } = {}) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const json = res.status === 204 ? null : await res.json();
-  if (!res.ok) throw new Error(json?.message || res.statusText);
+  if (!res.ok) throw new Error(errorText(json, res.statusText));
   return json;
 }

@@ -3,7 +3,7 @@
 // Heatmaps are decoded off the paint path; one decode at a time, newest frame wins.
 import { decodeHeatmaps } from "./heatmap.js";
 
-export function connectStream(sid, { fps = 30, gradients = false, onFrame, onHistory, onClosed, onError }) {
+export function connectStream(sid, { fps = 30, gradients = false, onFrame, onHistory, onWatchers, onClosed, onError }) {
   const url = `/api/sessions/${encodeURIComponent(sid)}/events?fps=${fps}${gradients ? "&gradients=true" : ""}`;
   const source = new EventSource(url);
   let latest = null; // newest frame received, not yet decoded
@@ -55,6 +55,7 @@ export function connectStream(sid, { fps = 30, gradients = false, onFrame, onHis
     pump();
   });
   source.addEventListener("history", (ev) => onHistory?.(JSON.parse(ev.data)));
+  source.addEventListener("watchers", (ev) => onWatchers?.(JSON.parse(ev.data).count));
   source.addEventListener("closed", (ev) => {
     source.close();
     onClosed?.(JSON.parse(ev.data));

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 JSON = {"content-type": "application/json"}
@@ -64,6 +65,18 @@ BODIES = [
 IDS = [b[0] for b in BODIES]
 
 
+@pytest.fixture(scope="module")
+def shared(server):
+    """One session for the tables below: every request in them is refused, so none changes it."""
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.post("/api/sessions", json={"seed": 99})
+        assert r.status_code == 201
+        body = r.json()
+        auth = {"Authorization": f"Bearer {body['control_token']}"}
+        yield body["id"], auth
+        c.delete(f"/api/sessions/{body['id']}", headers=auth)
+
+
 def assert_error(r, status: int, field: str):
     assert r.status_code == status, f"{r.status_code}: {r.text[:300]}"
     assert 400 <= r.status_code < 500
@@ -84,8 +97,8 @@ def test_create_refuses(client, name, raw, headers, status, field):
 
 
 @pytest.mark.parametrize("name,raw,headers,status,field", BODIES, ids=IDS)
-def test_patch_refuses_and_changes_nothing(client, make_session, name, raw, headers, status, field):
-    sid, auth = make_session()
+def test_patch_refuses_and_changes_nothing(client, shared, name, raw, headers, status, field):
+    sid, auth = shared
     before = client.get(f"/api/sessions/{sid}").json()
     r = client.patch(f"/api/sessions/{sid}", content=raw, headers={**headers, **auth})
     assert_error(r, status, field)
@@ -116,8 +129,8 @@ def test_patch_without_body(client, make_session):
     ({"max_frames": -3}, "max_frames"),
     ({"max_frames": "many"}, "max_frames"),
 ])
-def test_events_bad_query(client, make_session, params, field):
-    sid, _ = make_session()
+def test_events_bad_query(client, shared, params, field):
+    sid, _ = shared
     r = client.get(f"/api/sessions/{sid}/events", params=params)
     assert_error(r, 422, field)
     assert r.headers["content-type"].startswith("application/json")
@@ -147,13 +160,13 @@ def test_page_bad_query(client, params, field):
     ({"x": [1.0, 2.0], "y": 1}, "y"),
     ({}, "x"),
 ])
-def test_probe_bad_input(client, make_session, body, field):
-    sid, auth = make_session()
+def test_probe_bad_input(client, shared, body, field):
+    sid, auth = shared
     assert_error(client.put(f"/api/sessions/{sid}/probe", json=body, headers=auth), 422, field)
 
 
-def test_probe_nan(client, make_session):
-    sid, auth = make_session()
+def test_probe_nan(client, shared):
+    sid, auth = shared
     r = client.put(f"/api/sessions/{sid}/probe", content=b'{"x": [NaN, 0]}', headers={**JSON, **auth})
     assert_error(r, 422, "x")
 
@@ -170,8 +183,8 @@ def test_probe_nan(client, make_session):
     ({"layer": "0", "i": 0, "j": 0, "value": 1.0}, "layer"),
     ({"layer": 0, "i": 0, "j": 0, "value": 1.0, "k": 1}, "k"),
 ])
-def test_params_bad_input(client, make_session, body, field):
-    sid, auth = make_session()
+def test_params_bad_input(client, shared, body, field):
+    sid, auth = shared
     before = client.get(f"/api/sessions/{sid}/model").json()
     assert_error(client.post(f"/api/sessions/{sid}/params", json=body, headers=auth), 422, field)
     assert client.get(f"/api/sessions/{sid}/model").json() == before
@@ -182,19 +195,14 @@ def test_unknown_path_is_json_404(client):
     assert_error(r, 404, "path")
 
 
-def test_wrong_method_is_4xx(client, make_session):
-    sid, _ = make_session()
+def test_wrong_method_is_4xx(client, shared):
+    sid, _ = shared
     r = client.put(f"/api/sessions/{sid}/play")
     assert r.status_code == 405
     assert r.json()["message"]
 
 
-# --- known bugs (see the report): strict xfails, so a fix shows up as XPASS ------------------------
-TOO_FEW_POINTS = "bug: n_points below the dataset's class count passes resolve(); make_dataset's ValueError " \
-                 "reaches the worker and comes back as 500 field 'server'"
-
-
-@pytest.mark.xfail(strict=True, reason=TOO_FEW_POINTS)
+# --- fewer points than classes: refused by name, and a refused PATCH changes nothing -----------------
 @pytest.mark.parametrize("body", [{"dataset": "gauss", "classes": 5, "n_points": 4},
                                   {"dataset": "digits", "n_points": 4}], ids=["gauss-5-classes", "digits"])
 def test_create_with_fewer_points_than_classes(client, body):
@@ -207,8 +215,6 @@ def test_create_with_fewer_points_than_classes(client, body):
     assert r.json()["message"]
 
 
-@pytest.mark.xfail(strict=True, reason=TOO_FEW_POINTS + "; the failed PATCH also leaves the worker's config "
-                   "half-applied (GET then reports classes 5 over 3-class data)")
 def test_patch_classes_above_points_is_refused_and_harmless(client, make_session):
     sid, auth = make_session(dataset="gauss", classes=3, n_points=4)
     data = client.get(f"/api/sessions/{sid}/data").json()

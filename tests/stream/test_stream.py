@@ -148,19 +148,22 @@ def test_stream_format(server, client, make_session):
         assert r.headers["content-type"].startswith("text/event-stream")
         events = list(parse_sse(r.iter_lines()))
     client.post(f"/api/sessions/{sid}/pause", headers=auth)
-    assert [e.get("event") for e in events] == ["history", "frame", "frame", "frame"]
+    # Other event kinds may be added (the contract allows it); history first, frames after.
+    assert events[0]["event"] == "history"
     history = strict_json(events[0]["data"])
     assert isinstance(history, list) and history
     assert all(len(row) == 3 for row in history)
-    frames = [strict_json(e["data"]) for e in events[1:]]
-    for e in events[1:]:
-        assert "NaN" not in e["data"] and "Infinity" not in e["data"]
-        assert e["id"].isdigit()
+    frame_events = [e for e in events if e.get("event") == "frame"]
+    assert len(frame_events) == 3
+    assert events[-1] is frame_events[-1]  # max_frames=3 closes right after the third
+    for e in events:
+        strict_json(e["data"])  # NaN/Infinity literals would raise (a substring check would hit base64)
+    frames = [strict_json(e["data"]) for e in frame_events]
     for f in frames:
         check_frame(f, [4, 2])
     epochs = [f["epoch"] for f in frames]
     assert epochs == sorted(epochs) and epochs[-1] > epochs[0]
-    ids = [int(e["id"]) for e in events[1:]]
+    ids = [int(e["id"]) for e in frame_events]
     assert ids == sorted(set(ids))
 
 
@@ -173,7 +176,7 @@ def test_max_frames_closes_after_exactly_n(server, client, make_session, n):
         with c.stream("GET", events_url(server, sid), params={"max_frames": n, "fps": 60}) as r:
             kinds = [e.get("event") for e in parse_sse(r.iter_lines())]
     assert kinds.count("frame") == n
-    assert kinds == ["history"] + ["frame"] * n
+    assert kinds[0] == "history" and kinds[-1] == "frame"
     assert time.monotonic() - start < 10  # ended by itself, not by a read timeout
     assert wait_until(lambda: watchers(client, sid) == 0, 3)
 
@@ -187,7 +190,7 @@ def test_paused_stream_sends_current_frame_then_only_changes(server, client, mak
         frame = reader.next_frame(2.0)
         assert frame is not None, "a paused session sends its current frame at once"
         assert frame["epoch"] == 1 and frame["status"] == "paused"
-        assert reader.next(1.5) is None, "nothing changed, so nothing should arrive"
+        assert reader.next_frame(1.5) is None, "nothing changed, so no frame should arrive"
 
         r = client.post(f"/api/sessions/{sid}/step", headers=auth)
         assert r.status_code == 200
@@ -195,7 +198,7 @@ def test_paused_stream_sends_current_frame_then_only_changes(server, client, mak
         assert after is not None
         assert after["epoch"] == 2
         assert after["step"] == r.json()["step"]
-        assert reader.next(1.0) is None, "one change, one frame"
+        assert reader.next_frame(1.0) is None, "one change, one frame"
 
 
 def test_fps_cap(server, client, make_session):
@@ -329,8 +332,8 @@ def test_closing_the_client_removes_the_watcher(server, client, make_session):
     with httpx.Client(timeout=10) as c:
         with c.stream("GET", events_url(server, sid)) as r:
             events = parse_sse(r.iter_lines())
-            kinds = [next(events).get("event"), next(events).get("event")]
-            assert kinds == ["history", "frame"]
+            assert next(events)["event"] == "history"
+            assert any(e.get("event") == "frame" for e in events)  # stops at the first frame
             assert watchers(client, sid) == 1
     # A paused session sends nothing more, so the server must notice the disconnect itself.
     assert wait_until(lambda: watchers(client, sid) == 0, 3.0), "watcher not removed within 3 s"
@@ -380,4 +383,54 @@ def test_history_event_reflects_training(server, client, make_session):
     assert events[0]["event"] == "history"
     assert strict_json(events[0]["data"]) == expected
     assert [row[0] for row in expected] == [0, 1, 2, 3]
-    assert strict_json(events[1]["data"])["epoch"] == 3
+    frames = [strict_json(e["data"]) for e in events if e.get("event") == "frame"]
+    assert [f["epoch"] for f in frames] == [3]
+
+
+# --- known bugs (see the report): strict xfails, so a fix shows up as XPASS ------------------------
+# Full-batch regression at learning rate 100 diverges after ~70 epochs. With seed 1 the probe's
+# output is then about -8.8e154: finite, but its square overflows. frames.py _loss_layer computes
+# 0.5 * (float(out[0]) - target) ** 2 in Python floats, which raises OverflowError instead of
+# giving inf, so building the frame fails.
+OVERFLOW = "bug: frames._loss_layer squares a huge finite regression output in Python floats (OverflowError)"
+DIVERGING = dict(dataset="reg-plane", learning_rate=100, batch_size=10000, seed=1)
+
+
+@pytest.mark.xfail(strict=True, reason=OVERFLOW + ": the diverging /step answers 500 and no frame is sent")
+def test_diverging_step_while_watched(server, client, make_session):
+    sid, auth = make_session(**DIVERGING)
+    with Reader(events_url(server, sid)) as reader:
+        assert reader.next_frame(5.0) is not None
+        for _ in range(200):
+            r = client.post(f"/api/sessions/{sid}/step", headers=auth)
+            assert r.status_code == 200, f"{r.status_code}: {r.text[:300]}"
+            if r.json()["status"] == "diverged":
+                break
+        assert r.json()["status"] == "diverged"
+        last = None
+        while (frame := reader.next_frame(1.0)) is not None:
+            last = frame
+        assert last is not None and last["status"] == "diverged"
+
+
+@pytest.mark.xfail(strict=True, reason=OVERFLOW + ": raised in a tick, it kills the worker process and every "
+                   "session on it ends as 'lost'")
+def test_diverging_while_playing_and_watched(server, client, make_session):
+    sid, auth = make_session(**DIVERGING)
+    with Reader(events_url(server, sid), {"fps": 60}) as reader:
+        assert reader.next_frame(5.0) is not None
+        client.post(f"/api/sessions/{sid}/play", headers=auth)
+        last = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            event = reader.next(max(0.0, deadline - time.monotonic()))
+            if not isinstance(event, dict):
+                break
+            last = event
+            if event.get("event") != "frame" or strict_json(event["data"])["status"] == "diverged":
+                break
+    assert last is not None and last.get("event") == "frame", last
+    assert strict_json(last["data"])["status"] == "diverged"
+    r = client.get(f"/api/sessions/{sid}")
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["status"] == "diverged"

@@ -1,0 +1,108 @@
+"""Classroom and wiki pages: the watch page, its QR code and share links, and embeds.
+
+A watch page shows a session live without controls and never contains its token. The
+links handed out use an address students can reach (see app/netaddr.py).
+"""
+from __future__ import annotations
+
+import io
+from urllib.parse import urlencode
+
+import segno
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+
+from app.config import FieldError, Settings, check_limits, fields_from_strings, get_settings, resolve, to_query
+from app.netaddr import public_base_url, reachable_from_others
+from app.routes.api import SessionId, get_store
+from app.routes.pages import PAGE_PARAMS, PRESETS, network_context, page_context, templates
+from app.sessions import SessionStore
+from app.training import validate_payload
+
+router = APIRouter(tags=["classroom"])
+
+# Parts of the page an embed can hide with ?hide=a,b,…
+HIDEABLE = ("header", "transport", "hyper", "data", "structure", "output", "chart", "plot", "metrics")
+
+
+def base_url(request: Request, settings: Settings) -> str:
+    return public_base_url(request.url.scheme, request.url.hostname, request.url.port, settings.host)
+
+
+@router.get("/s/{sid}", response_class=HTMLResponse, name="watch_page", include_in_schema=False)
+async def watch_page(sid: SessionId, request: Request, store: SessionStore = Depends(get_store),
+                     settings: Settings = Depends(get_settings)):
+    """The same live view without controls. Needs no token and never contains one."""
+    handle = store.get(sid)
+    status = await store.call(handle, "status")
+    ctx = page_context(request, handle.config, settings, session_id=sid, query="", controls=False,
+                       body_class="watching", entry="watch",
+                       **network_context(handle.config, status["dims"], status["structure"]))
+    return templates.TemplateResponse(request, "watch.html", ctx)
+
+
+@router.get("/s/{sid}/qr.svg", name="watch_qr")
+async def watch_qr(sid: SessionId, request: Request, store: SessionStore = Depends(get_store),
+                   settings: Settings = Depends(get_settings)):
+    """A QR code of the watch link, as SVG: sharp at any size, scannable from the back of a room."""
+    store.get(sid)
+    qr = segno.make(f"{base_url(request, settings)}/s/{sid}", error="m")
+    out = io.BytesIO()
+    qr.save(out, kind="svg", scale=1, border=2, xmldecl=False, omitsize=True, dark="#000", light="#fff")
+    return Response(out.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "max-age=3600"})
+
+
+@router.get("/api/sessions/{sid}/share", tags=["sessions"])
+async def share_info(sid: SessionId, request: Request, store: SessionStore = Depends(get_store),
+                     settings: Settings = Depends(get_settings)):
+    """Links to hand out: watch page, its QR code, the config link and an embed snippet. No token."""
+    handle = store.get(sid)
+    base = base_url(request, settings)
+    query = urlencode(to_query(handle.config))
+    embed = f"{base}/embed?{query}"
+    return {"watch_url": f"{base}/s/{sid}", "qr_url": f"/s/{sid}/qr.svg", "config_url": f"{base}/?{query}",
+            "embed_url": embed,
+            "embed_html": f'<iframe src="{embed}" width="1000" height="640" style="border:0" '
+                          'title="MLP Playground" loading="lazy"></iframe>',
+            "reachable": reachable_from_others(settings.host), "watchers": len(handle.watchers)}
+
+
+def parse_hide(value: str | None) -> set[str]:
+    parts = {p for p in (value or "").split(",") if p}
+    unknown = parts - set(HIDEABLE)
+    if unknown:
+        raise FieldError("hide", f"unknown part {sorted(unknown)[0]!r}; choose from {', '.join(HIDEABLE)}")
+    return parts
+
+
+@router.get("/embed", response_class=HTMLResponse, include_in_schema=False)
+async def embed(request: Request, settings: Settings = Depends(get_settings)):
+    """The playground with minimal chrome for an iframe: same query as /, plus autoplay=1 and
+    hide=part,… (header, transport, hyper, data, structure, output, chart, plot, metrics)."""
+    params = dict(request.query_params)
+    hide = parse_hide(params.get("hide"))
+    preset = PRESETS.get(params.get("preset", ""), {})
+    fields = fields_from_strings({**preset, **{k: v for k, v in params.items() if k not in PAGE_PARAMS}},
+                                 ignore_unknown=True)
+    cfg = resolve(None, fields, settings)
+    ctx = page_context(request, cfg, settings, session_id="", query=urlencode(to_query(cfg)), embed=True,
+                       hide=hide, autoplay=params.get("autoplay") == "1",
+                       **network_context(cfg, None, 0))
+    ctx["body_class"] = "embed " + " ".join(f"hide-{h}" for h in sorted(hide))
+    return templates.TemplateResponse(request, "index.html", ctx)
+
+
+@router.get("/embed/snapshot/{snapshot_id}", response_class=HTMLResponse, include_in_schema=False)
+async def embed_snapshot(snapshot_id: str, request: Request, settings: Settings = Depends(get_settings)):
+    """An embed of a saved snapshot: each viewer gets a session with its trained weights."""
+    found = await run_in_threadpool(request.app.state.snapshots.get, snapshot_id[:64])
+    if found is None:
+        raise FieldError("snapshot_id", "no such snapshot", 404, code="snapshot_unknown")
+    cfg = validate_payload(found["payload"], lambda c: check_limits(c, settings))
+    hide = parse_hide(request.query_params.get("hide"))
+    ctx = page_context(request, cfg, settings, session_id="", query="", embed=True, hide=hide,
+                       autoplay=request.query_params.get("autoplay") == "1", snapshot_id=found["snapshot_id"],
+                       **network_context(cfg, None, 0))
+    ctx["body_class"] = "embed " + " ".join(f"hide-{h}" for h in sorted(hide))
+    return templates.TemplateResponse(request, "index.html", ctx)

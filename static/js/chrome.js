@@ -1,0 +1,135 @@
+// Page chrome: share dialog, presentation mode, theme, help, full screen and the keyboard
+// shortcuts (Space play/pause, → step, R reset, F full screen, P presentation, ? help).
+import { setPalette } from "./colors.js";
+import { downloadPng, downloadSvg } from "./figure.js";
+import { errorText, t } from "./i18n.js";
+
+const $ = (sel) => document.querySelector(sel);
+const THEMES = ["auto", "dark", "light"];
+
+export function copyText(text) {
+  // The clipboard API needs a secure context; a classroom LAN address is plain http.
+  if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+  const area = document.createElement("textarea");
+  area.value = text;
+  document.body.append(area);
+  area.select();
+  document.execCommand("copy");
+  area.remove();
+  return Promise.resolve();
+}
+
+export function wireChrome({ sessionId, onPresent, toast }) {
+  // Theme: automatic (follows the system), dark or light; remembered on this device.
+  const root = document.documentElement;
+  root.dataset.theme = localStorage.getItem("mlp:theme") || "auto";
+  $("#btn-theme")?.addEventListener("click", () => {
+    const next = THEMES[(THEMES.indexOf(root.dataset.theme) + 1) % THEMES.length];
+    root.dataset.theme = next;
+    localStorage.setItem("mlp:theme", next);
+  });
+
+  // Presentation mode: large type, thick lines, high-contrast palette, fewer controls.
+  function setPresent(on) {
+    document.body.classList.toggle("present", on);
+    $("#btn-present")?.setAttribute("aria-pressed", on ? "true" : "false");
+    setPalette(on ? "present" : "normal");
+    onPresent?.(on);
+  }
+  setPresent(document.body.classList.contains("present"));
+  $("#btn-present")?.addEventListener("click", () => setPresent(!document.body.classList.contains("present")));
+
+  function toggleFullscreen() {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else document.documentElement.requestFullscreen?.().catch(() => {});
+  }
+
+  // Share dialog: filled from /share when opened (watch link, QR code, config link, embed).
+  async function openShare() {
+    const dialog = $("#share-dialog");
+    if (!dialog || !sessionId()) return;
+    const res = await fetch(`/api/sessions/${sessionId()}/share`);
+    if (!res.ok) return;
+    const info = await res.json();
+    $("#share-watch").value = info.watch_url;
+    $("#share-config").value = info.config_url;
+    $("#share-embed").value = info.embed_html;
+    $("#share-qr").src = info.qr_url;
+    $("#share-unreachable").hidden = info.reachable;
+    $("#share-watchers").textContent = Math.max(0, info.watchers - 1); // not counting this page
+    $("#export-csv").href = `/api/sessions/${sessionId()}/export/data.csv`;
+    $("#export-model").href = `/api/sessions/${sessionId()}/export/model.py`;
+    dialog.showModal();
+  }
+  $("#btn-share")?.addEventListener("click", openShare);
+  $("#btn-help")?.addEventListener("click", () => $("#help-dialog")?.showModal());
+  $("#btn-saved")?.addEventListener("click", () => {
+    $("#snap-dialog").showModal();
+    htmx.trigger(document.body, "mlp:snapshots"); // (re)load the list
+  });
+  $("#export-svg")?.addEventListener("click", () => downloadSvg($("#net-svg")));
+  $("#export-png")?.addEventListener("click", () => downloadPng($("#net-svg")).catch((e) => toast(e.message)));
+  document.body.addEventListener("click", (ev) => {
+    const copy = ev.target.closest?.("[data-copy]");
+    if (copy) copyText($(copy.dataset.copy).value).then(() => toast(t("share.copied"), "info"));
+    const embed = ev.target.closest?.("[data-copy-embed]");
+    if (embed) {
+      const src = location.origin + embed.dataset.copyEmbed;
+      copyText(`<iframe src="${src}" width="1000" height="640" style="border:0" title="MLP Playground" loading="lazy"></iframe>`)
+        .then(() => toast(t("share.copied"), "info"));
+    }
+    const open = ev.target.closest?.("[data-open-snapshot]");
+    if (open) openSnapshot(open.dataset.openSnapshot);
+  });
+
+  // Opening a snapshot starts a new session with its weights and moves this page to it.
+  async function openSnapshot(snapshotId) {
+    const res = await fetch("/api/sessions", { method: "POST", headers: { "Content-Type": "application/json" },
+                                               body: JSON.stringify({ snapshot: snapshotId }) });
+    const body = await res.json();
+    if (!res.ok) { toast(errorText(body, res.statusText)); return; }
+    sessionStorage.setItem(`mlp:token:${body.id}`, body.control_token);
+    const url = new URL(location.origin + "/");
+    url.searchParams.set("session", body.id);
+    url.searchParams.set("lang", document.body.dataset.lang);
+    location.href = url.toString();
+  }
+
+  document.addEventListener("keydown", (ev) => {
+    const tag = ev.target.tagName;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ["INPUT", "SELECT", "TEXTAREA"].includes(tag)) return;
+    if (document.querySelector("dialog[open]")) return; // a dialog has the keyboard
+    // SVG buttons (input features) act on Enter and Space like HTML buttons.
+    if ((ev.key === "Enter" || ev.key === " ") && ev.target.getAttribute?.("role") === "button" && tag !== "BUTTON") {
+      ev.preventDefault();
+      ev.target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+      return;
+    }
+    if (tag === "BUTTON" && (ev.key === " " || ev.key === "Enter")) return; // the button's own action
+    const clicks = { " ": "#btn-play", ArrowRight: "#btn-step", r: "#btn-reset", R: "#btn-reset" };
+    const actions = {
+      f: toggleFullscreen, F: toggleFullscreen,
+      p: () => setPresent(!document.body.classList.contains("present")),
+      P: () => setPresent(!document.body.classList.contains("present")),
+      "?": () => $("#help-dialog")?.showModal(),
+    };
+    if (clicks[ev.key] && $(clicks[ev.key])) {
+      ev.preventDefault();
+      $(clicks[ev.key]).click();
+    } else if (actions[ev.key]) {
+      ev.preventDefault();
+      actions[ev.key]();
+    }
+  });
+
+  return {
+    setWatchers(n) {
+      const badge = $("#watchers");
+      if (!badge) return;
+      badge.hidden = n <= 1; // the teacher's own page is one of the streams
+      badge.querySelector(".count").textContent = String(Math.max(0, n - 1));
+      const inDialog = $("#share-watchers");
+      if (inDialog) inDialog.textContent = String(Math.max(0, n - 1));
+    },
+  };
+}
