@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     max_snapshot_bytes: int = 5_000_000
     max_snapshots: int = 10_000
     session_ttl_seconds: float = 1800.0  # idle sessions (no stream, not running) are evicted
+    idle_pause_seconds: float = 30.0  # a running session nobody watches or calls is paused (nothing lost)
     # Training pace: a running session advances `epochs_per_frame` epochs per tick, at most
     # `tick_hz` ticks a second, and never spends more than `max_tick_ms` in one tick so one
     # heavy session cannot starve the others on its worker.
@@ -56,8 +57,9 @@ class Settings(BaseSettings):
     idle_tick_hz: float = 30.0
     max_tick_ms: float = 40.0
     grid: int = 100  # heatmap resolution of the output plot (peer: 100×100)
-    thumb_stride: int = 4  # neuron thumbnails keep every 4th grid point: 25×25
+    thumb_stride: int = 5  # neuron thumbnails keep every 5th grid point (centred): 20×20
     history_len: int = 2000  # loss-history points kept per session (older ones thinned)
+    timeline_bytes: int = 4_000_000  # per session: checkpoints for the timeline scrubber (thinned past this)
     embed_origins: str = "'self'"  # CSP frame-ancestors, space-separated origins
     admin_token: str | None = None
     db_path: Path = Field(default_factory=_default_db_path)

@@ -86,7 +86,9 @@ def _spread(count: int, pitch_max: float = 56.0) -> tuple[list[float], float]:
     return [start + k * pitch for k in range(count)], pitch
 
 
-def build_layout(cfg: SessionConfig, dims: int | None = None) -> Layout:
+def build_layout(cfg: SessionConfig, dims: int | None = None, *, all_features: bool = True) -> Layout:
+    """all_features: draw inactive input features too (dimmed), so a click can switch them on;
+    a view without controls (the watch page) draws only the active ones."""
     spec = DATASETS.get(cfg.dataset)
     dims = dims or (spec.dims if spec else 2)
     plane = dims == 2
@@ -98,7 +100,7 @@ def build_layout(cfg: SessionConfig, dims: int | None = None) -> Layout:
     # Input layer: on a plane every candidate feature is drawn, inactive ones dimmed, so a
     # click can switch it on; digits show the sample as an image.
     if plane:
-        names = list(FEATURES)
+        names = list(FEATURES) if all_features else list(cfg.features)
         active = [n for n in names if n in cfg.features]
         ys, pitch = _spread(len(names), 52.0)
         size = min(NODE, pitch * 0.78)

@@ -167,11 +167,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = SessionStore(settings)
         store.start()
         app.state.store, app.state.snapshots = store, snapshots
-        evictor = asyncio.create_task(_evict_forever(store))
+        housekeeping = asyncio.create_task(_housekeeping(store))
         try:
             yield
         finally:
-            evictor.cancel()
+            housekeeping.cancel()
             store.stop()
             snapshots.close()
 
@@ -199,8 +199,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _evict_forever(store: SessionStore) -> None:
-    period = max(1.0, min(60.0, store.settings.session_ttl_seconds / 4))
+async def _housekeeping(store: SessionStore) -> None:
+    """Pause sessions that train for nobody, and end the ones idle past the TTL."""
+    s = store.settings
+    period = max(0.5, min(30.0, s.session_ttl_seconds / 4, s.idle_pause_seconds / 3))
     while True:
         await asyncio.sleep(period)
+        store.pause_unwatched()
         store.evict_idle()

@@ -141,7 +141,7 @@ class SessionStore:
         self.shutting_down = False
         self._tasks: set[asyncio.Task] = set()  # fire-and-forget notifications, kept referenced
         self._conf = WorkerConfig(settings.tick_hz, settings.idle_tick_hz, settings.max_tick_ms,
-                                  settings.grid, settings.thumb_stride, settings.history_len)
+                                  settings.grid, settings.thumb_stride, settings.history_len, settings.timeline_bytes)
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -258,6 +258,28 @@ class SessionStore:
             handle.worker.sessions.discard(sid)
         return handle
 
+    def pause_unwatched(self) -> int:
+        """Pause running sessions that no stream watches and no request touched for a while
+        (a closed tab): they would train for nobody. Their weights stay; play resumes them."""
+        cutoff = time.monotonic() - self.settings.idle_pause_seconds
+        idle = [h for h in self.sessions.values()
+                if h.status == "running" and not h.watchers and h.last_active < cutoff]
+        for h in idle:
+            h.status = "paused"
+            self._spawn_task(self._quietly(h, "pause"))
+        return len(idle)
+
+    async def _quietly(self, handle: SessionHandle, op: str) -> None:
+        try:
+            await handle.worker.call(op, handle.id)
+        except FieldError:
+            pass  # the session ended meanwhile
+
+    def _spawn_task(self, coro) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def evict_idle(self) -> int:
         """End sessions that nobody watches, that are not running, and that were idle past the TTL."""
         cutoff = time.monotonic() - self.settings.session_ttl_seconds
@@ -265,16 +287,8 @@ class SessionStore:
                 if not h.watchers and h.status != "running" and h.last_active < cutoff]
         for h in idle:
             self._end(h.id, "expired")
-            task = self.loop.create_task(self._drop_on_worker(h))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn_task(self._quietly(h, "delete"))
         return len(idle)
-
-    async def _drop_on_worker(self, handle: SessionHandle) -> None:
-        try:
-            await handle.worker.call("delete", handle.id)
-        except FieldError:
-            pass
 
     # --- viewers ---------------------------------------------------------------------------
     async def add_watcher(self, handle: SessionHandle, watcher: Watcher) -> None:
@@ -293,9 +307,7 @@ class SessionStore:
             handle.last_active = time.monotonic()
             handle.publish(None)
             if handle.closed is None and self.loop is not None:
-                task = self.loop.create_task(self._tell_worker(handle))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn_task(self._tell_worker(handle))
 
     async def _tell_worker(self, handle: SessionHandle) -> None:
         fps = max((w.fps for w in handle.watchers), default=0.0)

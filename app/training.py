@@ -20,6 +20,8 @@ from app.data import Dataset, make_dataset, split_train_test
 from app.data.features import expand
 from app.nn import LOSSES, MLP, OPTIMIZERS, output, penalty, scheduled_lr, train_epoch
 from app.numbers import finite_or_none, json_safe
+from app.timeline import Timeline
+from app.timeline import restore as restore_checkpoint
 
 DIVERGED_MESSAGE = (
     "The numbers in the network grew too large to compute (the loss became NaN or infinite). "
@@ -46,10 +48,11 @@ def sizes_for(cfg: SessionConfig, dims: int) -> list[int]:
 class Session:
     """One learner's network. Methods mutate in place; `status` is paused|running|diverged."""
 
-    def __init__(self, cfg: SessionConfig, *, history_len: int = 2000,
+    def __init__(self, cfg: SessionConfig, *, history_len: int = 2000, timeline_bytes: int = 4_000_000,
                  custom: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None):
         self.cfg = cfg
         self.history_len = history_len
+        self.timeline = Timeline(timeline_bytes)
         # Uploaded or hand-edited data: (x, y, is_train). None means "generate from config".
         self.custom = custom
         self.structure = 0  # bumped on every change of shape or data, so views know to redraw
@@ -96,6 +99,18 @@ class Session:
         self.message: str | None = None
         self.history: list[tuple[int, float, float]] = []
         self.evaluate()
+        self.timeline.clear()
+        self.timeline.record(self, force=True)
+
+    def resume_from(self, epoch: int) -> None:
+        """Go back to a checkpoint of the timeline and continue from there (paused)."""
+        c = self.timeline.at(epoch)
+        if c is None:
+            raise FieldError("epoch", "there is no checkpoint at that epoch", 404, code="no_checkpoint")
+        restore_checkpoint(self, c)
+        self.timeline.truncate_after(epoch)
+        self.status, self.message = "paused", None
+        self.evaluate()
 
     # --- training -------------------------------------------------------------------
     @property
@@ -121,6 +136,7 @@ class Session:
             if not self.model.is_finite():
                 self._diverge()
                 break
+            self.timeline.record(self)
             if budget_s is not None and time.perf_counter() - start > budget_s:
                 break
         self.evaluate()
@@ -132,18 +148,27 @@ class Session:
 
     def evaluate(self) -> None:
         """Loss and accuracy on the whole train and test sets; appends to the loss history."""
-        d = self.data
-        self.loss_train, self.acc_train = self._loss_acc(d.f_train, d.train.y)
-        self.loss_test, self.acc_test = self._loss_acc(d.f_test, d.test.y)
+        self.evaluate_only()
         if self.status != "diverged" and not (np.isfinite(self.loss_train) and self.model.is_finite()):
             self._diverge()
         self._record()
 
+    def evaluate_only(self) -> None:
+        """Loss and accuracy of the current model, without touching status or history."""
+        d = self.data
+        self.loss_train, self.acc_train = self._loss_acc(d.f_train, d.train.y)
+        self.loss_test, self.acc_test = self._loss_acc(d.f_test, d.test.y)
+        # The test set's outputs, kept for metrics(): every frame needs them, and evaluate
+        # runs after every change to the model or the data.
+        self._test_z_out = self._last_z_out if len(d.test.y) else None
+
     def _loss_acc(self, f: np.ndarray, y: np.ndarray) -> tuple[float, float | None]:
         if len(y) == 0:
+            self._last_z_out = None
             return float("nan"), None
         with np.errstate(all="ignore"):  # a diverged model is reported, not raised
             z_out = self.model.forward(f)[0][-1]
+            self._last_z_out = z_out
             loss, _ = LOSSES[self.cfg.problem](z_out, y)
         if self.cfg.problem != "classification" or not np.isfinite(loss):
             return loss, None  # no accuracy for a regression, nor for a diverged network
@@ -162,8 +187,12 @@ class Session:
     def regularization_loss(self) -> float:
         return penalty(self.model, self.cfg.regularization, self.cfg.regularization_rate)
 
-    def set_probe(self, x: np.ndarray) -> None:
-        """Make the data point nearest to x the probe, so its true label (and loss) is known."""
+    def set_probe(self, x: np.ndarray, snap: bool = True, label: int | None = None) -> None:
+        """Make the data point nearest to x the probe, so its true label (and loss) is known;
+        with snap=False, x itself (e.g. a digit drawn on the pad), with an optional label."""
+        if not snap:
+            self.probe, self.probe_y = np.asarray(x, dtype=float).copy(), label
+            return
         points = [self.data.train, self.data.test] if hasattr(self, "data") else []
         best = None
         for ds in points:
@@ -194,7 +223,7 @@ class Session:
         if len(d.test.y) == 0:
             return {}
         with np.errstate(all="ignore"):
-            out = output(self.cfg.problem, self.model.forward(d.f_test)[0][-1])
+            out = output(self.cfg.problem, self._test_z_out)
             if self.cfg.problem == "classification":
                 k = self.cfg.classes
                 pred = np.nan_to_num(out).argmax(axis=1)
@@ -210,7 +239,8 @@ class Session:
         status = {"status": self.status, "epoch": self.epoch, "step": self.step,
                   "loss": {"train": finite_or_none(self.loss_train), "test": finite_or_none(self.loss_test)},
                   "message": self.message, "config": self.cfg.model_dump(),
-                  "structure": self.structure, "dims": self.dims}
+                  "structure": self.structure, "dims": self.dims,
+                  "probe": {"x": json_safe(self.probe.tolist()), "y": self.probe_y}}
         if self.cfg.problem == "classification":
             status["accuracy"] = {"train": finite_or_none(self.acc_train), "test": finite_or_none(self.acc_test)}
         return status
@@ -283,6 +313,11 @@ class Session:
         if result["rebuilt"] or activations_changed:
             self.structure += 1
         self.evaluate()
+        if result["rebuilt"] or activations_changed or "optimizer" in changed:
+            # Checkpoints of another shape, data or optimizer cannot be resumed here: the
+            # timeline starts again from now.
+            self.timeline.clear()
+            self.timeline.record(self, force=True)
         return result
 
     # --- editing the data by hand --------------------------------------------------------

@@ -37,6 +37,7 @@ class Slot:
     gradients: bool = False  # some viewer has the backprop view on
     due: float = 0.0  # next tick time while running
     last_frame: float = 0.0
+    viewing: int | None = None  # epoch of a timeline checkpoint shown instead of the live state
 
 
 @dataclass
@@ -45,8 +46,9 @@ class WorkerConfig:
     idle_tick_hz: float = 30.0
     max_tick_ms: float = 40.0
     grid: int = 100
-    thumb_stride: int = 4
+    thumb_stride: int = 5
     history_len: int = 2000
+    timeline_bytes: int = 4_000_000
 
 
 class Worker:
@@ -64,7 +66,8 @@ class Worker:
         if custom is not None:
             dtype = np.int64 if cfg["problem"] == "classification" else np.float64
             points = (np.asarray(custom["x"], float), np.asarray(custom["y"], dtype), np.asarray(custom["is_train"], bool))
-        session = Session(SessionConfig.model_validate(cfg), history_len=self.conf.history_len, custom=points)
+        session = Session(SessionConfig.model_validate(cfg), history_len=self.conf.history_len,
+                          timeline_bytes=self.conf.timeline_bytes, custom=points)
         if state is not None:
             restore(session, state)
         self.slots[sid] = Slot(session, FrameBuilder(self.conf.grid, self.conf.thumb_stride))
@@ -131,12 +134,14 @@ class Worker:
     def op_history(self, sid):
         return [list(h) for h in self.slots[sid].session.history]
 
-    def op_probe(self, sid, x):
+    def op_probe(self, sid, x, snap: bool = True, label: int | None = None):
         slot = self.slots[sid]
         s = slot.session
         if len(x) != s.dims:
-            raise FieldError("x", f"the probe needs {s.dims} numbers")
-        s.set_probe(np.asarray(x, dtype=float))
+            raise FieldError("x", f"the probe needs {s.dims} numbers", code="probe_size", n=s.dims)
+        if label is not None and (s.cfg.problem != "classification" or label >= s.cfg.classes):
+            raise FieldError("label", "not a class of this problem", code="point_label", max=max(0, s.cfg.classes - 1))
+        s.set_probe(np.asarray(x, dtype=float), snap=snap, label=label)
         return self._changed(sid)
 
     def op_set_param(self, sid, layer: int, i: int | None, j: int, value: float):
@@ -173,6 +178,26 @@ class Worker:
         result = s.load_points(np.asarray(x, dtype=float), np.asarray(y, dtype=dtype), problem, classes)
         return {**self._changed(sid), **result}
 
+    def op_timeline(self, sid):
+        return self.slots[sid].session.timeline.summary()
+
+    def op_view(self, sid, epoch: int | None):
+        """Show a checkpoint (paused) without changing the session; None goes back to live."""
+        slot = self.slots[sid]
+        if epoch is not None and slot.session.timeline.at(epoch) is None:
+            raise FieldError("epoch", "there is no checkpoint at that epoch", 404, code="no_checkpoint")
+        if slot.session.status == "running":
+            slot.session.status = "paused"
+        slot.viewing = epoch
+        return self._changed(sid)
+
+    def op_resume(self, sid, epoch: int):
+        """Continue from a checkpoint: the live session goes back to it."""
+        slot = self.slots[sid]
+        slot.session.resume_from(epoch)
+        slot.viewing = None
+        return self._changed(sid)
+
     def op_export(self, sid):
         """Everything a snapshot needs: config, weights, counters and loss history."""
         return export_state(self.slots[sid].session)
@@ -187,10 +212,31 @@ class Worker:
     def _emit(self, slot: Slot, sid: str) -> None:
         if slot.fps <= 0:
             return
-        frame = slot.builder.build(slot.session, gradients=slot.gradients)
+        s = slot.session
+        if slot.viewing is not None:
+            frame = self._preview(slot)
+        else:
+            frame = slot.builder.build(s, gradients=slot.gradients)
+        frame["timeline"] = {"count": len(s.timeline.points), "last": s.timeline.points[-1].epoch if s.timeline.points else 0,
+                             "viewing": slot.viewing}
         data = json.dumps(frame, separators=(",", ":"), allow_nan=False).encode()
         slot.last_frame = time.monotonic()
         self.send(("frame", sid, data, slot.session.status))
+
+    def _preview(self, slot: Slot) -> dict:
+        """A frame of a checkpoint: the session's model and counters are swapped in for the
+        build and put back afterwards (the worker is single-threaded, nothing sees the swap)."""
+        s = slot.session
+        c = s.timeline.at(slot.viewing)
+        names = ("model", "epoch", "step", "loss_train", "loss_test", "acc_train", "acc_test", "_test_z_out")
+        saved = {name: getattr(s, name) for name in names}
+        try:
+            s.model, s.epoch, s.step = c.model, c.epoch, c.step
+            s.evaluate_only()
+            return slot.builder.build(s, gradients=slot.gradients)
+        finally:
+            for name, value in saved.items():
+                setattr(s, name, value)
 
     def tick(self, sid: str, slot: Slot, now: float) -> None:
         """One training tick of a running session, then a frame if anyone is watching."""
@@ -224,11 +270,16 @@ class Worker:
         dues = [slot.due for slot in self.slots.values() if slot.session.status == "running"]
         return min(dues) if dues else None
 
+    # Commands that leave a timeline preview showing; any other command returns to live.
+    READ_ONLY = frozenset({"status", "model", "data", "history", "watch", "export", "timeline", "view"})
+
     def handle(self, msg) -> None:
         rid, op, sid, args = msg
         try:
             if op != "create" and sid not in self.slots:
                 raise FieldError("id", "no such session", 404, code="session_unknown")
+            if op not in self.READ_ONLY and op != "create":
+                self.slots[sid].viewing = None
             payload = getattr(self, "op_" + op)(sid, **args)
             self.send(("reply", rid, True, payload))
         except Exception as e:  # a bug must not kill the worker and every session on it

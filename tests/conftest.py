@@ -47,6 +47,8 @@ class LiveServer:
 def start_server(tmp_path: Path, **env_overrides) -> LiveServer:
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "2",
+           # Closed test pages leave sessions running; pause them soon so they stop loading the CPU.
+           "IDLE_PAUSE_SECONDS": "10",
            "DB_PATH": str(tmp_path / "snapshots.sqlite3"), "PYTHONUNBUFFERED": "1",
            **{k.upper(): str(v) for k, v in env_overrides.items()}}
     log = open(tmp_path / f"server-{port}.log", "w")

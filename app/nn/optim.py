@@ -1,7 +1,10 @@
 """Optimizers, regularizers, learning-rate schedules and one epoch of minibatch training.
 
 Parameters and gradients are lists of arrays in MLP.params order [W0, b0, W1, b1, …];
-optimizers update them in place. Conventions (fixed by the API contract):
+optimizers update them in place. When both lists are FlatParams (views into one flat vector,
+as MLP.params and MLP.grad_views are), the update runs on the whole vector in a handful of
+NumPy calls; any other lists are updated array by array, with the same operations in the
+same order, so both paths give bit-identical results. Conventions (fixed by the API contract):
   sgd       θ ← θ − η g
   momentum  v ← μ v + g,  θ ← θ − η v                      (μ = 0.9)
   adam      m ← β1 m + (1−β1) g,  v ← β2 v + (1−β2) g²,
@@ -14,6 +17,7 @@ import math
 
 import numpy as np
 
+from app.nn.losses import epoch_targets
 from app.nn.mlp import MLP
 
 Array = np.ndarray
@@ -22,37 +26,122 @@ MOMENTUM = 0.9
 ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 
 
-class SGD:
-    def __init__(self, params: list[Array]):
-        pass
+def _flat(params: list[Array], grads: list[Array]) -> tuple[Array, Array] | None:
+    """The flat vectors behind params and grads when both are FlatParams of one size, else None."""
+    theta, g = getattr(params, "flat", None), getattr(grads, "flat", None)
+    if theta is not None and g is not None and theta.shape == g.shape:
+        return theta, g
+    return None
 
+
+class _Optimizer:
+    """Shared plumbing. State vectors (momentum, Adam's moments) are flat, laid out like
+    the parameters; `views` gives them per parameter array, for the array-by-array path.
+    Scratch vectors are made on first use and left out of copies and pickles (a timeline
+    checkpoint deep-copies the optimizer: it should carry the state, not the scratch)."""
+
+    def __init__(self, params: list[Array]):
+        self._shapes = [p.shape for p in params]
+        self._size = sum(p.size for p in params)
+
+    def views(self, flat: Array) -> list[Array]:
+        out, o = [], 0
+        for shape in self._shapes:
+            n = int(np.prod(shape))
+            out.append(flat[o:o + n].reshape(shape))
+            o += n
+        return out
+
+    def scratch(self) -> tuple[Array, Array]:
+        buffers = self.__dict__.get("_scratch")
+        if buffers is None:
+            buffers = self._scratch = (np.empty(self._size), np.empty(self._size))
+        return buffers
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_scratch"}
+
+
+class SGD(_Optimizer):
     def step(self, params: list[Array], grads: list[Array], lr: float) -> None:
+        flat = _flat(params, grads)
+        if flat is not None:
+            theta, g = flat
+            tmp = self.scratch()[0]
+            np.multiply(g, lr, out=tmp)
+            theta -= tmp
+            return
         for p, g in zip(params, grads):
             p -= lr * g
 
 
-class Momentum:
+class Momentum(_Optimizer):
     def __init__(self, params: list[Array]):
-        self.v = [np.zeros_like(p) for p in params]
+        super().__init__(params)
+        self._v = np.zeros(self._size)
+
+    @property
+    def v(self) -> list[Array]:
+        return self.views(self._v)
 
     def step(self, params: list[Array], grads: list[Array], lr: float) -> None:
+        flat = _flat(params, grads)
+        if flat is not None:
+            theta, g = flat
+            v, tmp = self._v, self.scratch()[0]
+            v *= MOMENTUM
+            v += g
+            np.multiply(v, lr, out=tmp)
+            theta -= tmp
+            return
         for p, g, v in zip(params, grads, self.v):
             v *= MOMENTUM
             v += g
             p -= lr * v
 
 
-class Adam:
+class Adam(_Optimizer):
     def __init__(self, params: list[Array]):
+        super().__init__(params)
         self.t = 0
-        self.m = [np.zeros_like(p) for p in params]
-        self.v = [np.zeros_like(p) for p in params]
+        self._m = np.zeros(self._size)
+        self._v = np.zeros(self._size)
+
+    @property
+    def m(self) -> list[Array]:
+        return self.views(self._m)
+
+    @property
+    def v(self) -> list[Array]:
+        return self.views(self._v)
 
     def step(self, params: list[Array], grads: list[Array], lr: float) -> None:
         self.t += 1
         # The paper's formula as written (Kingma & Ba 2015, Algorithm 1), ε outside the root.
         c1 = 1.0 - ADAM_BETA1**self.t
         c2 = 1.0 - ADAM_BETA2**self.t
+        flat = _flat(params, grads)
+        if flat is not None:
+            # Whole model at once, through two scratch vectors: the same operations in the
+            # same order as the per-array loop below, so the results are bit for bit equal.
+            theta, g = flat
+            m, v = self._m, self._v
+            tmp, step = self.scratch()
+            m *= ADAM_BETA1
+            np.multiply(g, 1.0 - ADAM_BETA1, out=tmp)
+            m += tmp
+            v *= ADAM_BETA2
+            np.multiply(g, g, out=tmp)
+            tmp *= 1.0 - ADAM_BETA2
+            v += tmp
+            np.divide(v, c2, out=tmp)
+            np.sqrt(tmp, out=tmp)
+            tmp += ADAM_EPS  # √v̂ + ε
+            np.divide(m, c1, out=step)
+            step *= lr
+            step /= tmp  # η m̂ / (√v̂ + ε)
+            theta -= step
+            return
         for p, g, m, v in zip(params, grads, self.m, self.v):
             m *= ADAM_BETA1
             m += (1.0 - ADAM_BETA1) * g
@@ -79,6 +168,17 @@ def add_penalty_grads(model: MLP, grads: list[Array], kind: str, rate: float) ->
     """Add ∂penalty/∂W to the weight gradients in place: rate·W (L2) or rate·sign(W) (L1)."""
     if kind == "none" or rate == 0.0:
         return
+    if getattr(grads, "flat", None) is model.grad:
+        # Training path: the whole gradient vector at once. The scratch vector is 0 on the
+        # biases and `where` never writes there, so they get exactly nothing added.
+        tmp = model.penalty_scratch
+        if kind == "l2":
+            np.multiply(model.theta, rate, out=tmp, where=model.weight_mask)
+        else:
+            np.sign(model.theta, out=tmp, where=model.weight_mask)
+            tmp *= rate
+        model.grad += tmp
+        return
     for l, W in enumerate(model.W):
         grads[2 * l] += rate * (W if kind == "l2" else np.sign(W))
 
@@ -100,15 +200,24 @@ def train_epoch(model: MLP, optimizer, x: Array, y: Array, batch_size: int, lr: 
 
     The permutation comes from the session's generator, so a run is reproducible from its seed.
     No loss is computed here: the caller evaluates the whole sets once per frame instead.
+    The shuffled inputs (with the column of ones MLP.fill_grads wants) and targets are built
+    once per epoch, so each minibatch is a pair of contiguous slices.
     """
-    n = x.shape[0]
+    n, d0 = x.shape
     order = rng.permutation(n)
-    params = model.params
+    xa = np.empty((n, d0 + 1))
+    xa[:, :d0] = x[order]
+    xa[:, d0] = 1.0
+    t = epoch_targets(model.problem, y[order], model.sizes[-1], batch_size)
+    params, grads = model.params, model.grad_views
+    fill_grads, step = model.fill_grads, optimizer.step
+    regularize = reg != "none" and reg_rate != 0.0
     updates = 0
     for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        _, grads = model.loss_and_grads(x[idx], y[idx], need_loss=False)
-        add_penalty_grads(model, grads, reg, reg_rate)
-        optimizer.step(params, grads, lr)
+        stop = start + batch_size
+        fill_grads(xa[start:stop], t[start:stop])
+        if regularize:
+            add_penalty_grads(model, grads, reg, reg_rate)
+        step(params, grads, lr)
         updates += 1
     return updates

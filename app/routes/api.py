@@ -132,14 +132,45 @@ async def read_history(handle: SessionHandle = Depends(viewed), store: SessionSt
 
 class ProbeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    x: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(min_length=1, max_length=64)
+    x: list[Annotated[float, Field(allow_inf_nan=False, ge=-1e3, le=1e3)]] = Field(min_length=1, max_length=64)
+    snap: bool = Field(True, description="use the nearest data point (and its label) instead of x itself")
+    label: int | None = Field(None, ge=0, le=9, description="true class of a free (snap=false) probe")
 
 
 @router.put("/sessions/{sid}/probe")
 async def set_probe(body: ProbeBody, handle: SessionHandle = Depends(controlled),
                     store: SessionStore = Depends(get_store)):
-    """Choose the probe input: the data point nearest to x becomes the one every neuron shows."""
-    return status_body(handle, await store.call(handle, "probe", x=body.x))
+    """Choose the probe input every neuron shows its value for: by default the data point
+    nearest to x (so its true label is known); with snap=false, x itself (a drawn digit)."""
+    return status_body(handle, await store.call(handle, "probe", x=body.x, snap=body.snap, label=body.label))
+
+
+@router.get("/sessions/{sid}/timeline", tags=["timeline"])
+async def read_timeline(handle: SessionHandle = Depends(viewed), store: SessionStore = Depends(get_store)):
+    """Epochs of the kept checkpoints, and the memory they use (bounded by TIMELINE_BYTES)."""
+    return await store.call(handle, "timeline")
+
+
+class EpochBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epoch: StrictInt | None = Field(ge=0, description="a checkpoint's epoch; null returns to the live state")
+
+
+@router.post("/sessions/{sid}/timeline/view", tags=["timeline"])
+async def view_checkpoint(body: EpochBody, handle: SessionHandle = Depends(controlled),
+                          store: SessionStore = Depends(get_store)):
+    """Show a checkpoint in the frames (training pauses); the session itself is not changed."""
+    return status_body(handle, await store.call(handle, "view", epoch=body.epoch))
+
+
+@router.post("/sessions/{sid}/timeline/resume", tags=["timeline"])
+async def resume_checkpoint(body: EpochBody, handle: SessionHandle = Depends(controlled),
+                            store: SessionStore = Depends(get_store)):
+    """Go back to a checkpoint and continue from there: the same weights, optimizer state and
+    minibatch order as the uninterrupted run had at that epoch. Epoch 0 is a rewind."""
+    if body.epoch is None:
+        raise FieldError("epoch", "give the epoch to resume from", code="invalid", name="epoch")
+    return status_body(handle, await store.call(handle, "resume", epoch=body.epoch))
 
 
 class ParamBody(BaseModel):

@@ -38,7 +38,7 @@ async def watch_page(sid: SessionId, request: Request, store: SessionStore = Dep
     status = await store.call(handle, "status")
     ctx = page_context(request, handle.config, settings, session_id=sid, query="", controls=False,
                        body_class="watching", entry="watch",
-                       **network_context(handle.config, status["dims"], status["structure"]))
+                       **network_context(handle.config, status["dims"], status["structure"], controls=False))
     return templates.TemplateResponse(request, "watch.html", ctx)
 
 

@@ -83,10 +83,10 @@ def page_context(request: Request, cfg: SessionConfig, settings: Settings, **ext
             "body_class": "present" if present else "", "entry": "playground", **extra}
 
 
-def network_context(cfg: SessionConfig, dims: int | None, structure: int) -> dict:
+def network_context(cfg: SessionConfig, dims: int | None, structure: int, controls: bool = True) -> dict:
     """What partials/_network.html needs besides cfg, t, limits and controls."""
-    return {"layout": build_layout(cfg, dims), "structure": structure, "activations": HIDDEN_ACTIVATIONS,
-            "presets": list(PRESETS)}
+    return {"layout": build_layout(cfg, dims, all_features=controls), "structure": structure,
+            "activations": HIDDEN_ACTIVATIONS, "presets": list(PRESETS)}
 
 
 def error_response(request: Request, status: int, field: str, message: str):
@@ -149,7 +149,7 @@ def _render_network(request: Request, handle: SessionHandle, status: dict, setti
                     controls: bool = True, oob: bool = False) -> str:
     ctx = {"request": request, "t": translator(request_language(request)), "limits": settings,
            "controls": controls, "cfg": handle.config, "oob": oob,
-           **network_context(handle.config, status.get("dims"), status.get("structure", 0))}
+           **network_context(handle.config, status.get("dims"), status.get("structure", 0), controls)}
     return templates.get_template("partials/_network.html").render(ctx)
 
 

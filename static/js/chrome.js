@@ -19,7 +19,7 @@ export function copyText(text) {
   return Promise.resolve();
 }
 
-export function wireChrome({ sessionId, onPresent, toast }) {
+export function wireChrome({ sessionId, onPresent, onKey, toast }) {
   // Theme: automatic (follows the system), dark or light; remembered on this device.
   const root = document.documentElement;
   root.dataset.theme = localStorage.getItem("mlp:theme") || "auto";
@@ -99,6 +99,7 @@ export function wireChrome({ sessionId, onPresent, toast }) {
     const tag = ev.target.tagName;
     if (ev.ctrlKey || ev.metaKey || ev.altKey || ["INPUT", "SELECT", "TEXTAREA"].includes(tag)) return;
     if (document.querySelector("dialog[open]")) return; // a dialog has the keyboard
+    if (onKey?.(ev)) { ev.preventDefault(); return; } // e.g. the forward pass takes ← → Esc
     // SVG buttons (input features) act on Enter and Space like HTML buttons.
     if ((ev.key === "Enter" || ev.key === " ") && ev.target.getAttribute?.("role") === "button" && tag !== "BUTTON") {
       ev.preventDefault();

@@ -1,7 +1,9 @@
 // Decoding the heatmap blob of a frame (see app/frames.py):
-//   base64 → zlib inflate → undo the per-row delta (PNG "Sub") → uint8 maps.
+//   base64 → zlib inflate → undo the median predictor → uint8 maps.
 // Thumbnails come first, one T×T map per neuron of every layer in order, then the
-// output plot's G×G maps (classification: argmax class and confidence; regression: value).
+// output plot's G×G maps, named by h.maps: ["p1"] (two classes: p(class 1) as a byte),
+// ["top", "conf"] (more classes) or ["value"] (regression). A "p1" map is expanded here
+// into top and conf, so callers always get maps = [top, conf] or [value].
 
 function base64ToBytes(b64) {
   const bin = atob(b64);
@@ -15,10 +17,23 @@ async function inflate(bytes) {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-function undoSub(buf, offset, side) {
+// In place: each byte was sent as (value − pred) mod 256, where pred is the median of the
+// left (a), upper (b) and a + b − upper-left neighbours' values, 0 outside the map.
+// Neighbours come before a pixel in row order, so they are already decoded.
+function undoMedian(buf, offset, side) {
   for (let r = 0; r < side; r++) {
     const row = offset + r * side;
-    for (let c = 1; c < side; c++) buf[row + c] = (buf[row + c] + buf[row + c - 1]) & 255;
+    for (let c = 0; c < side; c++) {
+      const i = row + c;
+      const a = c > 0 ? buf[i - 1] : 0;
+      const b = r > 0 ? buf[i - side] : 0;
+      const ab = r > 0 && c > 0 ? buf[i - side - 1] : 0;
+      const lo = a < b ? a : b, hi = a < b ? b : a;
+      let pred = a + b - ab;
+      if (pred < lo) pred = lo;
+      else if (pred > hi) pred = hi;
+      buf[i] = (buf[i] + pred) & 255;
+    }
   }
 }
 
@@ -30,18 +45,27 @@ export async function decodeHeatmaps(h, unitsPerLayer, problem) {
   for (const units of unitsPerLayer) {
     const layer = [];
     for (let j = 0; j < units; j++) {
-      undoSub(raw, offset, T);
+      undoMedian(raw, offset, T);
       layer.push(raw.subarray(offset, offset + T * T));
       offset += T * T;
     }
     thumbs.push(layer);
   }
-  const nMaps = problem === "classification" ? 2 : 1;
-  const maps = [];
-  for (let m = 0; m < nMaps; m++) {
-    undoSub(raw, offset, G);
+  const names = h.maps || (problem === "classification" ? ["top", "conf"] : ["value"]);
+  let maps = [];
+  for (let m = 0; m < names.length; m++) {
+    undoMedian(raw, offset, G);
     maps.push(raw.subarray(offset, offset + G * G));
     offset += G * G;
+  }
+  if (names[0] === "p1") {
+    // Two classes: the winner is class 1 when p1 > ½, and the confidence 2·|p1 − ½|.
+    const p1 = maps[0], top = new Uint8Array(G * G), conf = new Uint8Array(G * G);
+    for (let k = 0; k < p1.length; k++) {
+      top[k] = p1[k] >= 128 ? 1 : 0;
+      conf[k] = Math.abs(2 * p1[k] - 255);
+    }
+    maps = [top, conf];
   }
   return { thumbs, maps, thumb: T, res: G };
 }

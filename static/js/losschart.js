@@ -8,6 +8,7 @@ const COLORS = { train: "#8a8f98", test: "#1f2933" };
 export function createLossChart(canvas, tip) {
   const ctx = canvas.getContext("2d");
   let points = []; // [epoch, train, test]
+  let marker = null; // an epoch to mark (the timeline's checkpoint being viewed)
 
   function add(epoch, train, test) {
     const last = points[points.length - 1];
@@ -50,6 +51,15 @@ export function createLossChart(canvas, tip) {
       ctx.lineWidth = key === "test" ? 2 : 1.5;
       ctx.stroke();
     }
+    if (marker !== null) {
+      const X = s.x(marker);
+      ctx.beginPath();
+      ctx.moveTo(X, 0);
+      ctx.lineTo(X, H);
+      ctx.strokeStyle = "#f59322";
+      ctx.lineWidth = 2;
+      ctx.stroke();
+    }
   }
 
   canvas.addEventListener("mousemove", (ev) => {
@@ -67,5 +77,6 @@ export function createLossChart(canvas, tip) {
     setHistory(rows) { points = rows.map((r) => [...r]); draw(); },
     update(frame) { add(frame.epoch, frame.loss.train, frame.loss.test); draw(); },
     reset() { points = []; draw(); },
+    mark(epoch) { if (epoch !== marker) { marker = epoch; draw(); } },
   };
 }

@@ -10,6 +10,9 @@ const MAX_LINK_WIDTH = 7;
 // options.onPreview(canvas | null, label): a neuron's thumbnail is hovered (show it large).
 // options.onEditWeight({layer, i, j, value}): a link was clicked and a new value typed;
 //   i === null edits the bias of unit j. Without it the drawing is read-only (watch page).
+// options.onInspect({layer, unit} | {loss: true}): a neuron or the loss layer was chosen.
+// options.gradients(): true while the backprop view is on; links and neurons then show
+//   ∂loss/∂w and ∂loss/∂b from frame.gradients instead of weights and activations.
 export function createNetworkView(root, options = {}) {
   const svg = root.querySelector("svg");
   const plane = root.dataset.plane === "1";
@@ -74,13 +77,32 @@ export function createNetworkView(root, options = {}) {
       });
     });
     // Links: colour = sign, width = |w| (thicker in presentation mode, for projectors).
+    // In the backprop view the same encoding shows ∂loss/∂w, scaled per layer.
     const thick = document.body.classList.contains("present") ? 1.7 : 1;
+    const grads = options.gradients?.() ? f.gradients?.layers : null;
+    root.classList.toggle("backprop", !!grads);
+    const gmax = grads ? grads.map((g) => Math.max(1e-12, ...g.weights.flat().map((v) => Math.abs(v ?? 0)))) : null;
     for (const k of links) {
       const layer = layers[k.l + 1];
       if (!layer) continue;
-      const w = weightAt(layer, k.i, k.j) ?? 0;
-      k.el.setAttribute("stroke", divergingCss(w));
-      k.el.setAttribute("stroke-width", (thick * (0.5 + Math.min(Math.abs(w), 4) / 4 * MAX_LINK_WIDTH)).toFixed(2));
+      let v = weightAt(layer, k.i, k.j) ?? 0;
+      let size = Math.min(Math.abs(v), 4) / 4;
+      if (grads) {
+        v = (grads[k.l].weights[k.i]?.[k.j] ?? 0) / gmax[k.l];
+        size = Math.abs(v);
+      }
+      k.el.setAttribute("stroke", divergingCss(v));
+      k.el.setAttribute("stroke-width", (thick * (0.5 + size * MAX_LINK_WIDTH)).toFixed(2));
+    }
+    if (grads) {
+      // A neuron's gradient is its bias's: shown as the colour of its frame.
+      grads.forEach((g, l) => {
+        const bmax = Math.max(1e-12, ...g.biases.map((v) => Math.abs(v ?? 0)));
+        (nodes[l + 1] || []).forEach((n, j) => {
+          const el = n?.g.querySelector("rect.frame, circle.dot");
+          if (el) { el.setAttribute("stroke", divergingCss((g.biases[j] ?? 0) / bmax)); el.setAttribute("stroke-width", "3"); }
+        });
+      });
     }
     for (const canvas of matrices) paintMatrix(canvas, layers[+canvas.dataset.l + 1]);
     for (const canvas of cells) paintCells(canvas, layers[+canvas.dataset.l]);
@@ -169,6 +191,23 @@ export function createNetworkView(root, options = {}) {
     return root.querySelector(`.column[data-layer="${l}"] .col-title`)?.textContent ?? "";
   }
 
+  // Clicking (or Enter on) a neuron or the loss layer opens the inspector.
+  if (options.onInspect) {
+    svg.addEventListener("click", (ev) => {
+      const target = ev.target.closest?.("[data-inspect]");
+      if (target) {
+        if (target.dataset.inspect === "loss") options.onInspect({ loss: true });
+        else options.onInspect({ layer: +target.dataset.l, unit: +target.dataset.j });
+        return;
+      }
+      if (ev.target.matches?.("canvas.cells")) {
+        const r = ev.target.getBoundingClientRect();
+        const unit = Math.floor(((ev.clientY - r.top) / r.height) * ev.target.height);
+        options.onInspect({ layer: +ev.target.dataset.l, unit });
+      }
+    });
+  }
+
   // Clicking a link opens a small editor for its weight.
   if (options.onEditWeight) {
     svg.addEventListener("click", (ev) => {
@@ -205,7 +244,7 @@ export function createNetworkView(root, options = {}) {
     input.select();
   }
 
-  return { root, update, structure: +root.dataset.structure, get frame() { return frame; } };
+  return { root, update, weightAt, structure: +root.dataset.structure, get frame() { return frame; } };
 }
 
 function paintRect(canvas, bytes, w, h, lut) {

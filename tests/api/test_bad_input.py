@@ -55,6 +55,8 @@ BODIES = [
     ("epochs-per-frame-1001", _j({"epochs_per_frame": 1001}), JSON, 422, "epochs_per_frame"),
     ("seed-negative", _j({"seed": -1}), JSON, 422, "seed"),
     ("n-points-over-limit", _j({"n_points": 10**6}), JSON, 422, "n_points"),
+    ("fewer-points-than-classes", _j({"dataset": "gauss", "classes": 5, "n_points": 4}), JSON, 422, "n_points"),
+    ("digits-4-points", _j({"dataset": "digits", "n_points": 4}), JSON, 422, "n_points"),
     ("optimizer-unknown", _j({"optimizer": "rmsprop-ish"}), JSON, 422, "optimizer"),
     ("malformed-json", b"{bad", JSON, 422, "body"),
     ("json-array", b"[1, 2, 3]", JSON, 422, "body"),
@@ -111,6 +113,15 @@ def test_patch_classes_for_current_dataset(client, make_session):
     """classes 7 is refused against the session's own dataset, not only one in the same body."""
     sid, auth = make_session(dataset="xor")
     assert_error(client.patch(f"/api/sessions/{sid}", json={"classes": 7}, headers=auth), 422, "classes")
+
+
+def test_patch_classes_above_points_is_refused_and_harmless(client, make_session):
+    """A PATCH the worker cannot apply leaves config and data exactly as they were."""
+    sid, auth = make_session(dataset="gauss", classes=3, n_points=4)
+    data = client.get(f"/api/sessions/{sid}/data").json()
+    assert_error(client.patch(f"/api/sessions/{sid}", json={"classes": 5}, headers=auth), 422, "n_points")
+    assert client.get(f"/api/sessions/{sid}").json()["config"]["classes"] == 3
+    assert client.get(f"/api/sessions/{sid}/data").json() == data
 
 
 def test_patch_without_body(client, make_session):

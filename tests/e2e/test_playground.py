@@ -41,7 +41,7 @@ def test_page_draws_the_default_network(page):
 
 def test_play_makes_the_epoch_climb_and_pause_stops_it(page):
     open_playground(page)
-    page.get_by_role("button", name="Play").click()
+    page.get_by_role("button", name="Play", exact=True).click()
     wait_for(page, "parseInt(document.querySelector('#epoch').textContent.replace(/,/g, '')) >= 20",
                            timeout=15)
     assert page.locator("#btn-play").get_attribute("data-state") == "running"
@@ -57,7 +57,7 @@ def test_play_makes_the_epoch_climb_and_pause_stops_it(page):
 
 def test_step_trains_exactly_one_epoch(page):
     open_playground(page)
-    page.get_by_role("button", name="Step").click()
+    page.get_by_role("button", name="Step", exact=True).click()
     wait_for(page, "document.querySelector('#epoch').textContent.trim() === '000,001'")
     page.keyboard.press("ArrowRight")
     wait_for(page, "document.querySelector('#epoch').textContent.trim() === '000,002'")
@@ -66,7 +66,7 @@ def test_step_trains_exactly_one_epoch(page):
 
 def test_adding_a_neuron_adds_a_circle_while_training_goes_on(page):
     open_playground(page)
-    page.get_by_role("button", name="Play").click()
+    page.get_by_role("button", name="Play", exact=True).click()
     wait_for(page, "parseInt(document.querySelector('#epoch').textContent.replace(/,/g, '')) >= 5")
     page.get_by_role("button", name="Add a neuron to hidden layer 1").click()
     wait_for(page, "document.querySelectorAll('.column[data-layer=\"1\"] g.node').length === 5")
@@ -79,7 +79,7 @@ def test_adding_a_neuron_adds_a_circle_while_training_goes_on(page):
 
 def test_removing_a_layer_and_switching_to_relu_keep_training(page):
     open_playground(page)
-    page.get_by_role("button", name="Play").click()
+    page.get_by_role("button", name="Play", exact=True).click()
     page.get_by_role("button", name="Remove the last hidden layer").click()
     wait_for(page, "document.querySelectorAll('.col-title').length === 4")
     page.get_by_label("Activation function of hidden layer 1").select_option("relu")

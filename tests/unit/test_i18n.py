@@ -37,6 +37,9 @@ DYNAMIC_KEYS = {
     "loss.": ["cross_entropy", "mse", "cross_entropy.short", "mse.short"],
     "opt.": list(OPTIMIZERS), "reg.": list(REGULARIZATIONS), "sched.": list(SCHEDULES), "init.": list(INITS),
     "preset.": list(PRESETS),
+    "fwd.": ["input", "hidden", "output", "loss"],
+    "caption.output.": ["classification", "regression"],
+    "caption.loss.": ["classification", "regression"],
 }
 
 

@@ -1,0 +1,137 @@
+// The live view of a session, shared by the playground and the watch page: it owns the
+// stream connection and hands every frame to the views (network, output plot, loss chart,
+// numbers, inspector, forward pass, timeline). `session` carries the control token on the
+// playground and is null on a watch page, which only looks.
+import { createBoundaryView } from "./boundary.js";
+import { createForward } from "./forward.js";
+import { t } from "./i18n.js";
+import { createInspector } from "./inspector.js";
+import { createLossChart } from "./losschart.js";
+import { createNetworkView } from "./network.js";
+import { createNumbers } from "./numbers.js";
+import { api } from "./session.js";
+import { connectStream } from "./stream.js";
+import { createTimeline } from "./timeline.js";
+
+const $ = (sel) => document.querySelector(sel);
+
+export function createLiveView({ sid, session = null, toast, onStatus, onWatchers, onClickPoint }) {
+  const controls = session !== null;
+  const call = (path, opts) => api(session, path, opts);
+  let network = null;
+  let backprop = false;
+  let stream = null;
+  let dataStructure = -1;
+  let refreshing = false;
+
+  const layerName = (l) => $(`#network .column[data-layer="${l}"] .col-title`)?.textContent ?? "";
+  const numbers = createNumbers();
+  const chart = createLossChart($("#loss-chart"), $("#chart-tip"));
+  const boundary = createBoundaryView($("#boundary"), { showTest: $("#show-test"), discretize: $("#discretize"), onClickPoint });
+  const inspector = createInspector($("#inspector"), { layerName, weightAt: (layer, i, j) => network.weightAt(layer, i, j) });
+  const forward = createForward($("#forward-box"), { network: () => network, layerName });
+  const timeline = controls ? createTimeline(document, { sessionId: () => sid, api: call, onError: (e) => toast(e.message) }) : null;
+
+  function makeNetwork() {
+    network = createNetworkView($("#network"), {
+      onPreview: (canvas, label) => {
+        boundary.preview(canvas);
+        const caption = $("#plot-caption");
+        caption.hidden = !canvas;
+        caption.textContent = label || "";
+      },
+      onEditWeight: controls ? ({ layer, i, j, value }) => call("/params", { body: { layer, i, j, value } }).catch((e) => toast(e.message)) : null,
+      onInspect: (what) => inspector.open(what, network.frame),
+      gradients: () => backprop,
+    });
+    return network;
+  }
+  makeNetwork();
+
+  // After a swap of #network (htmx, or a refetch): bind a new view to it.
+  function networkSwapped() {
+    makeNetwork();
+    if (forward.active) forward.update(null);
+  }
+
+  async function refreshNetwork() {
+    if (refreshing) return;
+    refreshing = true;
+    try {
+      const res = await fetch(`/ui/sessions/${sid}/network?controls=${controls}`, { headers: { "X-Lang": document.body.dataset.lang } });
+      if (!res.ok) return;
+      const holder = document.createElement("div");
+      holder.innerHTML = await res.text();
+      $("#network").replaceWith(holder.firstElementChild);
+      if (controls) htmx.process($("#network"));
+      networkSwapped();
+    } finally {
+      refreshing = false;
+    }
+  }
+
+  async function refreshData(structure) {
+    if (structure === dataStructure) return;
+    dataStructure = structure;
+    const res = await fetch(`/api/sessions/${sid}/data`);
+    if (!res.ok) return;
+    const data = await res.json();
+    const plane = $("#network").dataset.plane === "1";
+    $(".plot-area").hidden = !plane;
+    if (plane) boundary.setData(data);
+  }
+
+  function onFrame(frame, heat) {
+    if (frame.structure > network.structure) refreshNetwork(); // changed elsewhere: redraw, then follow
+    else if (frame.structure === network.structure) network.update(frame, heat);
+    refreshData(frame.structure);
+    numbers.update(frame);
+    const viewing = frame.timeline?.viewing ?? null;
+    if (viewing === null) chart.update(frame);
+    chart.mark(viewing);
+    boundary.update(frame, heat);
+    inspector.update(frame);
+    forward.update(frame);
+    timeline?.update(frame);
+    onStatus?.(frame.status);
+  }
+
+  function connect() {
+    stream?.close();
+    stream = connectStream(sid, {
+      fps: 30,
+      gradients: backprop,
+      onHistory: (rows) => chart.setHistory(rows),
+      onFrame,
+      onWatchers,
+      onClosed: (info) => toast(t("error.closed", { reason: info.reason })),
+      onError: () => toast(t("error.stream")),
+    });
+  }
+
+  // Backprop view: frames carry gradients only while it is on (a new stream asks for them).
+  $("#toggle-grad")?.addEventListener("change", (ev) => {
+    backprop = ev.target.checked;
+    $("#grad-legend").hidden = !backprop;
+    if (!backprop) makeNetwork(); // restore the normal frames and colours
+    connect();
+  });
+  // Captions can be hidden (remembered); presentation mode always shows them.
+  const captions = $("#toggle-captions");
+  if (captions) {
+    captions.checked = localStorage.getItem("mlp:captions") !== "off";
+    const apply = () => document.body.classList.toggle("no-captions", !captions.checked);
+    captions.addEventListener("change", () => { localStorage.setItem("mlp:captions", captions.checked ? "on" : "off"); apply(); });
+    apply();
+  }
+  $("#btn-forward")?.addEventListener("click", () => forward.open());
+
+  return {
+    connect,
+    networkSwapped,
+    get network() { return network; },
+    // Keys the live view takes first: ←/→/Escape step or close the forward pass.
+    key: (ev) => forward.key(ev),
+    repaint: () => { if (network?.frame) network.update(network.frame, null); },
+  };
+}

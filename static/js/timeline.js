@@ -1,0 +1,80 @@
+// The timeline scrubber: move back and forth through the session's checkpoints (the view
+// shows the network, boundary and loss at that point), resume training from one, or go
+// back to live. The list of checkpoint epochs is fetched when it changes.
+import { t } from "./i18n.js";
+
+export function createTimeline(root, { sessionId, api, onError }) {
+  const scrub = root.querySelector("#scrub");
+  const label = root.querySelector("#scrub-epoch");
+  const resume = root.querySelector("#btn-resume");
+  const live = root.querySelector("#btn-live");
+  const viewing = document.querySelector("#viewing");
+  let epochs = [];
+  let count = -1;
+  let fetching = false;
+  let pending = null; // newest epoch asked for while a view request is in flight
+  let inFlight = false;
+
+  async function refresh() {
+    if (fetching) return;
+    fetching = true;
+    try {
+      const res = await fetch(`/api/sessions/${sessionId()}/timeline`);
+      if (res.ok) {
+        epochs = (await res.json()).epochs;
+        scrub.max = String(Math.max(0, epochs.length - 1));
+        if (!viewingEpoch()) scrub.value = scrub.max;
+        label.textContent = t("teach.epoch_n", { n: epochs[+scrub.value] ?? 0 });
+      }
+    } finally {
+      fetching = false;
+    }
+  }
+
+  const viewingEpoch = () => (viewing.hidden ? null : +viewing.dataset.epoch);
+
+  // Dragging asks for one preview at a time; the newest position wins.
+  async function view(epoch) {
+    pending = epoch;
+    if (inFlight) return;
+    inFlight = true;
+    while (pending !== null) {
+      const e = pending;
+      pending = null;
+      await api("/timeline/view", { body: { epoch: e } }).catch(onError);
+    }
+    inFlight = false;
+  }
+
+  scrub.addEventListener("input", () => {
+    const epoch = epochs[+scrub.value];
+    if (epoch === undefined) return;
+    label.textContent = t("teach.epoch_n", { n: epoch });
+    view(epoch);
+  });
+  resume.addEventListener("click", () => {
+    const epoch = epochs[+scrub.value];
+    if (epoch !== undefined) api("/timeline/resume", { body: { epoch } }).catch(onError);
+  });
+  live.addEventListener("click", () => api("/timeline/view", { body: { epoch: null } }).catch(onError));
+  root.querySelector("#btn-rewind").addEventListener("click", () => api("/reset").catch(onError));
+
+  return {
+    update(frame) {
+      const tl = frame.timeline;
+      if (!tl) return;
+      if (tl.count !== count) {
+        count = tl.count;
+        refresh();
+      }
+      const v = tl.viewing;
+      viewing.hidden = v === null || v === undefined;
+      resume.disabled = live.disabled = viewing.hidden;
+      if (!viewing.hidden) {
+        viewing.dataset.epoch = String(v);
+        viewing.textContent = t("teach.viewing", { n: v });
+      }
+    },
+    get viewing() { return viewingEpoch(); },
+  };
+}

@@ -1,0 +1,122 @@
+"""Teaching views in Chromium: inspector, forward pass, backprop view, timeline, captions."""
+from __future__ import annotations
+
+import math
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.e2e.conftest import wait_for
+from tests.e2e.test_classroom import shots  # noqa: F401  (fixture)
+from tests.e2e.test_full_playground import session_id
+from tests.e2e.test_playground import epoch, open_playground
+
+pytestmark = pytest.mark.e2e
+
+
+def test_inspector_shows_a_neurons_maths_matching_numpy(page, server, shots):  # noqa: F811
+    open_playground(page)
+    sid = session_id(page)
+    page.get_by_role("button", name="Step", exact=True).click()
+    wait_for(page, "document.querySelector('#epoch').textContent.trim() === '000,001'")
+    page.get_by_role("button", name="Inspect Hidden layer 1, neuron 3").click()
+    assert page.locator("#inspector-title").text_content() == "Hidden layer 1, neuron 3"
+    z_shown = float(page.locator(".eq.z .eq-value").text_content())
+    a_shown = float(page.locator(".eq.a .eq-value").text_content())
+    model = httpx.get(f"{server.url}/api/sessions/{sid}/model").json()
+    probe = np.array(httpx.get(f"{server.url}/api/sessions/{sid}").json()["probe"]["x"])
+    W, b = np.array(model["layers"][0]["weights"]), np.array(model["layers"][0]["biases"])
+    z = probe @ W[:, 2] + b[2]
+    assert z_shown == pytest.approx(z, abs=1e-3)
+    assert a_shown == pytest.approx(math.tanh(z), abs=1e-3)
+    assert page.locator("#inspector-plot circle.point").count() == 1  # (z, a) marked on f
+    page.screenshot(path=str(shots / "inspector-hidden.png"))
+    # The loss layer: −log p(true class) for the probe.
+    page.get_by_role("button", name="Inspect the loss layer").click()
+    assert page.locator("#inspector-title").text_content() == "Loss layer"
+    assert "−log p(y)" in page.locator("#inspector-maths").text_content()
+    loss_shown = float(page.locator(".eq.loss .eq-value").text_content())
+    status = httpx.get(f"{server.url}/api/sessions/{sid}").json()
+    acts = probe
+    for layer in model["layers"][:-1]:
+        acts = np.tanh(acts @ np.array(layer["weights"]) + np.array(layer["biases"]))
+    out = acts @ np.array(model["layers"][-1]["weights"]) + np.array(model["layers"][-1]["biases"])
+    p = np.exp(out - out.max()) / np.exp(out - out.max()).sum()
+    assert loss_shown == pytest.approx(-np.log(p[status["probe"]["y"]]), abs=1e-3)
+    page.screenshot(path=str(shots / "inspector-loss.png"))
+    # It follows training live.
+    page.get_by_role("button", name="Step", exact=True).click()
+    wait_for(page, f"parseFloat(document.querySelector('.eq.loss .eq-value').textContent) !== {loss_shown}")
+    page.keyboard.press("Escape") if False else page.locator("#inspector-close").click()
+    assert page.locator("#inspector").is_hidden()
+    assert page.errors == []
+
+
+def test_forward_pass_runs_to_the_end_by_keyboard(page, shots):  # noqa: F811
+    open_playground(page)
+    page.get_by_role("button", name="Forward pass, step by step").click()
+    stages = []
+    for k in range(5):
+        stages.append(page.locator("#forward-caption").text_content())
+        lit = page.locator("g.column.lit")
+        assert lit.count() == 1
+        page.screenshot(path=str(shots / f"forward-{k + 1}.png"))
+        if k < 4:
+            page.keyboard.press("ArrowRight")  # steps the pass, not training
+    assert stages[0].startswith("Input layer") and stages[1].startswith("Hidden layer 1")
+    assert stages[3].startswith("Output layer") and "softmax" in stages[3]
+    assert stages[4].startswith("Loss layer") and "cross-entropy" in stages[4]
+    assert page.locator("#fwd-stage").text_content() == "5 / 5"
+    assert epoch(page) == 0  # → moved the pass, it did not train
+    page.keyboard.press("ArrowLeft")
+    assert page.locator("#fwd-stage").text_content() == "4 / 5"
+    page.keyboard.press("Escape")
+    assert page.locator("#forward-box").is_hidden() and page.locator("g.column.lit").count() == 0
+    assert page.errors == []
+
+
+def test_backprop_view_colours_links_by_gradient(page, shots):  # noqa: F811
+    open_playground(page)
+    page.get_by_role("button", name="Step", exact=True).click()
+    wait_for(page, "document.querySelector('#epoch').textContent.trim() === '000,001'")
+    before = page.evaluate("[...document.querySelectorAll('path.link')].map(p => p.getAttribute('stroke-width'))")
+    page.get_by_label("Show gradients (backprop)").check()
+    wait_for(page, "document.querySelector('#network').classList.contains('backprop')")
+    assert page.locator("#grad-legend").is_visible()
+    after = page.evaluate("[...document.querySelectorAll('path.link')].map(p => p.getAttribute('stroke-width'))")
+    assert after != before  # now sized by |∂loss/∂w|, not |w|
+    page.screenshot(path=str(shots / "backprop.png"))
+    page.get_by_label("Show gradients (backprop)").uncheck()
+    wait_for(page, "!document.querySelector('#network').classList.contains('backprop')")
+    assert page.errors == []
+
+
+def test_timeline_scrub_resume_and_rewind(page, server, shots):  # noqa: F811
+    open_playground(page)
+    sid = session_id(page)
+    for k in range(1, 7):
+        page.get_by_role("button", name="Step", exact=True).click()
+        wait_for(page, f"document.querySelector('#epoch').textContent.trim() === '000,00{k}'")
+    wait_for(page, "document.querySelector('#scrub').max === '6'")
+    page.locator("#scrub").fill("2")  # drag to epoch 2
+    wait_for(page, "!document.querySelector('#viewing').hidden && document.querySelector('#epoch').textContent.trim() === '000,002'")
+    assert "epoch 2" in page.locator("#viewing").text_content()
+    assert httpx.get(f"{server.url}/api/sessions/{sid}").json()["epoch"] == 6  # only viewing
+    page.screenshot(path=str(shots / "timeline-viewing.png"))
+    page.get_by_role("button", name="Resume from here").click()
+    wait_for(page, "document.querySelector('#viewing').hidden")
+    assert httpx.get(f"{server.url}/api/sessions/{sid}").json()["epoch"] == 2
+    page.get_by_role("button", name="Rewind to the start").click()
+    wait_for(page, "document.querySelector('#epoch').textContent.trim() === '000,000'")
+    assert page.errors == []
+
+
+def test_captions_can_be_hidden_and_show_in_presentation_mode(page):
+    open_playground(page, "?lang=ja")
+    assert "線型変換" in page.locator("#captions").text_content()
+    page.get_by_label("説明").uncheck()
+    assert page.locator("#captions").is_hidden()
+    page.locator("#btn-present").click()
+    assert page.locator("#captions").is_visible()
+    assert page.errors == []
