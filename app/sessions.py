@@ -13,6 +13,7 @@ import hmac
 import itertools
 import logging
 import multiprocessing as mp
+import os
 import secrets
 import threading
 import time
@@ -26,6 +27,15 @@ log = logging.getLogger("mlp.sessions")
 
 RPC_TIMEOUT_S = 60.0  # one epoch of the largest allowed network fits well inside this
 GONE_MEMORY = 1000  # how many ended session ids we remember, to answer 410 instead of 404
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of a process (Linux /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class WorkerProcess:
@@ -179,6 +189,15 @@ class SessionStore:
         for sid in list(worker.sessions):
             self._end(sid, "lost")
         self.workers[self.workers.index(worker)] = self._spawn(worker.index)
+
+    def stats(self) -> dict:
+        """Counts for operators and for leak tests: sessions, streams, tasks, threads, memory."""
+        procs = [os.getpid()] + [w.proc.pid for w in self.workers if w.proc.pid]
+        return {"sessions": len(self.sessions), "running": sum(h.status == "running" for h in self.sessions.values()),
+                "watchers": sum(len(h.watchers) for h in self.sessions.values()),
+                "tasks": len(asyncio.all_tasks()), "threads": threading.active_count(),
+                "workers": len(self.workers), "pending_calls": sum(len(w.pending) for w in self.workers),
+                "rss_bytes": {"server": rss_bytes(procs[0]), "workers": [rss_bytes(p) for p in procs[1:]]}}
 
     # --- lookup --------------------------------------------------------------------------
     def get(self, sid: str) -> SessionHandle:

@@ -76,6 +76,13 @@ async def save_snapshot(body: SaveBody | None = None, handle: SessionHandle = De
     return meta
 
 
+@router.get("/api/stats", tags=["meta"])
+async def server_stats(request: Request, _: None = Depends(admin)):
+    """Sessions, streams, asyncio tasks, threads and resident memory (server and workers).
+    Needs X-Admin-Token when ADMIN_TOKEN is set."""
+    return request.app.state.store.stats()
+
+
 @router.get("/api/snapshots")
 async def list_snapshots(limit: int = 100, offset: int = 0, snapshots: SnapshotStore = Depends(get_snapshots),
                          _: None = Depends(admin)):

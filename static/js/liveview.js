@@ -11,6 +11,7 @@ import { createNetworkView } from "./network.js";
 import { createNumbers } from "./numbers.js";
 import { api } from "./session.js";
 import { connectStream } from "./stream.js";
+import { showDebugOverlay } from "./debug.js";
 import { createTimeline } from "./timeline.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -125,6 +126,7 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
     apply();
   }
   $("#btn-forward")?.addEventListener("click", () => forward.open());
+  if (new URLSearchParams(location.search).get("debug") === "1") showDebugOverlay(() => stream?.stats);
 
   return {
     connect,
