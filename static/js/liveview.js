@@ -12,6 +12,7 @@ import { createNumbers } from "./numbers.js";
 import { api } from "./session.js";
 import { connectStream } from "./stream.js";
 import { showDebugOverlay } from "./debug.js";
+import { createDigitProbe } from "./digitpad.js";
 import { createTimeline } from "./timeline.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -31,6 +32,9 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
   const boundary = createBoundaryView($("#boundary"), { showTest: $("#show-test"), discretize: $("#discretize"), onClickPoint });
   const inspector = createInspector($("#inspector"), { layerName, weightAt: (layer, i, j) => network.weightAt(layer, i, j) });
   const forward = createForward($("#forward-box"), { network: () => network, layerName });
+  const digits = createDigitProbe($(".digit-probe"), {
+    setProbe: (body) => (controls ? call("/probe", { method: "PUT", body }).catch((e) => toast(e.message)) : null),
+  });
   const timeline = controls ? createTimeline(document, { sessionId: () => sid, api: call, onError: (e) => toast(e.message) }) : null;
 
   function makeNetwork() {
@@ -79,7 +83,9 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
     const data = await res.json();
     const plane = $("#network").dataset.plane === "1";
     $(".plot-area").hidden = !plane;
+    $(".digit-probe").hidden = plane; // digits: pick or draw the probe instead
     if (plane) boundary.setData(data);
+    else digits.setData(data);
   }
 
   function onFrame(frame, heat) {

@@ -120,3 +120,34 @@ def test_captions_can_be_hidden_and_show_in_presentation_mode(page):
     page.locator("#btn-present").click()
     assert page.locator("#captions").is_visible()
     assert page.errors == []
+
+
+def test_digits_probe_by_sample_and_by_drawing(page, server):
+    open_playground(page, "?preset=seed")
+    sid = session_id(page)
+    assert page.locator(".plot-area").is_hidden() and page.locator(".digit-probe").is_visible()
+    page.locator("#sample-next").click()
+    test = httpx.get(f"{server.url}/api/sessions/{sid}/data").json()["test"]
+    wait_for(page, "document.querySelector('#sample-label').textContent.startsWith('sample 2 of')")
+    for _ in range(50):
+        probe = httpx.get(f"{server.url}/api/sessions/{sid}").json()["probe"]
+        if probe["x"] == test["x"][1]:
+            break
+        page.wait_for_timeout(100)
+    assert probe == {"x": test["x"][1], "y": test["y"][1]}
+    # Draw a vertical stroke in column 4: those pixels light up, the rest stay dark.
+    box = page.locator("#digit-pad").bounding_box()
+    cell = box["width"] / 8
+    page.mouse.move(box["x"] + 4.5 * cell, box["y"] + 1.5 * cell)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 4.5 * cell, box["y"] + 6.5 * cell, steps=12)
+    page.mouse.up()
+    for _ in range(50):
+        probe = httpx.get(f"{server.url}/api/sessions/{sid}").json()["probe"]
+        if probe["y"] == 0 and probe["x"] != test["x"][1]:
+            break
+        page.wait_for_timeout(100)
+    lit = {k for k, v in enumerate(probe["x"]) if v > 0}
+    assert lit == {row * 8 + 4 for row in range(1, 7)}
+    assert probe["y"] == 0  # the label chosen beside the pad
+    assert page.errors == []
