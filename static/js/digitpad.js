@@ -15,8 +15,13 @@ export function createDigitProbe(box, { setProbe }) {
     label.textContent = t("digits.sample_n", { n: index + 1, total: test.x.length, y: test.y[index] });
     setProbe({ x: test.x[index] });
   }
-  box.querySelector("#sample-prev").addEventListener("click", () => { index = (index - 1 + test.x.length) % test.x.length; showSample(); });
-  box.querySelector("#sample-next").addEventListener("click", () => { index = (index + 1) % test.x.length; showSample(); });
+  const move = (delta) => {
+    if (!test?.x.length) return; // the data has not arrived yet
+    index = (index + delta + test.x.length) % test.x.length;
+    showSample();
+  };
+  box.querySelector("#sample-prev").addEventListener("click", () => move(-1));
+  box.querySelector("#sample-next").addEventListener("click", () => move(1));
 
   function paint() {
     const ctx = pad.getContext("2d");

@@ -126,6 +126,7 @@ def test_digits_probe_by_sample_and_by_drawing(page, server):
     open_playground(page, "?preset=seed")
     sid = session_id(page)
     assert page.locator(".plot-area").is_hidden() and page.locator(".digit-probe").is_visible()
+    wait_for(page, "document.querySelector('#sample-label').textContent.startsWith('sample 1 of')")
     page.locator("#sample-next").click()
     test = httpx.get(f"{server.url}/api/sessions/{sid}/data").json()["test"]
     wait_for(page, "document.querySelector('#sample-label').textContent.startsWith('sample 2 of')")
