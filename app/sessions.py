@@ -150,8 +150,7 @@ class SessionStore:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.shutting_down = False
         self._tasks: set[asyncio.Task] = set()  # fire-and-forget notifications, kept referenced
-        self._conf = WorkerConfig(settings.tick_hz, settings.idle_tick_hz, settings.max_tick_ms,
-                                  settings.grid, settings.thumb_stride, settings.history_len, settings.timeline_bytes)
+        self._conf = WorkerConfig.from_settings(settings)
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:

@@ -30,6 +30,7 @@ Design
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import secrets
 import sqlite3
 import threading
@@ -264,6 +265,23 @@ class SnapshotStore:
         sid, name, created, epoch, size = row
         return {"snapshot_id": sid, "name": name, "created": created, "epoch": epoch, "bytes": size}
 
+    @contextmanager
+    def _transaction(self):
+        """The connection inside BEGIN IMMEDIATE … COMMIT (ROLLBACK on any error), under the lock."""
+        with self._lock:
+            conn = self._db()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                raise self._fail(e) from None
+
     # --- the API --------------------------------------------------------------------------
 
     def save(self, payload: dict, *, name: str) -> dict:
@@ -272,24 +290,13 @@ class SnapshotStore:
         text, size, epoch = _encode(payload, self.max_bytes)  # outside the lock: the slow part
         sid = secrets.token_urlsafe(16)
         created = _now()
-        with self._lock:
-            conn = self._db()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    count = conn.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0]
-                    if count >= self.max_count:
-                        raise SnapshotError(f"the snapshot store is full ({count} snapshots, "
-                                            f"limit max_snapshots={self.max_count}); delete some first")
-                    conn.execute("INSERT INTO snapshots (id, name, created, epoch, bytes, payload) "
-                                 "VALUES (?, ?, ?, ?, ?, ?)", (sid, name, created, epoch, size, text))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as e:
-                raise self._fail(e) from None
+        with self._transaction() as conn:
+            count = conn.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0]
+            if count >= self.max_count:
+                raise SnapshotError(f"the snapshot store is full ({count} snapshots, "
+                                    f"limit max_snapshots={self.max_count}); delete some first")
+            conn.execute("INSERT INTO snapshots (id, name, created, epoch, bytes, payload) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (sid, name, created, epoch, size, text))
         return {"snapshot_id": sid, "name": name, "created": created, "epoch": epoch, "bytes": size}
 
     def get(self, snapshot_id: str) -> dict | None:
@@ -338,21 +345,10 @@ class SnapshotStore:
         name = validate_name(name)
         if not self._valid_id(snapshot_id):
             return None
-        with self._lock:
-            conn = self._db()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.execute("UPDATE snapshots SET name = ? WHERE id = ?", (name, snapshot_id))
-                    row = conn.execute("SELECT id, name, created, epoch, bytes FROM snapshots "
-                                       "WHERE id = ?", (snapshot_id,)).fetchone()
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as e:
-                raise self._fail(e) from None
+        with self._transaction() as conn:
+            conn.execute("UPDATE snapshots SET name = ? WHERE id = ?", (name, snapshot_id))
+            row = conn.execute("SELECT id, name, created, epoch, bytes FROM snapshots "
+                               "WHERE id = ?", (snapshot_id,)).fetchone()
         return None if row is None else self._meta(row)
 
     def delete(self, snapshot_id: str) -> bool:

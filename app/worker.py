@@ -40,15 +40,21 @@ class Slot:
     viewing: int | None = None  # epoch of a timeline checkpoint shown instead of the live state
 
 
-@dataclass
+@dataclass(frozen=True)
 class WorkerConfig:
-    tick_hz: float = 60.0
-    idle_tick_hz: float = 30.0
-    max_tick_ms: float = 40.0
-    grid: int = 100
-    thumb_stride: int = 5
-    history_len: int = 2000
-    timeline_bytes: int = 4_000_000
+    """The settings a worker needs (app/config.py Settings holds their defaults and meaning)."""
+
+    tick_hz: float
+    idle_tick_hz: float
+    max_tick_ms: float
+    grid: int
+    thumb_stride: int
+    history_len: int
+    timeline_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings) -> "WorkerConfig":
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
 
 
 class Worker:

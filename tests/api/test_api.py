@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from tests.sse import parse_sse
 
 URLSAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 CONTROL_OPS = ["play", "pause", "step", "reset"]
@@ -46,20 +47,6 @@ def wait_for(predicate, timeout: float, interval: float = 0.05):
         time.sleep(interval)
 
 
-def parse_sse(lines):
-    """text/event-stream lines → events as dicts of their fields (data lines joined by newlines)."""
-    event: dict = {}
-    for line in lines:
-        if line == "":
-            if event:
-                yield event
-            event = {}
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            event[name] = event[name] + "\n" + value if name == "data" and "data" in event else value
-    if event:
-        yield event
 
 
 def first_frame(client, sid) -> dict:

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.stream.test_stream import parse_sse
+from tests.sse import parse_sse
 
 
 def forward(model, x):
