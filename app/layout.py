@@ -120,7 +120,7 @@ def build_layout(cfg: SessionConfig, dims: int | None = None, *, all_features: b
     for node in out.nodes:
         node.name = str(node.j)
     columns.append(out)
-    x += COL_GAP * 0.85
+    x += COL_GAP * 1.05  # the loss layer's label is the longest (交差エントロピー誤差)
     columns.append(Column(-1, "loss", x, 1, "cross_entropy" if cfg.problem == "classification" else "mse"))
 
     width = x + 80.0

@@ -496,14 +496,28 @@ def many(workers: int, n_sessions: int = 30, fps: int = 30, seconds: float = 30.
             f"{mb(start_rss)} / {mb(peak[1])} / {mb(end_sample[1])}")
         _, srv_rss, w_rss = stats_line(peak[2])
         row("  at peak: server / workers", f"{mb(srv_rss)} / " + " + ".join(mb(w) for w in w_rss))
-        row("  tasks / threads at peak", f"{peak[2]['tasks']} / {peak[2]['threads']}")
+        during = [st for t, _, st in samples if t_start <= t <= t_end]
+        if during:
+            row("  tasks / threads during the run (max)", f"{max(st['tasks'] for st in during)} / "
+                f"{max(st['threads'] for st in during)}", f"watchers {max(st['watchers'] for st in during)}")
     row("after deleting every session: sessions / watchers / tasks / threads",
         f"{after['sessions']} / {after['watchers']} / {after['tasks']} / {after['threads']}",
         f"RSS {mb(stats_line(after)[0])}")
     span = seconds
-    for k in pids:
-        if cpu0.get(k) is not None and cpu1.get(k) is not None:
-            row(f"CPU of {k}", f"{(cpu1[k] - cpu0[k]) / span * 100:.0f} %", "of one core")
+    used = {k: cpu1[k] - cpu0[k] for k in pids if cpu0.get(k) is not None and cpu1.get(k) is not None}
+    for k, v in used.items():
+        row(f"CPU of {k}", f"{v / span * 100:.0f} %", "of one core")
+    frames = sum(s["n"] for s in streams)
+    worker_cpu = sum(v for k, v in used.items() if k.startswith("worker"))
+    res["cpu_total"] = sum(used.values()) / span
+    if frames:
+        row("worker CPU per frame (train 1 epoch + build + send)", f"{worker_cpu / frames * 1000:.2f} ms",
+            f"{frames / span:.0f} frames/s in all")
+        row("server CPU per frame relayed", f"{used.get('server', 0) / frames * 1000:.2f} ms")
+        res["worker_ms"] = worker_cpu / frames * 1000
+        res["server_ms"] = used.get("server", 0) / frames * 1000
+    row("CPU of this benchmark's processes, all together", f"{res['cpu_total'] * 100:.0f} %",
+        f"of {os.cpu_count() * 100} %; the rest went to other processes (load average {os.getloadavg()[0]:.1f})")
     for i, r in enumerate(results):
         row(f"client process {i}: event-loop lag p99 / max", f"{r['lag_p99_ms']:.1f} / {r['lag_max_ms']:.1f} ms",
             f"{len(r['streams'])} streams")
@@ -512,6 +526,18 @@ def many(workers: int, n_sessions: int = 30, fps: int = 30, seconds: float = 30.
         f"(min {res['fps_min']:.1f} f/s, p99 {res['get_p99']:.1f} ms, peak {mb(res['rss_peak'])})")
     res["ok"] = ok
     return res
+
+
+def many_table(results: list[dict]) -> None:
+    if len(results) < 2:
+        return
+    header("many: what each worker count gives")
+    print(f"  {'WORKERS':>7}  {'f/s min':>7}  {'f/s p10':>7}  {'f/s median':>10}  {'GET p50':>8}  {'GET p99':>8}  "
+          f"{'RSS peak':>9}  {'CPU used':>8}  {'worker ms/frame':>15}  {'server ms/frame':>15}")
+    for r in results:
+        print(f"  {r['workers']:>7}  {r['fps_min']:7.1f}  {r['fps_p10']:7.1f}  {r['fps_median']:10.1f}  "
+              f"{r['get_p50']:6.1f}ms  {r['get_p99']:6.1f}ms  {mb(r['rss_peak']):>9}  {r.get('cpu_total', 0) * 100:7.0f}%  "
+              f"{r.get('worker_ms', float('nan')):15.2f}  {r.get('server_ms', float('nan')):15.2f}")
 
 
 # --- latency (target 6) -------------------------------------------------------------------------
@@ -775,7 +801,12 @@ def soak(minutes: float, actors: int = 16, workers: int | None = None) -> dict:
     with LiveServer(workers=workers) as srv:
         s = Soak(srv.url, minutes, actors, report_every)
         res = asyncio.run(s.run())
-        log_errors = [ln for ln in srv.log_tail(100000).splitlines() if "Traceback" in ln or " 500 " in ln]
+        log_text = srv.log_tail(10**6)
+        log_errors = [ln for ln in log_text.splitlines() if "Traceback" in ln or '" 50' in ln]
+    kept = None
+    if log_errors:  # keep the server log for a look at the tracebacks
+        kept = Path(tempfile.gettempdir()) / f"mlp-soak-server-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        kept.write_text(log_text)
     srv.cleanup()
     st0, st1 = res["start"], res["end"]
     print()
@@ -790,7 +821,11 @@ def soak(minutes: float, actors: int = 16, workers: int | None = None) -> dict:
     row("sessions / watchers at end", f"{st1['sessions']} / {st1['watchers']}", f"{res['leftover']} left by the client")
     row("tasks at start → end", f"{st0['tasks']} → {st1['tasks']}")
     row("threads at start → end", f"{st0['threads']} → {st1['threads']}")
-    row("tracebacks or 500s in the server log", f"{len(log_errors)}")
+    row("tracebacks or 5xx in the server log", f"{len(log_errors)}", f"kept: {kept}" if kept else "")
+    if kept:
+        lines = log_text.splitlines()
+        first = next(i for i, ln in enumerate(lines) if "Traceback" in ln or '" 50' in ln)
+        print("    first one:\n      " + "\n      ".join(lines[first:first + 25]))
     row("server stop after SIGINT", f"{srv.stop_seconds:.1f} s" if srv.stop_seconds is not None else "-")
     ok = not s.errors and not log_errors and st1["sessions"] == 0
     row("reliability: 0 errors, every session cleaned up", verdict(ok))
@@ -824,16 +859,15 @@ def main() -> None:
         if args.mode == "one-stream":
             one_stream(args.seconds)
         elif args.mode == "many":
-            for w in (int(x) for x in args.workers.split(",")):
-                many(w, n_sessions=args.sessions, seconds=args.seconds, client_procs=args.client_procs)
+            many_table([many(int(w), n_sessions=args.sessions, seconds=args.seconds, client_procs=args.client_procs)
+                        for w in args.workers.split(",")])
         elif args.mode == "latency":
             latency(args.samples, args.network)
         elif args.mode == "soak":
             soak(args.minutes, actors=max(1, min(20, args.actors)))
         else:
             one_stream()
-            for w in (1, 2):
-                many(w)
+            many_table([many(w) for w in (1, 2)])
             latency()
     except KeyboardInterrupt:
         print("\ninterrupted; the server was stopped")

@@ -27,8 +27,8 @@ export function createDigitProbe(box, { setProbe }) {
     const ctx = pad.getContext("2d");
     const img = ctx.createImageData(8, 8);
     for (let k = 0; k < 64; k++) {
-      const v = Math.round(255 * (1 - pixels[k]));
-      img.data.set([v, v, v, 255], k * 4);
+      // Ink is dark; blank pixels stay transparent so the pad's grid shows through.
+      img.data.set([0, 0, 0, Math.round(255 * pixels[k])], k * 4);
     }
     ctx.putImageData(img, 0, 0);
   }

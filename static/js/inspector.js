@@ -112,7 +112,7 @@ export function createInspector(box, { layerName, weightAt }) {
 
   function drawPlot(f, z, a) {
     plot.replaceChildren();
-    plot.hidden = !f;
+    plot.toggleAttribute("hidden", !f); // an SVG element has no .hidden property
     if (!f) return;
     const W = 160, H = 110, pad = 8, lo = -5, hi = 5;
     const ys = [];

@@ -88,7 +88,9 @@ export function createNetworkView(root, options = {}) {
       let v = weightAt(layer, k.i, k.j) ?? 0;
       let size = Math.min(Math.abs(v), 4) / 4;
       if (grads) {
-        v = (grads[k.l].weights[k.i]?.[k.j] ?? 0) / gmax[k.l];
+        // √ of the share of the layer's largest gradient: small gradients stay visible.
+        const g = (grads[k.l].weights[k.i]?.[k.j] ?? 0) / gmax[k.l];
+        v = Math.sign(g) * Math.sqrt(Math.abs(g));
         size = Math.abs(v);
       }
       k.el.setAttribute("stroke", divergingCss(v));
@@ -100,7 +102,8 @@ export function createNetworkView(root, options = {}) {
         const bmax = Math.max(1e-12, ...g.biases.map((v) => Math.abs(v ?? 0)));
         (nodes[l + 1] || []).forEach((n, j) => {
           const el = n?.g.querySelector("rect.frame, circle.dot");
-          if (el) { el.setAttribute("stroke", divergingCss((g.biases[j] ?? 0) / bmax)); el.setAttribute("stroke-width", "3"); }
+          const share = (g.biases[j] ?? 0) / bmax;
+          if (el) { el.setAttribute("stroke", divergingCss(Math.sign(share) * Math.sqrt(Math.abs(share)))); el.setAttribute("stroke-width", "3"); }
         });
       });
     }

@@ -1,0 +1,343 @@
+"""Streams, sessions and the server over their whole life: churn, deletion, shutdown, limits, TTL.
+
+Every server here is dedicated (tests/conftest.py start_server) so /api/stats counts only
+what the test itself did. Time bounds are generous "does not hang" limits, never speed.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.conftest import start_server
+from tests.stream.test_stream import END, Reader, parse_sse, strict_json
+
+
+def _create(c: httpx.Client, **config) -> tuple[str, dict]:
+    r = c.post("/api/sessions", json=config)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    return body["id"], {"Authorization": f"Bearer {body['control_token']}"}
+
+
+def _wait_event(reader: Reader, name: str, timeout: float) -> dict | None:
+    """The next event called `name` (others skipped); None on timeout or stream end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        event = reader.next(max(0.0, deadline - time.monotonic()))
+        if event is None or event is END:
+            return None
+        if event.get("event") == name:
+            return event
+
+
+def _rest(reader: Reader, timeout: float) -> list:
+    """Every event up to the end of the stream (END included if it ended within timeout)."""
+    out, deadline = [], time.monotonic() + timeout
+    while True:
+        event = reader.next(max(0.0, deadline - time.monotonic()))
+        if event is None:
+            return out
+        out.append(event)
+        if event is END:
+            return out
+
+
+# --- (a) connect/disconnect churn -------------------------------------------------------------
+CYCLES, CONCURRENCY = 500, 10
+
+
+def _cycle(url: str, kind: int, local: threading.local, made: list) -> str:
+    c = getattr(local, "client", None)
+    if c is None:  # one client per thread; a connection hung up on is not reused
+        c = local.client = httpx.Client(timeout=httpx.Timeout(10.0))
+        made.append(c)
+    if kind == 0:  # read one frame, then hang up mid-stream
+        with c.stream("GET", url) as r:
+            assert r.status_code == 200
+            for event in parse_sse(r.iter_lines()):
+                if event.get("event") == "frame":
+                    strict_json(event["data"])
+                    return "frame-then-close"
+        raise AssertionError("stream ended before a frame")
+    if kind == 1:  # hang up right after the headers
+        with c.stream("GET", url) as r:
+            assert r.status_code == 200
+        return "close-at-once"
+    with c.stream("GET", url, params={"max_frames": 1}) as r:  # let the server end it
+        assert r.status_code == 200
+        events = [e.get("event") for e in parse_sse(r.iter_lines())]
+        assert events.count("frame") == 1, events
+        return "max-frames-1"
+
+
+def _settled(c: httpx.Client, base: dict, timeout: float, watcher_grace: float = 3.0) -> dict:
+    """/api/stats once tasks, threads and pending calls are back to `base` (and, within a short
+    grace, no stream is counted), or whatever it says when `timeout` runs out."""
+    deadline, grace_until = time.monotonic() + timeout, None
+    while True:
+        now = c.get("/api/stats").json()
+        calm = (now["tasks"] <= base["tasks"] + 2 and now["threads"] <= base["threads"]
+                and now["pending_calls"] == 0)
+        if calm and grace_until is None:
+            grace_until = time.monotonic() + watcher_grace
+        if (calm and now["watchers"] == 0) or time.monotonic() > min(deadline, grace_until or deadline):
+            return now
+        time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def churn(tmp_path_factory) -> dict:
+    """500 stream connect/disconnect cycles, 10 at a time, on a running and a paused session
+    of a dedicated server; /api/stats before and after."""
+    live = start_server(tmp_path_factory.mktemp("churn"), workers=1)
+    try:
+        with httpx.Client(base_url=live.url, timeout=30) as c:
+            running, auth = _create(c, seed=1)
+            assert c.post(f"/api/sessions/{running}/play", headers=auth).status_code == 200
+            paused, _ = _create(c, seed=2)
+            urls = [f"{live.url}/api/sessions/{sid}/events" for sid in (running, paused)]
+
+            def run(n: int, offset: int = 0) -> dict:
+                done: dict[str, int] = {}
+                local, made = threading.local(), []
+                try:
+                    with ThreadPoolExecutor(CONCURRENCY) as pool:
+                        futures = [pool.submit(_cycle, urls[i % 2], (i // 2) % 3, local, made)
+                                   for i in range(offset, offset + n)]
+                        for f in futures:
+                            kind = f.result(timeout=40)
+                            done[kind] = done.get(kind, 0) + 1
+                finally:
+                    for cl in made:  # no keep-alive connections left behind to count
+                        cl.close()
+                return done
+
+            run(30)  # warm-up: thread pools, imports, first frames
+            base = _settled(c, {"tasks": 10**6, "threads": 10**6}, 5, watcher_grace=1.0)
+            start = time.monotonic()
+            done = run(CYCLES, offset=30)
+            elapsed = time.monotonic() - start
+            after = _settled(c, base, 15)  # anyio's idle worker threads retire after 10 s
+            per_session = {name: c.get(f"/api/sessions/{sid}").json()["watchers"]
+                           for name, sid in (("running", running), ("paused", paused))}
+            print(f"{CYCLES} cycles in {elapsed:.1f} s: {done}\nbefore {base}\nafter  {after}\n"
+                  f"watchers per session after: {per_session}")
+            return {"base": base, "after": after, "elapsed": elapsed, "done": done, "per_session": per_session}
+    finally:
+        live.stop()
+
+
+def test_stream_churn_leaves_no_tasks_threads_or_memory(churn):
+    base, after, done = churn["base"], churn["after"], churn["done"]
+    assert sum(done.values()) == CYCLES and len(done) == 3, done
+    assert churn["elapsed"] < 40, "the churn should not hang"
+    assert after["pending_calls"] == 0
+    assert after["tasks"] <= base["tasks"] + 2, (base, after)
+    assert after["threads"] <= base["threads"], (base, after)
+    grown = after["rss_bytes"]["server"] - base["rss_bytes"]["server"]
+    assert grown < 30 * 2**20, f"server memory grew by {grown / 2**20:.1f} MB"
+
+
+@pytest.mark.xfail(strict=True, reason="bug: viewers that hang up stay counted as watchers (events.py relies on "
+                   "the stream generator's `finally`, which FastAPI's SSE producer can abandon unclosed; "
+                   "add_watcher also runs outside the try)")
+def test_stream_churn_leaves_no_watchers(churn):
+    assert churn["after"]["watchers"] == 0, churn["after"]
+    assert churn["per_session"] == {"running": 0, "paused": 0}
+
+
+# --- (b) deleting a session ends its streams ----------------------------------------------------
+def test_delete_closes_every_open_stream_with_reason(server, client, make_session):
+    sid, auth = make_session(seed=5)
+    other, other_auth = make_session(seed=6)
+    client.post(f"/api/sessions/{sid}/play", headers=auth)
+    url = f"{server.url}/api/sessions/{sid}/events"
+    readers = [Reader(url, {"fps": fps}) for fps in (1, 5, 30)]
+    bystander = Reader(f"{server.url}/api/sessions/{other}/events")
+    try:
+        for reader in readers + [bystander]:
+            assert reader.next_frame(10) is not None
+        assert client.delete(f"/api/sessions/{sid}", headers=auth).status_code == 204
+        for reader in readers:
+            rest = _rest(reader, 5)
+            assert rest and rest[-1] is END, f"stream did not end after delete: {rest[-3:]}"
+            closed = [e for e in rest if e is not END and e.get("event") == "closed"]
+            assert len(closed) == 1 and strict_json(closed[0]["data"]) == {"reason": "deleted"}, rest[-3:]
+            assert rest[-2] is closed[0], "closed must be the last event"
+        # A stream on another session is untouched.
+        assert not bystander.ended.is_set()
+        assert client.get(f"/api/sessions/{other}").json()["watchers"] == 1
+        gone = client.get(f"/api/sessions/{sid}/events")
+        assert gone.status_code == 410 and gone.json()["code"] == "session_gone"
+    finally:
+        for reader in readers + [bystander]:
+            reader.close()
+
+
+# --- (c) Ctrl-C ends every stream, then the process -----------------------------------------------
+def _shutdown_with_open_streams(tmp_path):
+    live = start_server(tmp_path, workers=2)
+    log = next(tmp_path.glob("server-*.log"))
+    readers = []
+    try:
+        with httpx.Client(base_url=live.url, timeout=30) as c:
+            a, auth = _create(c, seed=1)
+            c.post(f"/api/sessions/{a}/play", headers=auth)
+            b, _ = _create(c, seed=2)
+            for sid, fps in ((a, 30), (a, 2), (b, 30), (b, 5)):
+                readers.append(Reader(f"{live.url}/api/sessions/{sid}/events", {"fps": fps}))
+            for reader in readers:
+                assert reader.next_frame(10) is not None
+        start = time.monotonic()
+        live.proc.send_signal(signal.SIGINT)
+        endings = [_rest(reader, 5) for reader in readers]
+        try:
+            code = live.proc.wait(5)
+        except Exception:
+            code = None
+        took = time.monotonic() - start
+        return endings, code, took, log.read_text()
+    finally:
+        for reader in readers:
+            reader.close()
+        live.stop()
+
+
+def test_sigint_closes_streams_with_shutdown_and_exits(tmp_path):
+    endings, code, took, text = _shutdown_with_open_streams(tmp_path)
+    print(f"exited with {code} after {took:.2f} s")
+    for rest in endings:
+        assert rest and rest[-1] is END, f"stream not ended by shutdown: {rest[-3:]}"
+        closed = [e for e in rest if e is not END and e.get("event") == "closed"]
+        assert len(closed) == 1 and strict_json(closed[0]["data"]) == {"reason": "shutdown"}, rest[-3:]
+    assert code is not None, f"still running 5 s after Ctrl-C:\n{text[-2000:]}"
+    assert took < 5 + 5
+    assert "Finished server process" in text
+
+
+@pytest.mark.xfail(strict=True, reason="bug: Ctrl-C ends `python -m app` with a KeyboardInterrupt traceback "
+                   "(uvicorn re-raises the captured SIGINT; app/server.py main() does not catch it)")
+def test_sigint_exit_is_clean(tmp_path):
+    endings, code, took, text = _shutdown_with_open_streams(tmp_path)
+    assert "Traceback" not in text, text[-1500:]
+    assert code == 0
+
+
+# --- (d) (e) (f) limits and TTL on one small server -----------------------------------------------
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    live = start_server(tmp_path_factory.mktemp("small"), workers=1, max_sessions=3, max_watchers=2,
+                        session_ttl_seconds=3)
+    yield live
+    live.stop()
+
+
+def _delete_all(c: httpx.Client, made: list) -> None:
+    for sid, auth in made:
+        c.delete(f"/api/sessions/{sid}", headers=auth)
+
+
+def test_max_sessions_refuses_the_fourth_naming_the_limit(small):
+    with httpx.Client(base_url=small.url, timeout=30) as c:
+        made, readers = [], []
+        try:
+            for seed in range(3):
+                made.append(_create(c, seed=seed))
+                # A watched session is never evicted, so the limit cannot be dodged by the TTL.
+                readers.append(Reader(f"{small.url}/api/sessions/{made[-1][0]}/events"))
+            r = c.post("/api/sessions", json={"seed": 9})
+            assert r.status_code == 429, r.text
+            body = r.json()
+            assert body["field"] == "max_sessions" and "max_sessions" in body["message"], body
+            assert body["code"] == "limit_sessions" and body["params"] == {"max": 3}, body
+            assert c.get("/api/stats").json()["sessions"] == 3
+        finally:
+            for reader in readers:
+                reader.close()
+            _delete_all(c, made)
+
+
+def test_max_watchers_refuses_the_third_stream_before_any_body(small):
+    with httpx.Client(base_url=small.url, timeout=30) as c:
+        made = [_create(c, seed=1)]
+        sid = made[0][0]
+        url = f"{small.url}/api/sessions/{sid}/events"
+        readers = [Reader(url), Reader(url)]
+        try:
+            for reader in readers:
+                assert reader.next_frame(10) is not None
+            assert c.get(f"/api/sessions/{sid}").json()["watchers"] == 2
+            with c.stream("GET", url) as r:
+                assert r.status_code == 429
+                assert r.headers["content-type"].startswith("application/json")
+                body = json.loads(r.read())
+            assert body["field"] == "max_watchers" and "max_watchers" in body["message"], body
+            assert body["params"] == {"max": 2}
+            # The refused viewer did not count, and a slot frees when a viewer leaves.
+            assert c.get(f"/api/sessions/{sid}").json()["watchers"] == 2
+            readers.pop().close()
+            deadline = time.monotonic() + 5
+            while c.get(f"/api/sessions/{sid}").json()["watchers"] != 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with Reader(url) as third:
+                assert third.response.status_code == 200 and third.next_frame(10) is not None
+        finally:
+            for reader in readers:
+                reader.close()
+            _delete_all(c, made)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: MAX_WATCHERS is checked in stream_target but enforced again in "
+                   "add_watcher after the 200 headers are sent; concurrent viewers over the limit get a 200 "
+                   "stream that is cut off (ExceptionGroup traceback in the log) instead of 429")
+def test_max_watchers_holds_under_concurrent_connects(small):
+    with httpx.Client(base_url=small.url, timeout=30) as c:
+        made = [_create(c, seed=1)]
+        url = f"{small.url}/api/sessions/{made[0][0]}/events"
+        outcomes: list[str] = []
+        try:
+            for _ in range(4):
+                barrier = threading.Barrier(8)
+
+                def connect() -> str:
+                    with httpx.Client(timeout=10) as cc:
+                        barrier.wait(5)
+                        try:
+                            with cc.stream("GET", url, params={"max_frames": 1}) as r:
+                                if r.status_code == 429:
+                                    return "429"
+                                events = [e.get("event") for e in parse_sse(r.iter_lines())]
+                                return "200" if events.count("frame") == 1 else f"200 without frame {events}"
+                        except httpx.HTTPError as e:
+                            return f"200 then cut off ({type(e).__name__})"
+
+                with ThreadPoolExecutor(8) as pool:
+                    round_ = [f.result(30) for f in [pool.submit(connect) for _ in range(8)]]
+                outcomes += round_
+                deadline = time.monotonic() + 5
+                while c.get("/api/stats").json()["watchers"] and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            bad = [o for o in outcomes if o not in ("200", "429")]
+            assert not bad, outcomes
+        finally:
+            _delete_all(c, made)
+
+
+def test_late_client_after_ttl_gets_410_session_gone(small):
+    with httpx.Client(base_url=small.url, timeout=30) as c:
+        sid, auth = _create(c, seed=4)
+        # Poll /api/stats (which does not touch the session) until housekeeping ends it.
+        deadline = time.monotonic() + 20
+        while c.get("/api/stats").json()["sessions"] and time.monotonic() < deadline:
+            time.sleep(0.25)
+        for r in (c.get(f"/api/sessions/{sid}"), c.get(f"/api/sessions/{sid}/events"),
+                  c.post(f"/api/sessions/{sid}/play", headers=auth), c.get(f"/s/{sid}")):
+            assert r.status_code == 410, (r.request.url, r.status_code, r.text[:200])
+        body = c.get(f"/api/sessions/{sid}").json()
+        assert body["code"] == "session_gone" and body["params"]["reason"] == "expired", body
