@@ -53,6 +53,11 @@ class WorkerProcess:
         self.sessions: set[str] = set()
         self._ids = itertools.count()
         self._on_message, self._on_exit = on_message, on_exit
+        # Frames waiting for the event loop, newest per session: if the loop falls behind,
+        # older frames are replaced instead of piling up in its queue.
+        self._frames: dict[str, tuple] = {}
+        self._frames_lock = threading.Lock()
+        self._drain_scheduled = False
         self.reader = threading.Thread(target=self._read, name=f"mlp-reader-{index}", daemon=True)
         self.reader.start()
 
@@ -60,11 +65,26 @@ class WorkerProcess:
         try:
             while True:
                 msg = self.conn.recv()
-                self.loop.call_soon_threadsafe(self._dispatch, msg)
-        except (EOFError, OSError):
+                if msg[0] == "frame":
+                    with self._frames_lock:
+                        self._frames[msg[1]] = msg
+                        schedule = not self._drain_scheduled
+                        self._drain_scheduled = True
+                    if schedule:
+                        self.loop.call_soon_threadsafe(self._drain_frames)
+                else:
+                    self.loop.call_soon_threadsafe(self._dispatch, msg)
+        except (EOFError, OSError, RuntimeError):  # RuntimeError: the loop closed at shutdown
             pass
         if not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self._on_exit, self)
+
+    def _drain_frames(self) -> None:
+        with self._frames_lock:
+            frames, self._frames = self._frames, {}
+            self._drain_scheduled = False
+        for msg in frames.values():
+            self._on_message(msg)
 
     def _dispatch(self, msg) -> None:
         if msg[0] == "reply":

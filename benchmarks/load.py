@@ -634,6 +634,9 @@ SOAK_CONFIGS = [
 ]
 
 
+RESIDENTS = [{}, {**SPIRAL_6x8}]  # played and watched for the whole run
+
+
 class Soak:
     def __init__(self, url: str, minutes: float, actors: int, report_every: float):
         self.url, self.actors, self.report_every = url, actors, report_every
@@ -647,6 +650,12 @@ class Soak:
         self.streams = 0
         self.snapshots = 0
         self.cycles = 0
+        self.resident_results: list[dict] = []
+        self.by_route: dict[str, list[float]] = {}
+        self.lags: list[float] = []
+        self.client_cpu = 0.0
+        self.resident_ids: list[str] = []
+        self.probe: dict[str, list[float]] = {"healthz": [], "worker": []}
 
     async def call(self, c: httpx.AsyncClient, method: str, path: str, expect=(200,), **kw) -> httpx.Response | None:
         t = time.perf_counter()
@@ -659,6 +668,7 @@ class Soak:
         ms = (time.perf_counter() - t) * 1000
         self.latencies.append(ms)
         self.window.append(ms)
+        self.by_route.setdefault(f"{method} {self._shape(path)}", []).append(ms)
         if r.status_code not in expect:
             self.errors.append(f"{method} {self._shape(path)} → {r.status_code}: {r.text[:200]}")
             return None
@@ -757,6 +767,50 @@ class Soak:
                 self.live.pop(sid, None)
                 await self.call(c, "GET", base, expect=(410,))
 
+    async def resident(self, c: httpx.AsyncClient, config: dict, rng: random.Random) -> dict | None:
+        """A session that plays for the whole run (a class demo left open): watched by a stream
+        that reconnects every ~20 s, its learning rate nudged now and then."""
+        r = await self.call(c, "POST", "/api/sessions", expect=(201,), json={**config, "seed": rng.randrange(2**31)})
+        if r is None:
+            return None
+        body = r.json()
+        sid, auth = body["id"], {"Authorization": f"Bearer {body['control_token']}"}
+        self.live[sid] = auth
+        self.resident_ids.append(sid)
+        base = f"/api/sessions/{sid}"
+        await self.call(c, "POST", base + "/play", headers=auth, expect=(200, 409))
+        while time.monotonic() < self.deadline - 5:
+            await self.watch(c, sid, min(20.0, max(1.0, self.deadline - 5 - time.monotonic())), 30)
+            await self.call(c, "GET", base)
+            await self.call(c, "PATCH", base, headers=auth, json={"learning_rate": rng.choice((0.003, 0.01, 0.03))})
+        status = await self.call(c, "GET", base)
+        timeline = await self.call(c, "GET", base + "/timeline")
+        await self.call(c, "POST", base + "/pause", headers=auth)
+        return {"config": config, "epoch": status.json()["epoch"] if status else None,
+                "timeline": timeline.json() if timeline else None, "sid": sid, "auth": auth}
+
+    async def server_probe(self, c: httpx.AsyncClient) -> None:
+        """GET /healthz (server only) and GET /api/stats (server only) against GET of a resident
+        session (a round trip to its worker), every 100 ms: says where slow calls wait."""
+        while True:
+            await asyncio.sleep(0.1)
+            for name, path in [("healthz", "/healthz")] + [("worker", f"/api/sessions/{sid}") for sid in self.resident_ids[:1]]:
+                t = time.perf_counter()
+                try:
+                    r = await c.get(path)
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    self.probe[name].append((time.perf_counter() - t) * 1000)
+
+    async def lag_probe(self) -> None:
+        """How late this client's own event loop runs (its delays would show in the latencies)."""
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.05)
+            self.lags.append((time.monotonic() - t - 0.05) * 1000)
+
     async def reporter(self, c: httpx.AsyncClient, t0: float) -> None:
         minute = 0
         last_requests = 0
@@ -777,8 +831,14 @@ class Soak:
             st0 = (await c.get("/api/stats")).json()
             t0 = time.monotonic()
             rep = asyncio.create_task(self.reporter(c, t0))
-            actors = [asyncio.create_task(self.actor(c, k)) for k in range(self.actors)]
-            done, pending = await asyncio.wait(actors, timeout=max(0.0, self.deadline - time.monotonic()) + 60)
+            lag = asyncio.create_task(self.lag_probe())
+            probe = asyncio.create_task(self.server_probe(c))
+            cpu0 = os.times()
+            rng = random.Random(1000)
+            residents = [asyncio.create_task(self.resident(c, cfg, rng)) for cfg in RESIDENTS]
+            actors = [asyncio.create_task(self.actor(c, k)) for k in range(self.actors - len(RESIDENTS))]
+            done, pending = await asyncio.wait(actors + residents,
+                                               timeout=max(0.0, self.deadline - time.monotonic()) + 60)
             for t in pending:  # should not happen: every cycle is bounded
                 self.errors.append("an actor did not finish within 60 s of the deadline")
                 t.cancel()
@@ -786,18 +846,27 @@ class Soak:
                 if t.exception() is not None:
                     self.errors.append(f"actor crashed: {t.exception()!r}")
             rep.cancel()
-            for sid, auth in list(self.live.items()):  # clean up whatever is left
+            lag.cancel()
+            probe.cancel()
+            cpu1 = os.times()
+            self.client_cpu = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / (time.monotonic() - t0)
+            st_before = (await c.get("/api/stats")).json()
+            self.resident_results = [t.result() for t in residents if t.done() and not t.exception() and t.result()]
+            for sid, auth in list(self.live.items()):  # clean up whatever is left (the residents too)
                 await c.delete(f"/api/sessions/{sid}", headers=auth)
             await asyncio.sleep(2.0)
             st1 = (await c.get("/api/stats")).json()
-            return {"start": st0, "end": st1, "seconds": time.monotonic() - t0, "leftover": len(self.live)}
+            leftover = [sid for sid in self.live if (await c.get(f"/api/sessions/{sid}")).status_code != 410]
+            return {"start": st0, "before_cleanup": st_before, "end": st1, "seconds": time.monotonic() - t0,
+                    "leftover": len(leftover)}
 
 
 def soak(minutes: float, actors: int = 16, workers: int | None = None) -> dict:
     report_every = 60.0 if minutes >= 2 else 15.0
-    header(f"soak: {minutes:g} min, {actors} client actors (≤ {actors} sessions at once, plus a snapshot copy "
-           f"now and then), configs from a table of {len(SOAK_CONFIGS)} incl. digits and bigger nets; "
-           f"a line every {report_every:.0f} s")
+    header(f"soak: {minutes:g} min, {actors} clients: {len(RESIDENTS)} resident sessions that play and are watched "
+           f"all along, {actors - len(RESIDENTS)} actors cycling create → play → watch → patch/step/snapshot → "
+           f"delete (≤ {actors} sessions at once, plus a snapshot copy now and then), configs from a table of "
+           f"{len(SOAK_CONFIGS)} incl. digits and bigger nets; a line every {report_every:.0f} s")
     with LiveServer(workers=workers) as srv:
         s = Soak(srv.url, minutes, actors, report_every)
         res = asyncio.run(s.run())
@@ -817,7 +886,25 @@ def soak(minutes: float, actors: int = 16, workers: int | None = None) -> dict:
         print(f"    - {e}")
     row("API latency p50 / p99 / max", f"{pct(s.latencies, 50):.1f} / {pct(s.latencies, 99):.1f} / "
         f"{max(s.latencies, default=0):.1f} ms")
-    row("RSS total at start → end (after cleanup)", f"{mb(stats_line(st0)[0])} → {mb(stats_line(st1)[0])}")
+    row("this client: CPU / event-loop lag p50 / p99", f"{s.client_cpu * 100:.0f} % / {pct(s.lags, 50):.1f} / "
+        f"{pct(s.lags, 99):.1f} ms", "(its own delays are part of the latencies)")
+    for name, label in (("healthz", "probe GET /healthz (server only)"),
+                        ("worker", "probe GET /api/sessions/{id} (via its worker)")):
+        xs = s.probe[name]
+        row(f"{label}: p50 / p99 / max", f"{pct(xs, 50):.1f} / {pct(xs, 99):.1f} / {max(xs, default=0):.0f} ms",
+            f"{len(xs)} calls (not counted above)")
+    print("  slowest routes by p99 (ms):")
+    for route, xs in sorted(s.by_route.items(), key=lambda kv: -pct(kv[1], 99))[:8]:
+        row(f"    {route}", f"{pct(xs, 50):.0f} / {pct(xs, 99):.0f} / {max(xs):.0f}", f"p50 / p99 / max, {len(xs)} calls")
+    row("RSS total at start → before cleanup → end", f"{mb(stats_line(st0)[0])} → "
+        f"{mb(stats_line(res['before_cleanup'])[0])} → {mb(stats_line(st1)[0])}",
+        "workers " + " + ".join(mb(w) for w in stats_line(res["before_cleanup"])[2]) + " before cleanup")
+    for r in s.resident_results:
+        tl = r["timeline"] or {}
+        name = "default network" if not r["config"] else "6×8 tanh spiral"
+        row(f"resident session ({name}): epochs / checkpoints", f"{r['epoch']} / {len(tl.get('epochs', []))}",
+            f"timeline counts {tl.get('bytes', 0) / 1e6:.2f} MB of {tl.get('max_bytes', 0) / 1e6:.0f} MB, "
+            f"every {tl.get('every')} epochs")
     row("sessions / watchers at end", f"{st1['sessions']} / {st1['watchers']}", f"{res['leftover']} left by the client")
     row("tasks at start → end", f"{st0['tasks']} → {st1['tasks']}")
     row("threads at start → end", f"{st0['threads']} → {st1['threads']}")
@@ -864,7 +951,7 @@ def main() -> None:
         elif args.mode == "latency":
             latency(args.samples, args.network)
         elif args.mode == "soak":
-            soak(args.minutes, actors=max(1, min(20, args.actors)))
+            soak(args.minutes, actors=max(len(RESIDENTS) + 1, min(20, args.actors)))
         else:
             one_stream()
             many_table([many(w) for w in (1, 2)])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,8 @@ import httpx
 import pytest
 
 from tests.conftest import start_server
-from tests.stream.test_stream import END, Reader, parse_sse, strict_json
+from tests.sse import parse_sse
+from tests.stream.test_stream import END, Reader, strict_json
 
 
 def _create(c: httpx.Client, **config) -> tuple[str, dict]:
@@ -181,7 +183,10 @@ def test_delete_closes_every_open_stream_with_reason(server, client, make_sessio
 
 
 # --- (c) Ctrl-C ends every stream, then the process -----------------------------------------------
-def _shutdown_with_open_streams(tmp_path):
+@pytest.fixture(scope="module")
+def shutdown(tmp_path_factory) -> dict:
+    """A server with four open streams (a running and a paused session) gets SIGINT."""
+    tmp_path = tmp_path_factory.mktemp("shutdown")
     live = start_server(tmp_path, workers=2)
     log = next(tmp_path.glob("server-*.log"))
     readers = []
@@ -198,35 +203,34 @@ def _shutdown_with_open_streams(tmp_path):
         live.proc.send_signal(signal.SIGINT)
         endings = [_rest(reader, 5) for reader in readers]
         try:
-            code = live.proc.wait(5)
-        except Exception:
+            code = live.proc.wait(max(0.1, 5 - (time.monotonic() - start)))
+        except subprocess.TimeoutExpired:
             code = None
         took = time.monotonic() - start
-        return endings, code, took, log.read_text()
+        print(f"exit status {code} after {took:.2f} s")
+        return {"endings": endings, "code": code, "took": took, "log": log.read_text()}
     finally:
         for reader in readers:
             reader.close()
         live.stop()
 
 
-def test_sigint_closes_streams_with_shutdown_and_exits(tmp_path):
-    endings, code, took, text = _shutdown_with_open_streams(tmp_path)
-    print(f"exited with {code} after {took:.2f} s")
-    for rest in endings:
+def test_sigint_closes_streams_with_shutdown_and_exits_within_5s(shutdown):
+    for rest in shutdown["endings"]:
         assert rest and rest[-1] is END, f"stream not ended by shutdown: {rest[-3:]}"
         closed = [e for e in rest if e is not END and e.get("event") == "closed"]
         assert len(closed) == 1 and strict_json(closed[0]["data"]) == {"reason": "shutdown"}, rest[-3:]
-    assert code is not None, f"still running 5 s after Ctrl-C:\n{text[-2000:]}"
-    assert took < 5 + 5
-    assert "Finished server process" in text
+        assert rest[-2] is closed[0], "closed must be the last event"
+    assert shutdown["code"] is not None, f"still running 5 s after Ctrl-C:\n{shutdown['log'][-2000:]}"
+    assert "Finished server process" in shutdown["log"]
 
 
 @pytest.mark.xfail(strict=True, reason="bug: Ctrl-C ends `python -m app` with a KeyboardInterrupt traceback "
                    "(uvicorn re-raises the captured SIGINT; app/server.py main() does not catch it)")
-def test_sigint_exit_is_clean(tmp_path):
-    endings, code, took, text = _shutdown_with_open_streams(tmp_path)
-    assert "Traceback" not in text, text[-1500:]
-    assert code == 0
+def test_sigint_exit_is_clean(shutdown):
+    # Ending by the re-raised SIGINT (-2) is the shell convention; 0 would do too. A traceback is not.
+    assert shutdown["code"] in (0, -signal.SIGINT, 130), shutdown["code"]
+    assert "Traceback" not in shutdown["log"], shutdown["log"][-1500:]
 
 
 # --- (d) (e) (f) limits and TTL on one small server -----------------------------------------------
