@@ -95,17 +95,33 @@ def grid_scratch(n: int, sizes: list[int]) -> tuple[list[np.ndarray], np.ndarray
     return buffers
 
 
+GRID_MACS = 40_000_000  # multiply-adds allowed for one frame's heatmaps (about 10 ms here)
+MIN_GRID = 16
+
 class FrameBuilder:
     """Builds frames for one session; caches the grid and its feature expansion per config."""
 
     def __init__(self, grid: int = 100, thumb_stride: int = THUMB_STRIDE):
-        self.res = grid
+        self.full_res = grid
         self.stride = thumb_stride
-        self.thumb = (grid - 1) // thumb_stride + 1  # T
-        self.offset = (grid - 1 - thumb_stride * (self.thumb - 1)) // 2  # equal margins
+        self._set_res(grid)
         self._grid_key: tuple | None = None
         self._grid_features: np.ndarray | None = None
         self._grid_input: np.ndarray | None = None
+
+    def _set_res(self, res: int) -> None:
+        self.res = res
+        self.thumb = (res - 1) // self.stride + 1  # T
+        self.offset = (res - 1 - self.stride * (self.thumb - 1)) // 2  # equal margins
+
+    def res_for(self, sizes: list[int]) -> int:
+        """The grid side for a network: the full grid, unless its forward pass would cost more
+        than GRID_MACS multiply-adds (very wide layers), then a coarser grid that fits, so one
+        frame of a huge network cannot hold up the other sessions on its worker."""
+        per_point = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        if per_point * self.full_res ** 2 <= GRID_MACS:
+            return self.full_res
+        return max(MIN_GRID, int((GRID_MACS / per_point) ** 0.5))
 
     def grid_features(self, features: list[str]) -> np.ndarray:
         """The grid's feature matrix (res², d0), float32."""
@@ -199,6 +215,9 @@ class FrameBuilder:
         return layer
 
     def _heatmaps(self, s) -> dict:
+        res = self.res_for(s.model.sizes)
+        if res != self.res:
+            self._set_res(res)
         res, st, off = self.res, self.stride, self.offset
         model, problem = s.model, s.cfg.problem
         with np.errstate(all="ignore"):

@@ -80,6 +80,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": detail, "field": field, "message": message, "code": "invalid",
                              "params": {"name": field}}, status_code=422)
 
+    @app.exception_handler(_TooLarge)
+    async def too_large(request: Request, exc: Exception):
+        max_bytes = request.app.state.settings.max_body_bytes
+        return JSONResponse(error_body("body", f"the request body is larger than {max_bytes} bytes "
+                                       "(limit max_body_bytes)", code="body_too_large", params={"max": max_bytes}),
+                            status_code=413)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         field = "path" if exc.status_code in (404, 405) else "request"
@@ -125,8 +132,11 @@ class BodyLimit:
         await response(scope, None, send)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(StarletteHTTPException):
+    """An HTTPException so FastAPI's body parsing re-raises it instead of answering 400."""
+
+    def __init__(self):
+        super().__init__(413)
 
 
 class SecurityHeaders:

@@ -36,7 +36,10 @@ def main() -> None:
               file=sys.stderr)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=3,
                             log_level="info")
-    Server(config).run()
+    try:
+        Server(config).run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; the shutdown already happened
+        pass
 
 
 if __name__ == "__main__":

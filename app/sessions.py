@@ -351,6 +351,7 @@ class SessionStore:
         fps = max((w.fps for w in handle.watchers), default=0.0)
         gradients = any(w.gradients for w in handle.watchers)
         try:
-            await handle.worker.call("watch", handle.id, fps=fps, gradients=gradients)
+            await handle.worker.call("watch", handle.id, fps=fps, gradients=gradients,
+                                     fresh=fps > 0 and handle.frame is None)
         except FieldError:
             pass  # the session ended meanwhile; the stream will see `closed`

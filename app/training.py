@@ -18,7 +18,7 @@ import numpy as np
 from app.config import FieldError, SessionConfig
 from app.data import Dataset, make_dataset, split_train_test
 from app.data.features import expand
-from app.nn import LOSSES, MLP, OPTIMIZERS, output, penalty, scheduled_lr, train_epoch
+from app.nn import LOSSES, MLP, OPTIMIZERS, EpochPass, output, penalty, scheduled_lr
 from app.numbers import finite_or_none, json_safe
 from app.timeline import Timeline
 from app.timeline import restore as restore_checkpoint
@@ -93,6 +93,7 @@ class Session:
         self.model = self._new_model()
         self.optimizer = OPTIMIZERS[self.cfg.optimizer](self.model.params)
         self.shuffle_rng = np.random.default_rng([self.cfg.seed, 2])
+        self._pass = None  # an epoch in progress (see train)
         self.epoch = 0
         self.step = 0
         self.status = "paused"
@@ -108,6 +109,7 @@ class Session:
         if c is None:
             raise FieldError("epoch", "there is no checkpoint at that epoch", 404, code="no_checkpoint")
         restore_checkpoint(self, c)
+        self._pass = None
         self.timeline.truncate_after(epoch)
         self.status, self.message = "paused", None
         self.evaluate()
@@ -118,29 +120,41 @@ class Session:
         return scheduled_lr(self.cfg.learning_rate, self.cfg.lr_schedule, self.epoch, self.cfg.lr_period)
 
     def train(self, epochs: int, budget_s: float | None = None) -> int:
-        """Run up to `epochs` epochs (fewer if `budget_s` seconds run out); returns how many ran.
+        """Train until `epochs` more epochs have completed, or until `budget_s` seconds have
+        run out (then possibly in the middle of an epoch, which the next call continues);
+        returns how many epochs completed. The losses are evaluated when one did.
 
         Stops early, with status "diverged", as soon as the loss or a weight stops being finite.
         """
         if self.status == "diverged":
             return 0
         cfg, d = self.cfg, self.data
-        start = time.perf_counter()
+        deadline = None if budget_s is None else time.perf_counter() + budget_s
         done = 0
         while done < epochs:
+            if self._pass is None:
+                self._pass = EpochPass(self.model, d.f_train, d.train.y, cfg.batch_size, self.shuffle_rng)
             with np.errstate(all="ignore"):  # overflow is caught below as divergence, not raised
-                self.step += train_epoch(self.model, self.optimizer, d.f_train, d.train.y, cfg.batch_size,
-                                         self.lr, self.shuffle_rng, cfg.regularization, cfg.regularization_rate)
+                self.step += self._pass.run(self.model, self.optimizer, self.lr, cfg.regularization,
+                                            cfg.regularization_rate, deadline)
+            if not self._pass.done:
+                break  # out of time in the middle of an epoch
+            self._pass = None
             self.epoch += 1
             done += 1
             if not self.model.is_finite():
                 self._diverge()
                 break
             self.timeline.record(self)
-            if budget_s is not None and time.perf_counter() - start > budget_s:
+            if deadline is not None and time.perf_counter() > deadline:
                 break
-        self.evaluate()
+        if done or self.status == "diverged":
+            self.evaluate()
         return done
+
+    @property
+    def mid_epoch(self) -> bool:
+        return self._pass is not None
 
     def _diverge(self) -> None:
         self.status = "diverged"
@@ -280,6 +294,7 @@ class Session:
         result = {"changed": changed, "rebuilt": [], "reset": False, "applies_on_reset": []}
         if not changed and not data_changed:
             return result
+        self._pass = None  # an epoch in progress was shuffled for the old data and settings
         self.cfg = new
         if "dataset" in changed and new.dataset != "custom":
             self.custom = None

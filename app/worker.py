@@ -27,6 +27,9 @@ from app.frames import FrameBuilder
 from app.training import Session
 
 
+DEFERRED = object()  # a handler's answer when the reply will be sent later
+
+
 @dataclass
 class Slot:
     """A session plus what the worker needs to schedule and stream it."""
@@ -38,6 +41,8 @@ class Slot:
     due: float = 0.0  # next tick time while running
     last_frame: float = 0.0
     viewing: int | None = None  # epoch of a timeline checkpoint shown instead of the live state
+    step_target: int | None = None  # a /step longer than a tick: the epoch it ends at…
+    step_reply: int | None = None  # …and the request id its reply goes to
 
 
 @dataclass(frozen=True)
@@ -103,14 +108,30 @@ class Worker:
         return self._changed(sid)
 
     def op_step(self, sid):
+        """Train until the next epoch ends, then pause. An epoch longer than one tick's budget
+        (a wide network at batch size 1) goes on in the following ticks, between the other
+        sessions' ticks, and the reply is sent when it ends."""
         slot = self.slots[sid]
         s = slot.session
         if s.status == "diverged":
             raise FieldError("status", "the network has diverged; lower the learning rate and reset first", 409,
                              code="diverged_reset_first")
         s.status = "paused"
-        s.train(1)  # exactly one epoch, however long it takes
-        return self._changed(sid)
+        target = s.epoch + 1
+        s.train(1, budget_s=self.conf.max_tick_ms / 1000)
+        if s.epoch >= target or s.status == "diverged":
+            return self._changed(sid)
+        slot.step_target, slot.step_reply = target, self._rid
+        s.status = "running"  # so the scheduler gives it ticks until the epoch ends
+        slot.due = time.monotonic()
+        return DEFERRED
+
+    def _finish_step(self, sid: str, slot: Slot) -> None:
+        """Answer a deferred /step: its epoch ended, or another command came first."""
+        rid, slot.step_target, slot.step_reply = slot.step_reply, None, None
+        if slot.session.status == "running":
+            slot.session.status = "paused"
+        self.send(("reply", rid, True, self._changed(sid)))
 
     def op_reset(self, sid):
         slot = self.slots[sid]
@@ -122,12 +143,13 @@ class Worker:
         result = slot.session.apply_config(SessionConfig.model_validate(cfg))
         return {**self._changed(sid), **result}
 
-    def op_watch(self, sid, fps: float, gradients: bool):
-        """The main process reports the viewers' highest fps (0 = none) and gradient wish."""
+    def op_watch(self, sid, fps: float, gradients: bool, fresh: bool = False):
+        """The main process reports the viewers' highest fps (0 = none) and gradient wish;
+        `fresh` asks for a frame now (a stream is waiting for its first one)."""
         slot = self.slots[sid]
         newly = slot.fps == 0 and fps > 0 or gradients and not slot.gradients
         slot.fps, slot.gradients = fps, gradients
-        if newly:
+        if newly or fresh:
             self._emit(slot, sid)
         return None
 
@@ -245,9 +267,16 @@ class Worker:
                 setattr(s, name, value)
 
     def tick(self, sid: str, slot: Slot, now: float) -> None:
-        """One training tick of a running session, then a frame if anyone is watching."""
+        """One training tick of a running session, then a frame if anyone is watching.
+        A tick never trains longer than max_tick_ms: a long epoch carries on next tick."""
         s = slot.session
-        s.train(s.cfg.epochs_per_frame, budget_s=self.conf.max_tick_ms / 1000)
+        if slot.step_target is not None:
+            s.train(slot.step_target - s.epoch, budget_s=self.conf.max_tick_ms / 1000)
+            if s.epoch >= slot.step_target or s.status == "diverged":
+                self._finish_step(sid, slot)
+                return
+        else:
+            s.train(s.cfg.epochs_per_frame, budget_s=self.conf.max_tick_ms / 1000)
         hz = slot.fps if slot.fps > 0 else self.conf.idle_tick_hz
         hz = min(hz, self.conf.tick_hz)
         # Schedule from the previous due time (steady rate), but never try to catch up a backlog.
@@ -281,13 +310,18 @@ class Worker:
 
     def handle(self, msg) -> None:
         rid, op, sid, args = msg
+        self._rid = rid
         try:
             if op != "create" and sid not in self.slots:
                 raise FieldError("id", "no such session", 404, code="session_unknown")
             if op not in self.READ_ONLY and op != "create":
-                self.slots[sid].viewing = None
+                slot = self.slots[sid]
+                slot.viewing = None
+                if slot.step_reply is not None:  # a command cuts a long step short
+                    self._finish_step(sid, slot)
             payload = getattr(self, "op_" + op)(sid, **args)
-            self.send(("reply", rid, True, payload))
+            if payload is not DEFERRED:
+                self.send(("reply", rid, True, payload))
         except Exception as e:  # a bug must not kill the worker and every session on it
             if not isinstance(e, FieldError):
                 traceback.print_exc()

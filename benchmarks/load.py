@@ -477,6 +477,7 @@ def many(workers: int, n_sessions: int = 30, fps: int = 30, seconds: float = 30.
     rates = sorted(s["n"] / seconds for s in streams)
     errors = [s for s in streams if s["error"]]
     samples = sampler.samples
+    during = [st for t, _, st in samples if t_start <= t <= t_end]
     start_rss = samples[0][1] if samples else 0
     peak = max(samples, key=lambda s: s[1]) if samples else None
     res = {"workers": workers, "fps_min": rates[0] if rates else 0, "fps_median": statistics.median(rates) if rates else 0,
@@ -496,7 +497,6 @@ def many(workers: int, n_sessions: int = 30, fps: int = 30, seconds: float = 30.
             f"{mb(start_rss)} / {mb(peak[1])} / {mb(end_sample[1])}")
         _, srv_rss, w_rss = stats_line(peak[2])
         row("  at peak: server / workers", f"{mb(srv_rss)} / " + " + ".join(mb(w) for w in w_rss))
-        during = [st for t, _, st in samples if t_start <= t <= t_end]
         if during:
             row("  tasks / threads during the run (max)", f"{max(st['tasks'] for st in during)} / "
                 f"{max(st['threads'] for st in during)}", f"watchers {max(st['watchers'] for st in during)}")
@@ -519,8 +519,13 @@ def many(workers: int, n_sessions: int = 30, fps: int = 30, seconds: float = 30.
     row("CPU of this benchmark's processes, all together", f"{res['cpu_total'] * 100:.0f} %",
         f"of {os.cpu_count() * 100} %; the rest went to other processes (load average {os.getloadavg()[0]:.1f})")
     for i, r in enumerate(results):
-        row(f"client process {i}: event-loop lag p99 / max", f"{r['lag_p99_ms']:.1f} / {r['lag_max_ms']:.1f} ms",
-            f"{len(r['streams'])} streams")
+        busy = r["cpu"] / span > 0.7 or r["lag_p99_ms"] > 100
+        row(f"client process {i}: CPU / event-loop lag p99 / max",
+            f"{r['cpu'] / span * 100:.0f} % / {r['lag_p99_ms']:.1f} / {r['lag_max_ms']:.0f} ms",
+            f"{len(r['streams'])} streams; " + ("busy: try --client-procs 2" if busy else "keeps up"))
+    if during and len(during) > 1:
+        d = [(t, tot) for t, tot, _ in samples if t_start <= t <= t_end]
+        row("RSS growth during the run", f"{(d[-1][1] - d[0][1]) / 1e6 / ((d[-1][0] - d[0][0]) / 60):+.1f} MB/min")
     ok = res["fps_min"] >= 25 and res["get_p99"] <= 50 and res["rss_peak"] <= 1e9 and not errors
     row("target 4: every stream ≥ 25 f/s, GET p99 ≤ 50 ms, RSS ≤ 1 GB", verdict(ok),
         f"(min {res['fps_min']:.1f} f/s, p99 {res['get_p99']:.1f} ms, peak {mb(res['rss_peak'])})")
@@ -653,6 +658,7 @@ class Soak:
         self.resident_results: list[dict] = []
         self.by_route: dict[str, list[float]] = {}
         self.lags: list[float] = []
+        self.first_frame: list[float] = []  # ms from opening a stream to its first frame
         self.client_cpu = 0.0
         self.resident_ids: list[str] = []
         self.probe: dict[str, list[float]] = {"healthz": [], "worker": []}
@@ -679,11 +685,15 @@ class Soak:
         parts = path.split("/")
         return "/".join("{id}" if len(p) > 30 else p for p in parts)
 
+    FIRST_FRAME_TIMEOUT_S = 5.0  # a stream with no frame by then counts as a timeout (an error)
+
     async def watch(self, c: httpx.AsyncClient, sid: str, seconds: float, fps: int) -> None:
         self.streams += 1
-        got, end = 0, time.monotonic() + seconds
+        start = time.monotonic()
+        got, end = 0, start + seconds
         try:
-            async with c.stream("GET", f"/api/sessions/{sid}/events", params={"fps": fps}) as r:
+            async with asyncio.timeout(max(seconds, self.FIRST_FRAME_TIMEOUT_S) + 1.0), \
+                    c.stream("GET", f"/api/sessions/{sid}/events", params={"fps": fps}) as r:
                 if r.status_code != 200:
                     self.errors.append(f"GET events → {r.status_code}")
                     return
@@ -692,15 +702,20 @@ class Soak:
                         json.loads(ev["data"])
                         got += 1
                         self.frames += 1
+                        if got == 1:
+                            self.first_frame.append((time.monotonic() - start) * 1000)
                     elif ev.get("event") == "closed":
                         break
-                    if time.monotonic() > end:
+                    now = time.monotonic()
+                    if now > end and (got or now > start + self.FIRST_FRAME_TIMEOUT_S):
                         break
+        except TimeoutError:
+            pass  # the stream went quiet (a paused session sends only changes): judged below
         except Exception as e:  # noqa: BLE001
             self.errors.append(f"stream: {type(e).__name__}: {e}")
             return
         if got == 0:
-            self.errors.append(f"stream: no frame in {seconds:.1f} s")
+            self.errors.append(f"stream: no frame within {max(seconds, self.FIRST_FRAME_TIMEOUT_S):.1f} s")
 
     async def actor(self, c: httpx.AsyncClient, k: int) -> None:
         rng = random.Random(k)
@@ -733,8 +748,11 @@ class Soak:
                               for _ in range(rng.randint(1, 4))]
                     await self.call(c, "PATCH", base, headers=auth, json={"hidden_layers": layers})
                 elif op < 0.62:
-                    await self.call(c, "POST", f"/ui/sessions/{sid}/structure", headers=auth,
-                                    data={"op": rng.choice(("add_unit", "add_layer")), "layer": "0"})
+                    # A 422 naming the layer limit is the right answer once the net has 8 layers.
+                    r = await self.call(c, "POST", f"/ui/sessions/{sid}/structure", headers=auth, expect=(200, 422),
+                                        data={"op": rng.choice(("add_unit", "add_layer")), "layer": "0"})
+                    if r is not None and r.status_code == 422 and r.json().get("field") != "hidden_layers":
+                        self.errors.append(f"POST /ui/sessions/{{id}}/structure → 422: {r.text[:200]}")
                 elif op < 0.72:
                     await self.call(c, "POST", base + "/step", headers=auth, expect=(200, 409))
                     await self.call(c, "POST", base + "/play", headers=auth, expect=(200, 409))
@@ -888,6 +906,8 @@ def soak(minutes: float, actors: int = 16, workers: int | None = None) -> dict:
         f"{max(s.latencies, default=0):.1f} ms")
     row("this client: CPU / event-loop lag p50 / p99", f"{s.client_cpu * 100:.0f} % / {pct(s.lags, 50):.1f} / "
         f"{pct(s.lags, 99):.1f} ms", "(its own delays are part of the latencies)")
+    row("stream opened → first frame: p50 / p99 / max", f"{pct(s.first_frame, 50):.0f} / "
+        f"{pct(s.first_frame, 99):.0f} / {max(s.first_frame, default=0):.0f} ms", f"{len(s.first_frame)} streams")
     for name, label in (("healthz", "probe GET /healthz (server only)"),
                         ("worker", "probe GET /api/sessions/{id} (via its worker)")):
         xs = s.probe[name]

@@ -14,6 +14,7 @@ Regularization penalises weights only, never biases: L2 adds rate·½‖W‖², 
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -194,30 +195,54 @@ def scheduled_lr(lr: float, schedule: str, epoch: int, period: int) -> float:
     return lr
 
 
-def train_epoch(model: MLP, optimizer, x: Array, y: Array, batch_size: int, lr: float,
-                rng: np.random.Generator, reg: str = "none", reg_rate: float = 0.0) -> int:
-    """One pass over (x, y) in shuffled minibatches; returns the number of updates made.
+class EpochPass:
+    """One epoch in progress: its shuffled data and how far the minibatches have got.
 
+    `run` can stop at a deadline and carry on in a later call, so a long epoch (a wide
+    network at batch size 1) is spread over several short calls; the updates are the same,
+    in the same order, however the epoch is split.
     The permutation comes from the session's generator, so a run is reproducible from its seed.
-    No loss is computed here: the caller evaluates the whole sets once per frame instead.
     The shuffled inputs (with the column of ones MLP.fill_grads wants) and targets are built
     once per epoch, so each minibatch is a pair of contiguous slices.
     """
-    n, d0 = x.shape
-    order = rng.permutation(n)
-    xa = np.empty((n, d0 + 1))
-    xa[:, :d0] = x[order]
-    xa[:, d0] = 1.0
-    t = epoch_targets(model.problem, y[order], model.sizes[-1], batch_size)
-    params, grads = model.params, model.grad_views
-    fill_grads, step = model.fill_grads, optimizer.step
-    regularize = reg != "none" and reg_rate != 0.0
-    updates = 0
-    for start in range(0, n, batch_size):
-        stop = start + batch_size
-        fill_grads(xa[start:stop], t[start:stop])
-        if regularize:
-            add_penalty_grads(model, grads, reg, reg_rate)
-        step(params, grads, lr)
-        updates += 1
-    return updates
+
+    def __init__(self, model: MLP, x: Array, y: Array, batch_size: int, rng: np.random.Generator):
+        n, d0 = x.shape
+        order = rng.permutation(n)
+        self.xa = np.empty((n, d0 + 1))
+        self.xa[:, :d0] = x[order]
+        self.xa[:, d0] = 1.0
+        self.t = epoch_targets(model.problem, y[order], model.sizes[-1], batch_size)
+        self.n, self.batch_size, self.pos = n, batch_size, 0
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= self.n
+
+    def run(self, model: MLP, optimizer, lr: float, reg: str = "none", reg_rate: float = 0.0,
+            deadline: float | None = None) -> int:
+        """Minibatches until the epoch ends, or until time.perf_counter() passes `deadline`
+        (at least one is made); returns the number of updates. No loss is computed here:
+        the caller evaluates the whole sets when it needs to."""
+        params, grads = model.params, model.grad_views
+        fill_grads, step = model.fill_grads, optimizer.step
+        regularize = reg != "none" and reg_rate != 0.0
+        xa, t, n, b = self.xa, self.t, self.n, self.batch_size
+        updates = 0
+        while self.pos < n:
+            start = self.pos
+            self.pos = start + b
+            fill_grads(xa[start:start + b], t[start:start + b])
+            if regularize:
+                add_penalty_grads(model, grads, reg, reg_rate)
+            step(params, grads, lr)
+            updates += 1
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+        return updates
+
+
+def train_epoch(model: MLP, optimizer, x: Array, y: Array, batch_size: int, lr: float,
+                rng: np.random.Generator, reg: str = "none", reg_rate: float = 0.0) -> int:
+    """One whole pass over (x, y) in shuffled minibatches; returns the number of updates."""
+    return EpochPass(model, x, y, batch_size, rng).run(model, optimizer, lr, reg, reg_rate)

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from app.config import ConfigFields, CreateBody, FieldError, Settings, check_limits, get_settings, resolve
 from app.data import CsvError, parse_csv
 from app.export import data_csv, model_python
+from app.numbers import json_safe
 from app.sessions import SessionHandle, SessionStore
 from app.training import validate_payload
 
@@ -127,7 +128,7 @@ async def read_data(handle: SessionHandle = Depends(viewed), store: SessionStore
 @router.get("/sessions/{sid}/history")
 async def read_history(handle: SessionHandle = Depends(viewed), store: SessionStore = Depends(get_store)):
     """Loss history as [epoch, train, test] rows (older rows thinned to keep it bounded)."""
-    return {"history": await store.call(handle, "history")}
+    return {"history": json_safe(await store.call(handle, "history"))}
 
 
 class ProbeBody(BaseModel):

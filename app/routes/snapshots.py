@@ -55,6 +55,9 @@ async def _save(snapshots: SnapshotStore, payload: dict, name: str) -> dict:
     try:
         return await run_in_threadpool(snapshots.save, payload, name=name)  # JSON of big weights: off the loop
     except ValueError as e:
+        if "non-finite" in str(e):  # a diverged network: NaN/inf weights or losses
+            raise FieldError("model", "the network has diverged (NaN or infinite numbers); reset it or lower "
+                             "the learning rate before saving", 409, code="model_not_finite")
         raise FieldError("name", str(e), code="snapshot_name")
     except SnapshotError as e:
         raise store_error(e)

@@ -288,9 +288,6 @@ def test_body_limit_is_413_naming_body(client):
     assert body["field"] == "body" and body["code"] == "body_too_large" and "max_body_bytes" in body["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a 3 MB JSON body sent chunked (no Content-Length) gets 400 "
-                   "'There was an error parsing the body' naming 'request', not 413 naming body: FastAPI turns "
-                   "BodyLimit's _TooLarge, raised inside receive(), into a generic 400")
 def test_body_limit_holds_for_chunked_bodies(client):
     big = json.dumps({"dataset": "circle", "padding": "x" * 3_000_000}).encode()
     chunks = (big[i:i + 65536] for i in range(0, len(big), 65536))

@@ -101,10 +101,6 @@ def _garbage(path: Path) -> None:
     path.write_bytes(os.urandom(8192))
 
 
-def _text(path: Path) -> None:
-    path.write_text("these are my lecture notes, not a database\n")
-
-
 def _foreign_sqlite(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE grades (student TEXT, grade INTEGER)")
@@ -122,29 +118,43 @@ def _damaged(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def _truncated(path: Path) -> None:
-    _own_database(path)
-    data = path.read_bytes()
-    page = int.from_bytes(data[16:18], "big") or 65536
-    path.write_bytes(data[:len(data) // page // 2 * page])
+BAD_FILES = {"random bytes": _garbage, "another program's sqlite": _foreign_sqlite, "damaged page": _damaged}
 
 
-@pytest.mark.parametrize("make", [_garbage, _text, _foreign_sqlite, _damaged, _truncated],
-                         ids=["random bytes", "text file", "another program's sqlite", "damaged page", "truncated"])
-def test_bad_database_file_stops_the_start_and_is_left_alone(tmp_path, make):
-    db = tmp_path / "snapshots.sqlite3"
-    make(db)
-    before = (hashlib.sha256(db.read_bytes()).hexdigest(), db.stat().st_mtime_ns, db.stat().st_size)
-    siblings = set(tmp_path.iterdir())
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(free_port()), "WORKERS": "1", "DB_PATH": str(db),
-           "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run([sys.executable, "-m", "app"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60)
-    output = done.stdout + done.stderr
-    assert done.returncode != 0, output[-1000:]
-    assert str(db) in done.stderr, done.stderr[-1000:]
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory) -> dict:
+    """`python -m app` started on each bad file, all at once (each start imports the app)."""
+    runs = {}
+    for name, make in BAD_FILES.items():
+        folder = tmp_path_factory.mktemp("baddb")
+        db = folder / "snapshots.sqlite3"
+        make(db)
+        before = (hashlib.sha256(db.read_bytes()).hexdigest(), db.stat().st_mtime_ns, db.stat().st_size)
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(free_port()), "WORKERS": "1", "DB_PATH": str(db),
+               "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        runs[name] = (db, before, set(folder.iterdir()), proc)
+    results = {}
+    for name, (db, before, siblings, proc) in runs.items():
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        results[name] = {"db": db, "before": before, "siblings": siblings, "code": proc.returncode,
+                         "stdout": out, "stderr": err}
+    return results
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_bad_database_file_stops_the_start_and_is_left_alone(refused, name):
+    run = refused[name]
+    db, output = run["db"], run["stdout"] + run["stderr"]
+    assert run["code"] not in (0, None), output[-1000:]
+    assert str(db) in run["stderr"], run["stderr"][-1000:]
     assert "Traceback" not in output, output[-1500:]
     assert "Uvicorn running" not in output
     after = (hashlib.sha256(db.read_bytes()).hexdigest(), db.stat().st_mtime_ns, db.stat().st_size)
-    assert after == before, "the file was changed"
-    assert set(tmp_path.iterdir()) == siblings, "files were created next to it"
+    assert after == run["before"], "the file was changed"
+    assert set(db.parent.iterdir()) == run["siblings"], "files were created next to it"
