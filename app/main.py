@@ -87,6 +87,13 @@ def install_error_handlers(app: FastAPI) -> None:
                                        "(limit max_body_bytes)", code="body_too_large", params={"max": max_bytes}),
                             status_code=413)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        # A bug, never a user error: logged in full, answered in the usual shape.
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("server", "something went wrong on the server", code="server_error"),
+                            status_code=500)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         field = "path" if exc.status_code in (404, 405) else "request"
@@ -140,11 +147,14 @@ class _TooLarge(StarletteHTTPException):
 
 
 class SecurityHeaders:
-    """ASGI middleware adding the CSP (with frame-ancestors from settings) and friends.
-    Pure ASGI rather than BaseHTTPMiddleware, which buffers and mishandles streaming."""
+    """ASGI wrapper adding the CSP (with frame-ancestors from settings) and friends to every
+    response. It wraps the whole application (see create_app), outside Starlette's error
+    middleware, so even an unexpected 500 carries the headers. Pure ASGI, not
+    BaseHTTPMiddleware, which buffers and mishandles streaming."""
 
     def __init__(self, app, settings: Settings):
         self.app = app
+        self.state = app.state  # the wrapped app's state (the store), for the server's shutdown hook
         csp = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
                "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
                f"frame-ancestors {settings.embed_origins}")
@@ -165,7 +175,8 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> SecurityHeaders:
+    """The ASGI application: FastAPI app wrapped in the security headers (`.app` is the FastAPI app)."""
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
@@ -200,13 +211,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(classroom.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders, settings=settings)
 
     @app.get("/healthz", tags=["meta"])
     async def healthz():
         return {"status": "ok"}
 
-    return app
+    return SecurityHeaders(app, settings)
 
 
 async def _housekeeping(store: SessionStore) -> None:
