@@ -41,7 +41,7 @@ def _operation_labels() -> list[str]:
     from app.config import Settings
     from app.main import create_app
 
-    spec = create_app(Settings()).openapi()
+    spec = create_app(Settings()).app.openapi()  # .app: the FastAPI app inside the security-header wrapper
     return sorted(f"{method.upper()} {path}" for path, ops in spec["paths"].items() for method in ops)
 
 
