@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.requests import Request
 
 from app.data import DATASETS
 from app.data.features import FEATURES
@@ -66,8 +67,17 @@ class Settings(BaseSettings):
 
 
 @lru_cache
-def get_settings() -> Settings:
+def env_settings() -> Settings:
     return Settings()
+
+
+def get_settings(request: Request = None) -> Settings:  # type: ignore[assignment]
+    """As a route dependency: the settings the app was created with (app.state.settings);
+    called directly: the environment's. Not a dependency override: with any override set,
+    FastAPI re-analyses every dependency's signature on every request."""
+    if request is not None:
+        return request.app.state.settings
+    return env_settings()
 
 
 Activation = Literal[HIDDEN_ACTIVATIONS]  # type: ignore[valid-type]

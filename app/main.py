@@ -199,7 +199,6 @@ def create_app(settings: Settings | None = None) -> SecurityHeaders:
     app = FastAPI(title="MLP Playground", version="0.1.0", lifespan=lifespan,
                   description="Train small NumPy neural networks on the server and watch them learn live.")
     app.state.settings = settings
-    app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
 
     from app.routes import api, classroom, events, pages, snapshots  # keep importing app/ light

@@ -11,6 +11,7 @@ bounded history instead of its most recent part only.
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,13 +27,23 @@ class Checkpoint:
     nbytes: int
 
 
-def _state_bytes(obj) -> int:
-    """Bytes of the NumPy arrays an object holds directly or in lists (optimizer state)."""
-    total = 0
-    for value in vars(obj).values() if hasattr(obj, "__dict__") else ():
-        items = value if isinstance(value, (list, tuple)) else [value]
-        total += sum(v.nbytes for v in items if isinstance(v, np.ndarray))
-    return total
+def _object_bytes(obj, seen: set | None = None) -> int:
+    """Memory of an object graph: every object once (sys.getsizeof), arrays with their data."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, np.ndarray):
+        return size if obj.base is None else size + _object_bytes(obj.base, seen)
+    if isinstance(obj, dict):
+        return size + sum(_object_bytes(k, seen) + _object_bytes(v, seen) for k, v in obj.items())
+    if isinstance(obj, (list, tuple, set)):
+        return size + sum(_object_bytes(v, seen) for v in obj)
+    if hasattr(obj, "__dict__"):
+        return size + _object_bytes(vars(obj), seen)
+    return size
+
 
 
 class Timeline:
@@ -41,13 +52,16 @@ class Timeline:
         self.base_every = every
         self.every = every
         self.points: list[Checkpoint] = []
+        self._nbytes = 0  # kept up to date: summing every checkpoint on every epoch grew with the timeline
+        self._unit: tuple | None = None  # (shape key, bytes of one checkpoint), measured once per network shape
 
     @property
     def nbytes(self) -> int:
-        return sum(c.nbytes for c in self.points)
+        return self._nbytes
 
     def clear(self) -> None:
         self.points = []
+        self._nbytes = 0
         self.every = self.base_every
 
     def record(self, s, force: bool = False) -> None:
@@ -56,15 +70,22 @@ class Timeline:
             return
         model = s.model.copy()
         optimizer = copy.deepcopy(s.optimizer)
-        nbytes = sum(p.nbytes for p in model.params) + _state_bytes(optimizer)
+        rng_state = copy.deepcopy(s.shuffle_rng.bit_generator.state)
+        # What a checkpoint really holds: the arrays and the Python objects around them (for a
+        # small network the objects are most of it). Measured once per network shape.
+        key = (tuple(s.model.sizes), type(s.optimizer).__name__)
+        if self._unit is None or self._unit[0] != key:
+            self._unit = (key, _object_bytes((model, optimizer, rng_state)))
+        nbytes = self._unit[1]
         if self.points and self.points[-1].epoch == s.epoch:
-            self.points.pop()
-        self.points.append(Checkpoint(s.epoch, s.step, model, optimizer,
-                                      copy.deepcopy(s.shuffle_rng.bit_generator.state), nbytes))
-        while self.nbytes > self.max_bytes and len(self.points) > 2:
+            self._nbytes -= self.points.pop().nbytes
+        self.points.append(Checkpoint(s.epoch, s.step, model, optimizer, rng_state, nbytes))
+        self._nbytes += nbytes
+        while self._nbytes > self.max_bytes and len(self.points) > 2:
             # Keep the first, then every other one; later checkpoints come twice as far apart.
             first, rest = self.points[0], self.points[1:]
             self.points = [first] + rest[1::2] if len(rest) > 1 else [first] + rest
+            self._nbytes = sum(c.nbytes for c in self.points)
             self.every *= 2
 
     def at(self, epoch: int) -> Checkpoint | None:
@@ -75,6 +96,7 @@ class Timeline:
 
     def truncate_after(self, epoch: int) -> None:
         self.points = [c for c in self.points if c.epoch <= epoch]
+        self._nbytes = sum(c.nbytes for c in self.points)
 
     def summary(self) -> dict:
         return {"epochs": [c.epoch for c in self.points], "every": self.every, "bytes": self.nbytes,

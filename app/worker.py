@@ -16,6 +16,7 @@ checks for commands between ticks so control stays responsive under load.
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -153,11 +154,13 @@ class Worker:
             self._emit(slot, sid)
         return None
 
-    def op_model(self, sid):
-        return self.slots[sid].session.model_dict()
+    def op_model(self, sid, as_json: bool = False):
+        model = self.slots[sid].session.model_dict()
+        return json.dumps(model, separators=(",", ":"), allow_nan=False).encode() if as_json else model
 
-    def op_data(self, sid):
-        return self.slots[sid].session.data_dict()
+    def op_data(self, sid, as_json: bool = False):
+        data = self.slots[sid].session.data_dict()
+        return json.dumps(data, separators=(",", ":"), allow_nan=False).encode() if as_json else data
 
     def op_history(self, sid):
         return [list(h) for h in self.slots[sid].session.history]
@@ -350,6 +353,10 @@ def restore(s: Session, state: dict) -> None:
 
 def serve(conn, conf: WorkerConfig) -> None:
     """Process entry point: read commands, run ticks, until the pipe closes."""
+    try:  # training yields the CPU to the server process (HTTP, streams) when both want it
+        os.nice(10)
+    except OSError:
+        pass
     worker = Worker(conf, conn.send)
     rr = 0  # round-robin offset so no session always goes first
     while True:

@@ -116,13 +116,16 @@ _control("reset", "New initial weights from the seed, same data, epoch 0, paused
 @router.get("/sessions/{sid}/model")
 async def read_model(handle: SessionHandle = Depends(viewed), store: SessionStore = Depends(get_store)):
     """Weights (inputs×units), biases and activation of every layer; the last is the output layer."""
-    return await store.call(handle, "model")
+    # JSON encoded by the worker, passed through as bytes: returning the dict would let FastAPI's
+    # jsonable_encoder walk every number on the event loop (40 ms for the seed figure's weights,
+    # 240 ms for the digits data), stalling every stream and request meanwhile.
+    return Response(await store.call(handle, "model", as_json=True), media_type="application/json")
 
 
 @router.get("/sessions/{sid}/data")
 async def read_data(handle: SessionHandle = Depends(viewed), store: SessionStore = Depends(get_store)):
     """Raw points before feature expansion; `y` is a class index or a regression target."""
-    return await store.call(handle, "data")
+    return Response(await store.call(handle, "data", as_json=True), media_type="application/json")
 
 
 @router.get("/sessions/{sid}/history")

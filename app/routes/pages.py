@@ -38,7 +38,7 @@ PRESETS = {
     "seed": {"dataset": "digits", "hidden": "128:relu,64:relu", "optimizer": "adam", "learning_rate": "0.001",
              "batch_size": "32", "init": "he"},
     "spiral": {"dataset": "spiral", "hidden": "8:tanh,8:tanh,8:tanh,8:tanh,8:tanh,8:tanh", "learning_rate": "0.003",
-               "optimizer": "adam", "batch_size": "10", "epochs_per_frame": "10", "noise": "0"},
+               "optimizer": "adam", "batch_size": "10", "epochs_per_frame": "5", "noise": "0"},
 }
 PAGE_PARAMS = {"lang", "session", "present", "debug", "autoplay", "hide", "preset"}
 
