@@ -17,8 +17,8 @@ export function figureSvg(svg) {
   src.forEach((el, k) => {
     if (!(el instanceof SVGElement)) return;
     const cs = getComputedStyle(el);
-    const style = STYLE_PROPS.map((p) => `${p}:${cs.getPropertyValue(p)}`).join(";");
-    dst[k].setAttribute("style", style);
+    // Through the CSSOM: our CSP forbids setting style attributes, not style properties.
+    for (const p of STYLE_PROPS) dst[k].style.setProperty(p, cs.getPropertyValue(p));
   });
   // Canvases → images; controls (HTML in foreignObject) are dropped.
   const fos = [...svg.querySelectorAll("foreignObject")];
@@ -30,7 +30,7 @@ export function figureSvg(svg) {
     img.setAttribute("href", canvas.toDataURL("image/png"));
     img.setAttribute("preserveAspectRatio", "none");
     if (canvas.classList.contains("wmatrix") || canvas.classList.contains("cells") || canvas.classList.contains("digit")) {
-      img.setAttribute("style", "image-rendering:pixelated");
+      img.style.setProperty("image-rendering", "pixelated");
     }
     fo.replaceWith(img);
   });

@@ -24,7 +24,8 @@ export const F = {
 const num = (x, d = 3) => formatNumber(x, d);
 const paren = (x) => (x < 0 ? `(${num(x)})` : num(x));
 
-export function createInspector(box, { layerName, weightAt }) {
+// onEditBias({layer, j, value}): set the neuron's bias (the playground; absent on a watch page).
+export function createInspector(box, { layerName, weightAt, onEditBias }) {
   const title = box.querySelector("#inspector-title");
   const maths = box.querySelector("#inspector-maths");
   const plot = box.querySelector("#inspector-plot");
@@ -80,6 +81,7 @@ export function createInspector(box, { layerName, weightAt }) {
     const legend = shown.map((p) => `w${sub(p.i)} = ${num(p.w, 4)}, x${sub(p.i)} = ${num(p.x, 4)}`).join("; ");
     const detail = line("", legend, undefined, "terms");
     detail.dataset.b = String(b);
+    if (onEditBias) biasEditor(l - 1, j, b);
     if (isOut && frame.problem === "classification") {
       const zs = layer.z.map((v) => v ?? 0);
       const denom = zs.map((v) => `e^${paren(v)}`).join(" + ");
@@ -91,6 +93,35 @@ export function createInspector(box, { layerName, weightAt }) {
       line(t("inspect.activation") + ": " + t("act." + act), `a = ${act}(z) = ${act}(${num(z, 3)})`, num(a, 4), "a");
       drawPlot(F[act], z, a);
     }
+  }
+
+  // The bias, editable: the change goes to the live session and every viewer sees it.
+  let editing = false;
+  function biasEditor(layer, j, b) {
+    const form = document.createElement("form");
+    form.className = "bias-edit";
+    const label = document.createElement("label");
+    label.textContent = t("inspect.bias") + " b = ";
+    const input = document.createElement("input");
+    input.type = "number";
+    input.step = "any";
+    input.className = "mono";
+    input.value = (+b).toFixed(4);
+    input.addEventListener("focus", () => (editing = true));
+    input.addEventListener("blur", () => (editing = false));
+    label.append(input);
+    const button = document.createElement("button");
+    button.type = "submit";
+    button.textContent = t("inspect.set_bias");
+    form.append(label, button);
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const value = parseFloat(input.value);
+      if (Number.isFinite(value)) onEditBias({ layer, j, value });
+      editing = false;
+      input.blur();
+    });
+    maths.append(form);
   }
 
   function loss(frame) {
@@ -137,7 +168,7 @@ export function createInspector(box, { layerName, weightAt }) {
   }
 
   function render(frame) {
-    if (!target || !frame) return;
+    if (!target || !frame || editing) return; // don't redraw under someone typing a bias
     maths.replaceChildren();
     if (target.loss) loss(frame);
     else if (target.layer < frame.layers.length && target.unit < frame.layers[target.layer].units) {

@@ -30,7 +30,11 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
   const numbers = createNumbers();
   const chart = createLossChart($("#loss-chart"), $("#chart-tip"));
   const boundary = createBoundaryView($("#boundary"), { showTest: $("#show-test"), discretize: $("#discretize"), onClickPoint });
-  const inspector = createInspector($("#inspector"), { layerName, weightAt: (layer, i, j) => network.weightAt(layer, i, j) });
+  const inspector = createInspector($("#inspector"), {
+    layerName,
+    weightAt: (layer, i, j) => network.weightAt(layer, i, j),
+    onEditBias: controls ? ({ layer, j, value }) => call("/params", { body: { layer, j, value } }).catch((e) => toast(e.message)) : null,
+  });
   const forward = createForward($("#forward-box"), { network: () => network, layerName });
   const digits = createDigitProbe($(".digit-probe"), {
     setProbe: (body) => (controls ? call("/probe", { method: "PUT", body }).catch((e) => toast(e.message)) : null),

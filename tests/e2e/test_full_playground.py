@@ -114,3 +114,54 @@ def test_divergence_pauses_and_explains(page):
     assert page.locator("#f-learning_rate").input_value() == "0.3"
     assert epoch(page) == 0
     assert page.errors == []
+
+
+def test_inspector_edits_a_bias_live(page, server):
+    open_playground(page)
+    sid = session_id(page)
+    page.get_by_role("button", name="Inspect Hidden layer 2, neuron 1").click()
+    field = page.locator(".bias-edit input")
+    field.fill("1.25")
+    page.locator(".bias-edit button").click()
+    for _ in range(50):
+        if httpx.get(f"{server.url}/api/sessions/{sid}/model").json()["layers"][1]["biases"][0] == 1.25:
+            break
+        page.wait_for_timeout(100)
+    assert httpx.get(f"{server.url}/api/sessions/{sid}/model").json()["layers"][1]["biases"][0] == 1.25
+    wait_for(page, "document.querySelector('.bias-edit input').value === '1.2500'")  # the frame came back
+    assert page.errors == []
+
+
+def test_figure_export_as_svg_and_png(page):
+    open_playground(page)
+    page.locator("#btn-share").click()
+    with page.expect_download() as svg_download:
+        page.locator("#export-svg").click()
+    svg = open(svg_download.value.path(), encoding="utf-8").read()
+    assert svg.startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in svg
+    assert svg.count("<image") >= 8  # the heatmap thumbnails became images
+    assert "<foreignObject" not in svg and "Hidden layer 1" in svg
+    with page.expect_download() as png_download:
+        page.locator("#export-png").click()
+    data = open(png_download.value.path(), "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert page.errors == []
+
+
+def test_hover_preview_and_plot_switches(page):
+    open_playground(page)
+    pixels = "Array.from(document.querySelector('#boundary').getContext('2d').getImageData(0, 0, 600, 600).data.slice(0, 600 * 40 * 4)).join()"
+    before = page.evaluate(pixels)
+    page.locator('.column[data-layer="1"] g.node[data-j="0"]').hover()
+    wait_for(page, "!document.querySelector('#plot-caption').hidden")
+    assert page.locator("#plot-caption").text_content() == "Hidden layer 1, neuron 1"
+    assert page.evaluate(pixels) != before  # the neuron's map, large
+    page.mouse.move(5, 790)
+    wait_for(page, "document.querySelector('#plot-caption').hidden")
+    full = "document.querySelector('#boundary').getContext('2d').getImageData(0, 0, 600, 600).data.join()"
+    plain = page.evaluate(full)
+    page.get_by_label("Show test data").check()
+    assert page.evaluate(full) != plain  # test points drawn too
+    page.get_by_label("Discretize output").check()
+    assert page.evaluate(full) != plain
+    assert page.errors == []
