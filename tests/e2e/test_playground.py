@@ -34,8 +34,17 @@ def test_page_draws_the_default_network(page):
     assert page.locator('.column[data-layer="1"] g.node').count() == 4
     # Links: 2·4 + 4·2 + 2·2 weights, each drawn.
     assert page.locator("path.link").count() == 20
-    # The first frame paints the heatmap thumbnails and the links.
-    wait_for(page, "document.querySelector('path.link').getAttribute('stroke') !== null")
+    # The first frame paints the links: colour from the weight's sign, width from its size,
+    # and that is what is rendered (no stylesheet rule may override the attributes).
+    wait_for(page, "document.querySelector('path.link').getAttribute('stroke') !== '#c4c9d0'")
+    rendered = page.evaluate("""[...document.querySelectorAll('path.link')].map(p => {
+        const cs = getComputedStyle(p);
+        return [p.getAttribute('stroke').replace(/ /g, ''), cs.stroke.replace(/ /g, ''),
+                parseFloat(p.getAttribute('stroke-width')), parseFloat(cs.strokeWidth)];
+    })""")
+    for attr_colour, colour, attr_width, width in rendered:
+        assert colour == attr_colour and width == pytest.approx(attr_width, abs=0.01)
+    assert len({w for *_, w in rendered}) > 5  # widths differ with |w|
     assert page.errors == []
 
 
