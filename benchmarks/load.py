@@ -35,6 +35,8 @@ import httpx
 
 from common import ROOT, row  # also: one BLAS thread per process, inherited by the server
 
+from tests.sse import parse_sse  # the repository root is on sys.path (common)
+
 LOOPBACK = "127.0.0.1"
 TANH_6x8 = [{"units": 8, "activation": "tanh"}] * 6
 SPIRAL_6x8 = dict(dataset="spiral", hidden_layers=TANH_6x8, optimizer="adam", learning_rate=0.003, batch_size=10)
@@ -160,21 +162,7 @@ def mb(n: float) -> str:
     return f"{n / 1e6:,.0f} MB"
 
 
-# --- server-sent events, parsed by hand (as tests/stream/test_stream.py does) ------------------
-def parse_sse(lines):
-    """text/event-stream lines → events as dicts of their fields (data lines joined by newlines)."""
-    event: dict = {}
-    for line in lines:
-        if line == "":
-            if event:
-                yield event
-            event = {}
-        elif not line.startswith(":"):  # ":" starts a comment (keep-alive ping)
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            event[name] = event[name] + "\n" + value if name == "data" and "data" in event else value
-    if event:
-        yield event
+# --- server-sent events, parsed by hand (tests/sse.py: one parser for tests and benchmarks) -------
 
 
 async def aparse_sse(lines):
