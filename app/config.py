@@ -139,27 +139,30 @@ class CreateBody(ConfigFields):
 
 
 class SessionConfig(BaseModel):
-    """A complete, consistent config: what a session actually runs with."""
+    """A complete, consistent config: what a session actually runs with. The same ranges as
+    the request schema, so a config from anywhere (a snapshot file, say) is checked too."""
 
-    dataset: str = "circle"
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: Literal[(*DATASETS, "custom")] = "circle"  # type: ignore[valid-type]
     problem: Literal["classification", "regression"] = "classification"
-    classes: int = 2
-    n_points: int = 500
-    noise: float = 0.0
-    train_fraction: float = 0.5
-    batch_size: int = 10
+    classes: int = Field(2, ge=0, le=10)  # 0 for regression
+    n_points: int = Field(500, ge=4)
+    noise: FiniteFloat = Field(0.0, ge=0.0, le=0.5)
+    train_fraction: FiniteFloat = Field(0.5, ge=0.1, le=0.9)
+    batch_size: int = Field(10, ge=1)
     hidden_layers: list[HiddenLayer] = Field(default_factory=lambda: [h.model_copy() for h in DEFAULT_HIDDEN])
-    learning_rate: float = 0.03
-    seed: int = 0
-    data_seed: int | None = None
-    features: list[str] = Field(default_factory=lambda: ["x1", "x2"])
-    optimizer: str = "sgd"
-    regularization: str = "none"
-    regularization_rate: float = 0.0
-    init: str = "xavier"
-    epochs_per_frame: int = 1
-    lr_schedule: str = "constant"
-    lr_period: int = 100
+    learning_rate: FiniteFloat = Field(0.03, gt=0.0, le=100.0)
+    seed: int = Field(0, ge=0, lt=2**32)
+    data_seed: int | None = Field(None, ge=0, lt=2**32)
+    features: list[Feature] = Field(default_factory=lambda: ["x1", "x2"], min_length=1)
+    optimizer: Literal[tuple(OPTIMIZERS)] = "sgd"  # type: ignore[valid-type]
+    regularization: Literal[REGULARIZATIONS] = "none"  # type: ignore[valid-type]
+    regularization_rate: FiniteFloat = Field(0.0, ge=0.0, le=10.0)
+    init: Literal[INITS] = "xavier"  # type: ignore[valid-type]
+    epochs_per_frame: int = Field(1, ge=1, le=1000)
+    lr_schedule: Literal[SCHEDULES] = "constant"  # type: ignore[valid-type]
+    lr_period: int = Field(100, ge=1, le=100_000)
 
     @property
     def effective_data_seed(self) -> int:

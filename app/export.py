@@ -19,9 +19,9 @@ import re
 
 from app.data.features import FEATURES as KNOWN_FEATURES
 from app.nn.activations import _GELU_C, ACTIVATIONS as KNOWN_ACTIVATIONS, ELU_ALPHA, LEAKY_SLOPE
+from app.nn.losses import OUTPUT_ACTIVATION
 
-PROBLEMS = ("classification", "regression")
-OUTPUT_ACTIVATION = {"classification": "softmax", "regression": "linear"}
+PROBLEMS = tuple(OUTPUT_ACTIVATION)  # classification, regression
 _TITLE = re.compile(r"[A-Za-z0-9 _.,:()#/+-]{1,120}")
 
 # --- source snippets for the generated file ---------------------------------------------

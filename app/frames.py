@@ -30,10 +30,11 @@ import zlib
 import numpy as np
 
 from app.data.features import expand
+from app.data.plane import PLANE
 from app.nn import LOSS_NAME, OUTPUT_ACTIVATION, output
+from app.layout import COMPACT_UNITS
 from app.numbers import finite_or_none, rounded, rounded_many
 
-PLANE = 6.0
 INLINE_WEIGHTS = 4096  # larger weight matrices travel quantised to int8
 THUMB_STRIDE = 5  # 100×100 grid → 20×20 thumbnails
 
@@ -163,7 +164,7 @@ class FrameBuilder:
             if W.size <= INLINE_WEIGHTS:  # 4 digits: the hover tooltip shows them
                 numbers += [(layer, "weights", W, 4), (layer, "biases", b, 4)]
             else:
-                layer.update(self._weights(W, b))
+                layer.update(self._quantised(W, b))
             layers.append(layer)
         for (layer, key, _, _), value in zip(numbers, rounded_many([n[2] for n in numbers], [n[3] for n in numbers])):
             layer[key] = value
@@ -187,10 +188,8 @@ class FrameBuilder:
             frame["gradients"] = self._gradients(s)
         return frame
 
-    def _weights(self, W: np.ndarray, b: np.ndarray) -> dict:
-        if W.size <= INLINE_WEIGHTS:
-            return {"weights": rounded(W), "biases": rounded(b)}
-        # Big layers are drawn as a weight-matrix image: int8 with one scale is plenty.
+    def _quantised(self, W: np.ndarray, b: np.ndarray) -> dict:
+        """Big layers are drawn as a weight-matrix image: int8 with one scale is plenty."""
         scale = float(np.max(np.abs(W))) if np.isfinite(W).all() and W.size else 1.0
         scale = scale or 1.0
         q = np.clip(np.rint(np.nan_to_num(W) / scale * 127), -127, 127).astype(np.int8)
@@ -202,7 +201,7 @@ class FrameBuilder:
         problem = s.cfg.problem
         layer = {"kind": LOSS_NAME[problem], "train": finite_or_none(s.loss_train),
                  "test": finite_or_none(s.loss_test)}
-        target = s.probe_target()
+        target = s.probe_y
         if target is not None:
             if problem == "classification":
                 layer["probe"] = finite_or_none(-np.log(max(float(out[int(target)]), 1e-300)))
@@ -261,9 +260,13 @@ class FrameBuilder:
                 "maps": names, "encoding": "med+zlib+base64", "data": encode_blob(blob)}
 
     def _gradients(self, s) -> dict:
-        """∂loss/∂W and ∂loss/∂b over the whole training set; a neuron's gradient is its bias's."""
+        """∂loss/∂W and ∂loss/∂b over the whole training set; a neuron's gradient is its bias's.
+        Only for layers drawn as links (both sides at most COMPACT_UNITS): the page shows no
+        gradient for a weight-matrix image, and a wide layer's would make frames huge."""
         d = s.data
         with np.errstate(all="ignore"):
             _, grads = s.model.loss_and_grads(d.f_train, d.train.y, need_loss=False)
-        return {"batch": "train", "layers": [{"weights": rounded(grads[2 * l], 3), "biases": rounded(grads[2 * l + 1], 3)}
-                                             for l in range(len(s.model.W))]}
+        drawn = [max(W.shape) <= COMPACT_UNITS and not (l == 0 and s.dims != 2) for l, W in enumerate(s.model.W)]
+        return {"batch": "train",
+                "layers": [{"weights": rounded(grads[2 * l], 3), "biases": rounded(grads[2 * l + 1], 3)} if drawn[l]
+                           else None for l in range(len(s.model.W))]}

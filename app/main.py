@@ -81,11 +81,8 @@ def install_error_handlers(app: FastAPI) -> None:
                              "params": {"name": field}}, status_code=422)
 
     @app.exception_handler(_TooLarge)
-    async def too_large(request: Request, exc: Exception):
-        max_bytes = request.app.state.settings.max_body_bytes
-        return JSONResponse(error_body("body", f"the request body is larger than {max_bytes} bytes "
-                                       "(limit max_body_bytes)", code="body_too_large", params={"max": max_bytes}),
-                            status_code=413)
+    async def too_large(request: Request, exc: "_TooLarge"):
+        return too_large_response(exc.limit)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
@@ -104,18 +101,25 @@ def install_error_handlers(app: FastAPI) -> None:
                             headers=getattr(exc, "headers", None))
 
 
-class BodyLimit:
-    """ASGI middleware: refuse request bodies over max_body_bytes with 413, without reading them all."""
+def too_large_response(limit: int) -> JSONResponse:
+    return JSONResponse(error_body("body", f"the request body is larger than {limit} bytes (limit max_body_bytes)",
+                                   code="body_too_large", params={"max": limit}), status_code=413)
 
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over the limit with 413, without reading them all.
+    `larger` gives some paths their own limit (snapshot imports may be as big as a snapshot)."""
+
+    def __init__(self, app, max_bytes: int, larger: dict[str, int] | None = None):
+        self.app, self.max_bytes, self.larger = app, max_bytes, larger or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.larger.get(scope["path"], self.max_bytes)
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return await self._refuse(scope, send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return await too_large_response(limit)(scope, receive, send)
         seen = 0
 
         async def limited_receive():
@@ -123,27 +127,22 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge()
+                if seen > limit:
+                    raise _TooLarge(limit)
             return message
 
         try:
             await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._refuse(scope, send)
-
-    async def _refuse(self, scope, send):
-        response = JSONResponse(error_body("body", f"the request body is larger than {self.max_bytes} bytes "
-                                           "(limit max_body_bytes)", code="body_too_large",
-                                           params={"max": self.max_bytes}), status_code=413)
-        await response(scope, None, send)
+        except _TooLarge as e:
+            await too_large_response(e.limit)(scope, receive, send)
 
 
 class _TooLarge(StarletteHTTPException):
     """An HTTPException so FastAPI's body parsing re-raises it instead of answering 400."""
 
-    def __init__(self):
+    def __init__(self, limit: int):
         super().__init__(413)
+        self.limit = limit
 
 
 class SecurityHeaders:
@@ -209,7 +208,9 @@ def create_app(settings: Settings | None = None) -> SecurityHeaders:
     app.include_router(pages.router)
     app.include_router(classroom.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    import_limit = max(settings.max_body_bytes, settings.max_snapshot_bytes + 64_000)  # + multipart framing
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       larger={"/api/snapshots/import": import_limit, "/ui/snapshots/import": import_limit})
 
     @app.get("/healthz", tags=["meta"])
     async def healthz():

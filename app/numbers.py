@@ -5,6 +5,7 @@ rejects NaN literals, so every float that leaves the server passes through here.
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -93,6 +94,11 @@ def _none_where(values, keep):
     if isinstance(values, list):
         return [_none_where(v, k) for v, k in zip(values, keep)]
     return values if keep else None
+
+
+def compact_json(obj) -> bytes:
+    """JSON bytes without spaces; refuses NaN (callers pass json_safe data)."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
 
 
 def json_safe(obj):

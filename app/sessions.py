@@ -141,7 +141,7 @@ class SessionHandle:
     token: str
     worker: WorkerProcess
     config: SessionConfig
-    frame: bytes | None = None
+    frame: str | None = None  # the newest frame's JSON, decoded once for all its viewers
     seq: int = 0  # bumped with every new frame
     status: str = "paused"
     closed: str | None = None  # why the session ended ("deleted", "expired", "shutdown", …)
@@ -154,7 +154,7 @@ class SessionHandle:
 
     def publish(self, frame: bytes | None) -> None:
         if frame is not None:
-            self.frame = frame
+            self.frame = frame.decode()
             self.seq += 1
         # Wake every waiting stream, then give later waiters a fresh event to wait on.
         self.changed.set()
@@ -270,9 +270,7 @@ class SessionStore:
         return result
 
     async def configure(self, handle: SessionHandle, cfg: SessionConfig) -> dict:
-        result = await self.call(handle, "configure", cfg=cfg.model_dump())
-        handle.config = cfg
-        return result
+        return await self.call(handle, "configure", cfg=cfg.model_dump())  # call() keeps handle.config
 
     async def delete(self, handle: SessionHandle, reason: str = "deleted") -> None:
         self._end(handle.id, reason)

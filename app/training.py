@@ -11,7 +11,7 @@ inputs (n, d0) the network sees; y is (n,) class indices or regression targets.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -152,10 +152,6 @@ class Session:
             self.evaluate()
         return done
 
-    @property
-    def mid_epoch(self) -> bool:
-        return self._pass is not None
-
     def _diverge(self) -> None:
         self.status = "diverged"
         self.message = DIVERGED_MESSAGE
@@ -221,9 +217,6 @@ class Session:
             self.probe = best[1].astype(float).copy()
             self.probe_y = int(best[2]) if self.cfg.problem == "classification" else float(best[2])
 
-    def probe_target(self) -> int | float | None:
-        return self.probe_y
-
     # --- reading ----------------------------------------------------------------------
     def input_names(self) -> list[str]:
         return list(self.cfg.features) if self.dims == 2 else [f"p{i}" for i in range(self.dims)]
@@ -280,7 +273,9 @@ class Session:
         weights wherever the shape allows. Returns what changed and what was rebuilt.
         `data_changed` forces a data rebuild (the points were edited or uploaded).
         All or nothing: if the change fails, the session is left exactly as it was."""
-        saved = dict(self.__dict__)  # attributes are replaced, never mutated, before the last step
+        # Whatever can fail (building data, reshaping) replaces attributes rather than changing
+        # them, so restoring the attribute table undoes a failed change.
+        saved = dict(self.__dict__)
         try:
             return self._apply_config(new, data_changed)
         except Exception:
@@ -306,7 +301,7 @@ class Session:
             result["rebuilt"].append("data")
         elif "features" in changed:
             d = self.data
-            d.f_train, d.f_test = self._features(d.train.X), self._features(d.test.X)
+            self.data = replace(d, f_train=self._features(d.train.X), f_test=self._features(d.test.X))
 
         # A new seed, problem or kind of input leaves nothing worth keeping: start afresh.
         if "seed" in changed or new.problem != old.problem or self.dims != old_dims:
@@ -431,6 +426,12 @@ def validate_payload(payload, check) -> SessionConfig:
             raise bad("custom", "custom data must be at least 4 points (x1, x2) with one y and is_train each")
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             raise bad("custom", "custom data must be finite numbers")
+        if len(x) != cfg.n_points:
+            raise bad("custom", "the number of points must equal config.n_points")
+        if not is_train.any() or is_train.all():
+            raise bad("custom", "custom data needs at least one training point and one test point")
+        if cfg.problem == "classification" and not (np.all(y == np.round(y)) and y.min() >= 0 and y.max() < cfg.classes):
+            raise bad("custom", "class labels must be whole numbers from 0 to classes − 1")
         dims = 2
     else:
         from app.data import DATASETS
@@ -450,6 +451,12 @@ def validate_payload(payload, check) -> SessionConfig:
             if a.shape != want or not np.isfinite(a).all():
                 raise bad(part, f"layer {l} must be {want} finite numbers")
     for key in ("epoch", "step"):
-        if not isinstance(payload.get(key, 0), int) or payload.get(key, 0) < 0:
-            raise bad(key, f"{key} must be a whole number ≥ 0")
+        value = payload.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**53:
+            raise bad(key, f"{key} must be a whole number from 0 to 2^53")
+    history = payload.get("history", [])
+    if not isinstance(history, list) or not all(
+            isinstance(row, list) and len(row) == 3 and isinstance(row[0], int)
+            and all(v is None or isinstance(v, (int, float)) for v in row[1:]) for row in history):
+        raise bad("history", "history rows are [epoch, train loss, test loss]")
     return cfg

@@ -15,7 +15,6 @@ checks for commands between ticks so control stays responsive under load.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
@@ -25,6 +24,7 @@ import numpy as np
 
 from app.config import FieldError, SessionConfig
 from app.frames import FrameBuilder
+from app.numbers import compact_json
 from app.training import Session
 
 
@@ -40,7 +40,6 @@ class Slot:
     fps: float = 0.0  # highest frame rate any viewer asked for; 0 = nobody watching
     gradients: bool = False  # some viewer has the backprop view on
     due: float = 0.0  # next tick time while running
-    last_frame: float = 0.0
     viewing: int | None = None  # epoch of a timeline checkpoint shown instead of the live state
     step_target: int | None = None  # a /step longer than a tick: the epoch it ends at…
     step_reply: int | None = None  # …and the request id its reply goes to
@@ -81,7 +80,7 @@ class Worker:
         session = Session(SessionConfig.model_validate(cfg), history_len=self.conf.history_len,
                           timeline_bytes=self.conf.timeline_bytes, custom=points)
         if state is not None:
-            restore(session, state)
+            restore_state(session, state)
         self.slots[sid] = Slot(session, FrameBuilder(self.conf.grid, self.conf.thumb_stride))
         return session.status_dict()
 
@@ -156,11 +155,11 @@ class Worker:
 
     def op_model(self, sid, as_json: bool = False):
         model = self.slots[sid].session.model_dict()
-        return json.dumps(model, separators=(",", ":"), allow_nan=False).encode() if as_json else model
+        return compact_json(model) if as_json else model
 
     def op_data(self, sid, as_json: bool = False):
         data = self.slots[sid].session.data_dict()
-        return json.dumps(data, separators=(",", ":"), allow_nan=False).encode() if as_json else data
+        return compact_json(data) if as_json else data
 
     def op_history(self, sid):
         return [list(h) for h in self.slots[sid].session.history]
@@ -217,6 +216,8 @@ class Worker:
         slot = self.slots[sid]
         if epoch is not None and slot.session.timeline.at(epoch) is None:
             raise FieldError("epoch", "there is no checkpoint at that epoch", 404, code="no_checkpoint")
+        if slot.step_reply is not None:  # viewing pauses: a long step ends here
+            self._finish_step(sid, slot)
         if slot.session.status == "running":
             slot.session.status = "paused"
         slot.viewing = epoch
@@ -250,8 +251,7 @@ class Worker:
             frame = slot.builder.build(s, gradients=slot.gradients)
         frame["timeline"] = {"count": len(s.timeline.points), "last": s.timeline.points[-1].epoch if s.timeline.points else 0,
                              "viewing": slot.viewing}
-        data = json.dumps(frame, separators=(",", ":"), allow_nan=False).encode()
-        slot.last_frame = time.monotonic()
+        data = compact_json(frame)
         self.send(("frame", sid, data, slot.session.status))
 
     def _preview(self, slot: Slot) -> dict:
@@ -296,7 +296,10 @@ class Worker:
             slot.session.status = "paused"
             slot.session.message = f"Training stopped because of an internal error ({type(e).__name__})."
             try:
-                self._emit(slot, sid)
+                if slot.step_reply is not None:
+                    self._finish_step(sid, slot)  # answers the step and sends the frame
+                else:
+                    self._emit(slot, sid)
             except Exception:
                 pass
 
@@ -327,8 +330,8 @@ class Worker:
                 self.send(("reply", rid, True, payload))
         except Exception as e:  # a bug must not kill the worker and every session on it
             if not isinstance(e, FieldError):
-                traceback.print_exc()
-                e = FieldError("server", f"{type(e).__name__}: {e}", 500, code="server_error")
+                traceback.print_exc()  # the details go to the log, not to the client
+                e = FieldError("server", "something went wrong on the server", 500, code="server_error")
             self.send(("reply", rid, False, (e.status, e.field, e.message, e.code, e.params)))
 
 
@@ -340,7 +343,7 @@ def export_state(s: Session) -> dict:
             {"x": s.custom[0].tolist(), "y": s.custom[1].tolist(), "is_train": s.custom[2].tolist()}}
 
 
-def restore(s: Session, state: dict) -> None:
+def restore_state(s: Session, state: dict) -> None:
     """Load weights, counters and history from an exported state into a fresh session."""
     for l, (W, b) in enumerate(zip(state["weights"], state["biases"])):
         s.model.W[l][...] = np.asarray(W, dtype=float)

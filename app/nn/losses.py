@@ -52,11 +52,6 @@ def mean_squared_error(z_out: Array, y: Array, need_loss: bool = True) -> tuple[
     return loss, (err / n)[:, None]
 
 
-def per_point_cross_entropy(p: Array, y: Array) -> Array:
-    """−log p_y for each point, from probabilities p (n, k); used for display only."""
-    return -np.log(np.clip(p[np.arange(p.shape[0]), y], 1e-300, None))
-
-
 def cross_entropy_grad_into(z_out: Array, t: Array, n: int) -> None:
     """In place: z_out (n, k) becomes softmax(z_out)/n − onehot(y)/n, given t = onehot(y)/n."""
     z_out -= z_out.max(axis=1, keepdims=True)  # the row max keeps exp from overflowing

@@ -212,9 +212,17 @@ class PointBody(BaseModel):
 
 @router.post("/sessions/{sid}/points")
 async def add_point(body: PointBody, handle: SessionHandle = Depends(controlled),
-                    store: SessionStore = Depends(get_store)):
+                    store: SessionStore = Depends(get_store), settings: Settings = Depends(get_settings)):
     """Add a training point; the data becomes "custom" (your data)."""
+    check_room_for_point(handle, settings)
     return status_body(handle, await store.call(handle, "points", add=body.x, label=body.label))
+
+
+def check_room_for_point(handle: SessionHandle, settings: Settings) -> None:
+    """One more point must stay within MAX_POINTS, or every later change would be refused."""
+    if handle.config.n_points >= settings.max_points:
+        raise FieldError("n_points", f"at most {settings.max_points} points (limit max_points)",
+                         code="limit_points", max=settings.max_points)
 
 
 class NearBody(BaseModel):

@@ -59,13 +59,14 @@ async def share_info(sid: SessionId, request: Request, store: SessionStore = Dep
     """Links to hand out: watch page, its QR code, the config link and an embed snippet. No token."""
     handle = store.get(sid)
     base = base_url(request, settings)
-    query = urlencode(to_query(handle.config))
-    embed = f"{base}/embed?{query}"
-    return {"watch_url": f"{base}/s/{sid}", "qr_url": f"/s/{sid}/qr.svg", "config_url": f"{base}/?{query}",
-            "embed_url": embed,
-            "embed_html": f'<iframe src="{embed}" width="1000" height="640" style="border:0" '
-                          'title="MLP Playground" loading="lazy"></iframe>',
-            "reachable": reachable_from_others(settings.host), "watchers": len(handle.watchers)}
+    info = {"watch_url": f"{base}/s/{sid}", "qr_url": f"/s/{sid}/qr.svg", "config_url": None, "embed_url": None,
+            "embed_html": None, "reachable": reachable_from_others(settings.host), "watchers": len(handle.watchers)}
+    if handle.config.dataset != "custom":  # uploaded or edited points do not fit in a URL: save a snapshot
+        query = urlencode(to_query(handle.config))
+        info["config_url"], info["embed_url"] = f"{base}/?{query}", f"{base}/embed?{query}"
+        info["embed_html"] = (f'<iframe src="{info["embed_url"]}" width="1000" height="640" style="border:0" '
+                              'title="MLP Playground" loading="lazy"></iframe>')
+    return info
 
 
 def parse_hide(value: str | None) -> set[str]:

@@ -27,46 +27,40 @@ from app.sessions import SessionHandle, SessionStore, Watcher
 router = APIRouter(prefix="/api", tags=["stream"])
 
 
-async def stream_target(sid: SessionId, store: SessionStore = Depends(get_store),
-                        settings: Settings = Depends(get_settings)) -> SessionHandle:
-    # Checked before the response starts, so a bad id or a full session gets a real 4xx.
+async def watching(sid: SessionId, store: SessionStore = Depends(get_store),
+                   settings: Settings = Depends(get_settings),
+                   fps: Annotated[int, Query(ge=1, le=60, description="frames per second at most")] = 30,
+                   gradients: Annotated[bool, Query(description="include ∂loss/∂W in frames (backprop view)")] = False):
+    """Register the viewer before the response starts, so a bad id, a full session or a too
+    high fps gets a real 4xx; and always unregister it: FastAPI runs this `finally` from the
+    request's exit stack, even when it abandons the stream generator."""
     handle = store.get(sid)
-    if len(handle.watchers) >= settings.max_watchers:
-        raise FieldError("max_watchers", f"this session already has {settings.max_watchers} viewers "
-                         "(limit max_watchers)", 429,
-                         code="limit_watchers", max=settings.max_watchers)
-    return handle
-
-
-async def watching(handle: SessionHandle = Depends(stream_target), store: SessionStore = Depends(get_store),
-                   fps: Annotated[int, Query(ge=1, le=60)] = 30, gradients: bool = False):
-    """Register the viewer before the response starts and always unregister it: FastAPI runs
-    this `finally` from the request's exit stack, even when it abandons the stream generator."""
+    if fps > settings.max_fps:
+        raise FieldError("fps", f"at most {settings.max_fps} frames per second (limit max_fps)",
+                         code="limit_fps", max=settings.max_fps)
     watcher = Watcher(float(fps), gradients)
     if not handle.watchers:
         handle.frame = None  # nobody watched, so frames were not built: wait for a fresh one
     await store.add_watcher(handle, watcher)  # checks MAX_WATCHERS and appends, no await in between
     try:
-        yield watcher
+        yield handle, watcher
     finally:
         store.remove_watcher(handle, watcher)
 
 
 @router.get("/sessions/{sid}/events", response_class=EventSourceResponse, name="session_events")
 async def session_events(
-    handle: SessionHandle = Depends(stream_target),
-    watcher: Watcher = Depends(watching),
+    viewing: tuple[SessionHandle, Watcher] = Depends(watching),
     store: SessionStore = Depends(get_store),
-    fps: Annotated[int, Query(ge=1, le=60, description="frames per second at most")] = 30,
     max_frames: Annotated[int | None, Query(ge=1, le=1_000_000, description="close after this many frames")] = None,
-    gradients: Annotated[bool, Query(description="include ∂loss/∂W in frames (backprop view)")] = False,
 ) -> AsyncIterator[ServerSentEvent]:
+    handle, watcher = viewing
     try:
         history = await store.call(handle, "history")
     except FieldError:
         history = []
     yield ServerSentEvent(event="history", raw_data=json.dumps(json_safe(history)))
-    interval = 1.0 / fps
+    interval = 1.0 / watcher.fps
     sent, last_seq, next_at, watchers = 0, -1, 0.0, -1
     while True:
         if handle.closed is not None:
@@ -84,7 +78,7 @@ async def session_events(
             await asyncio.sleep(delay)  # fps cap; afterwards take whatever is newest
             continue
         last_seq = handle.seq
-        yield ServerSentEvent(event="frame", raw_data=handle.frame.decode(), id=str(last_seq))
+        yield ServerSentEvent(event="frame", raw_data=handle.frame, id=str(last_seq))
         sent += 1
         if max_frames is not None and sent >= max_frames:
             return

@@ -22,7 +22,8 @@ from app.data.features import FEATURES
 from app.i18n import catalog, pick_language, translator
 from app.layout import build_layout
 from app.nn import HIDDEN_ACTIVATIONS, INITS, OPTIMIZERS, REGULARIZATIONS, SCHEDULES
-from app.routes.api import NearBody, PointBody, SessionId, controlled, get_store, regenerate, upload_csv
+from app.routes.api import (NearBody, PointBody, SessionId, check_room_for_point, controlled, get_store, regenerate,
+                            upload_csv)
 from app.sessions import SessionHandle, SessionStore
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -138,10 +139,6 @@ async def ui_network(sid: SessionId, request: Request, controls: bool = True,
                      store: SessionStore = Depends(get_store), settings: Settings = Depends(get_settings)):
     handle = store.get(sid)
     status = await store.call(handle, "status")
-    return _network(request, handle, status, settings, controls=controls)
-
-
-def _network(request: Request, handle: SessionHandle, status: dict, settings: Settings, controls: bool = True):
     return HTMLResponse(_render_network(request, handle, status, settings, controls))
 
 
@@ -280,6 +277,7 @@ async def ui_points(request: Request, handle: SessionHandle = Depends(controlled
     form = {k: str(v) for k, v in (await request.form()).items()}
     x = [_float(form, "x1"), _float(form, "x2")]
     if form.get("op") == "add":
+        check_room_for_point(handle, settings)
         body = validate_model(PointBody, {"x": x, "label": _float(form, "label")})
         result = await store.call(handle, "points", add=body.x, label=body.label)
     elif form.get("op") == "remove":

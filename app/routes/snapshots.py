@@ -89,7 +89,7 @@ async def server_stats(request: Request, _: None = Depends(admin)):
 @router.get("/api/snapshots")
 async def list_snapshots(limit: int = 100, offset: int = 0, snapshots: SnapshotStore = Depends(get_snapshots),
                          _: None = Depends(admin)):
-    if not 1 <= limit <= 500 or offset < 0:
+    if not 1 <= limit <= 500 or not 0 <= offset < 2**53:
         raise FieldError("limit", "limit must be 1 … 500 and offset ≥ 0", code="invalid", name="limit")
     return {"snapshots": await run_in_threadpool(snapshots.list, limit=limit, offset=offset)}
 

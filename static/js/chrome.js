@@ -52,8 +52,10 @@ export function wireChrome({ sessionId, onPresent, onKey, toast }) {
     if (!res.ok) return;
     const info = await res.json();
     $("#share-watch").value = info.watch_url;
-    $("#share-config").value = info.config_url;
-    $("#share-embed").value = info.embed_html;
+    $("#share-config-rows").hidden = !info.config_url; // custom data cannot travel in a URL
+    $("#share-custom").hidden = !!info.config_url;
+    $("#share-config").value = info.config_url || "";
+    $("#share-embed").value = info.embed_html || "";
     $("#share-qr").src = info.qr_url;
     $("#share-unreachable").hidden = info.reachable;
     $("#share-watchers").textContent = Math.max(0, info.watchers - 1); // not counting this page

@@ -12,7 +12,7 @@ export function createLossChart(canvas, tip) {
 
   function add(epoch, train, test) {
     const last = points[points.length - 1];
-    if (last && epoch < last[0]) points = []; // reset: start over
+    if (last && epoch < last[0]) points = points.filter((p) => p[0] < epoch); // reset or resume: go back
     if (last && last[0] === epoch) points[points.length - 1] = [epoch, train, test];
     else points.push([epoch, train, test]);
     if (points.length > MAX_POINTS) {

@@ -81,13 +81,14 @@ export function createNetworkView(root, options = {}) {
     const thick = document.body.classList.contains("present") ? 1.7 : 1;
     const grads = options.gradients?.() ? f.gradients?.layers : null;
     root.classList.toggle("backprop", !!grads);
-    const gmax = grads ? grads.map((g) => Math.max(1e-12, ...g.weights.flat().map((v) => Math.abs(v ?? 0)))) : null;
+    // Layers drawn as weight-matrix images come without gradients (null).
+    const gmax = grads ? grads.map((g) => (g ? Math.max(1e-12, ...g.weights.flat().map((v) => Math.abs(v ?? 0))) : 1)) : null;
     for (const k of links) {
       const layer = layers[k.l + 1];
       if (!layer) continue;
       let v = weightAt(layer, k.i, k.j) ?? 0;
       let size = Math.min(Math.abs(v), 4) / 4;
-      if (grads) {
+      if (grads?.[k.l]) {
         // √ of the share of the layer's largest gradient: small gradients stay visible.
         const g = (grads[k.l].weights[k.i]?.[k.j] ?? 0) / gmax[k.l];
         v = Math.sign(g) * Math.sqrt(Math.abs(g));
@@ -99,6 +100,7 @@ export function createNetworkView(root, options = {}) {
     if (grads) {
       // A neuron's gradient is its bias's: shown as the colour of its frame.
       grads.forEach((g, l) => {
+        if (!g) return;
         const bmax = Math.max(1e-12, ...g.biases.map((v) => Math.abs(v ?? 0)));
         (nodes[l + 1] || []).forEach((n, j) => {
           const el = n?.g.querySelector("rect.frame, circle.dot");

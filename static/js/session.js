@@ -7,7 +7,9 @@ const key = (sid) => `mlp:token:${sid}`;
 
 export async function openSession(workspace) {
   const url = new URL(location.href);
-  const existing = workspace.dataset.session || url.searchParams.get("session");
+  // The server fills data-session only while that session exists: an ended one (a reload
+  // after a restart or a long break) starts afresh instead of talking to the dead one.
+  const existing = workspace.dataset.session;
   if (existing && sessionStorage.getItem(key(existing))) {
     return { id: existing, token: sessionStorage.getItem(key(existing)), reopened: true };
   }

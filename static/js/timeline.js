@@ -1,6 +1,6 @@
 // The timeline scrubber: move back and forth through the session's checkpoints (the view
 // shows the network, boundary and loss at that point), resume training from one, or go
-// back to live. The list of checkpoint epochs is fetched when it changes.
+// back to live. The list of checkpoint epochs is fetched when the scrubber is used.
 import { t } from "./i18n.js";
 
 export function createTimeline(root, { sessionId, api, onError }) {
@@ -11,24 +11,25 @@ export function createTimeline(root, { sessionId, api, onError }) {
   const viewing = document.querySelector("#viewing");
   let epochs = [];
   let count = -1;
-  let fetching = false;
+  let fetching = null; // the refresh in flight, so callers can wait for it
   let pending = null; // newest epoch asked for while a view request is in flight
   let inFlight = false;
 
-  async function refresh() {
-    if (fetching) return;
-    fetching = true;
-    try {
-      const res = await fetch(`/api/sessions/${sessionId()}/timeline`);
-      if (res.ok) {
-        epochs = (await res.json()).epochs;
-        scrub.max = String(Math.max(0, epochs.length - 1));
-        if (!viewingEpoch()) scrub.value = scrub.max;
-        label.textContent = t("teach.epoch_n", { n: epochs[+scrub.value] ?? 0 });
+  // The checkpoint list is fetched when the scrubber is used, not on every frame (it
+  // changes every epoch while training).
+  function refresh() {
+    fetching ||= (async () => {
+      try {
+        const res = await fetch(`/api/sessions/${sessionId()}/timeline`);
+        if (res.ok) {
+          epochs = (await res.json()).epochs;
+          scrub.max = String(Math.max(0, epochs.length - 1));
+        }
+      } finally {
+        fetching = null;
       }
-    } finally {
-      fetching = false;
-    }
+    })();
+    return fetching;
   }
 
   const viewingEpoch = () => (viewing.hidden ? null : +viewing.dataset.epoch);
@@ -46,7 +47,11 @@ export function createTimeline(root, { sessionId, api, onError }) {
     inFlight = false;
   }
 
-  scrub.addEventListener("input", () => {
+  const prepare = () => { if (epochs.length !== count) refresh(); };
+  for (const ev of ["pointerdown", "focus", "keydown"]) scrub.addEventListener(ev, prepare);
+
+  scrub.addEventListener("input", async () => {
+    if (epochs.length !== count) await refresh();
     const epoch = epochs[+scrub.value];
     if (epoch === undefined) return;
     label.textContent = t("teach.epoch_n", { n: epoch });
@@ -65,7 +70,11 @@ export function createTimeline(root, { sessionId, api, onError }) {
       if (!tl) return;
       if (tl.count !== count) {
         count = tl.count;
-        refresh();
+        scrub.max = String(Math.max(0, count - 1));
+        if (viewingEpoch() === null) {
+          scrub.value = scrub.max;
+          label.textContent = t("teach.epoch_n", { n: tl.last });
+        }
       }
       const v = tl.viewing;
       viewing.hidden = v === null || v === undefined;
