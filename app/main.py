@@ -73,6 +73,9 @@ def install_error_handlers(app: FastAPI) -> None:
         message = str(first.get("msg", "invalid value"))
         if first.get("type") == "json_invalid":
             field, message = "body", "the body is not valid JSON"
+        elif first.get("type") == "model_attributes_type" and field == "body":
+            # Usually a form post or a missing Content-Type: say what the API expects.
+            message = "the body must be a JSON object sent with Content-Type: application/json"
         detail = [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
                   for e in errors]
         if wants_page(request):

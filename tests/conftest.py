@@ -51,8 +51,9 @@ def start_server(tmp_path: Path, **env_overrides) -> LiveServer:
            "IDLE_PAUSE_SECONDS": "10",
            "DB_PATH": str(tmp_path / "snapshots.sqlite3"), "PYTHONUNBUFFERED": "1",
            **{k.upper(): str(v) for k, v in env_overrides.items()}}
-    log = open(tmp_path / f"server-{port}.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / f"server-{port}.log", "w") as log:  # the child keeps its own copy of the file
+        proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

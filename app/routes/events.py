@@ -25,17 +25,21 @@ from app.routes.api import SessionId, get_store
 from app.sessions import SessionHandle, SessionStore, Watcher
 
 router = APIRouter(prefix="/api", tags=["stream"])
+DEFAULT_FPS = 30  # frames a second when the client does not say
 
 
 async def watching(sid: SessionId, store: SessionStore = Depends(get_store),
                    settings: Settings = Depends(get_settings),
-                   fps: Annotated[int, Query(ge=1, le=60, description="frames per second at most")] = 30,
+                   fps: Annotated[int | None, Query(ge=1, le=60, description="frames per second at most; "
+                                                    "default 30, or MAX_FPS when that is lower")] = None,
                    gradients: Annotated[bool, Query(description="include ∂loss/∂W in frames (backprop view)")] = False):
     """Register the viewer before the response starts, so a bad id, a full session or a too
     high fps gets a real 4xx; and always unregister it: FastAPI runs this `finally` from the
     request's exit stack, even when it abandons the stream generator."""
     handle = store.get(sid)
-    if fps > settings.max_fps:
+    if fps is None:  # the page asks for the default, so a server with a lower MAX_FPS still serves it
+        fps = min(DEFAULT_FPS, settings.max_fps)
+    elif fps > settings.max_fps:
         raise FieldError("fps", f"at most {settings.max_fps} frames per second (limit max_fps)",
                          code="limit_fps", max=settings.max_fps)
     watcher = Watcher(float(fps), gradients)

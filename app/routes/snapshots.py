@@ -89,8 +89,10 @@ async def server_stats(request: Request, _: None = Depends(admin)):
 @router.get("/api/snapshots")
 async def list_snapshots(limit: int = 100, offset: int = 0, snapshots: SnapshotStore = Depends(get_snapshots),
                          _: None = Depends(admin)):
-    if not 1 <= limit <= 500 or not 0 <= offset < 2**53:
-        raise FieldError("limit", "limit must be 1 … 500 and offset ≥ 0", code="invalid", name="limit")
+    if not 1 <= limit <= 500:
+        raise FieldError("limit", "limit must be 1 … 500", code="invalid", name="limit")
+    if not 0 <= offset < 2**53:  # SQLite's OFFSET is a 64-bit integer; a bigger one would be a 500
+        raise FieldError("offset", "offset must be 0 or more, below 2^53", code="invalid", name="offset")
     return {"snapshots": await run_in_threadpool(snapshots.list, limit=limit, offset=offset)}
 
 

@@ -110,7 +110,6 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
   function connect() {
     stream?.close();
     stream = connectStream(sid, {
-      fps: 30,
       gradients: backprop,
       onHistory: (rows) => chart.setHistory(rows),
       onFrame,

@@ -3,8 +3,12 @@
 // Heatmaps are decoded off the paint path; one decode at a time, newest frame wins.
 import { decodeHeatmaps } from "./heatmap.js";
 
-export function connectStream(sid, { fps = 30, gradients = false, onFrame, onHistory, onWatchers, onClosed, onError }) {
-  const url = `/api/sessions/${encodeURIComponent(sid)}/events?fps=${fps}${gradients ? "&gradients=true" : ""}`;
+// Without `fps` the server picks its default (30, or its MAX_FPS when lower).
+export function connectStream(sid, { fps = null, gradients = false, onFrame, onHistory, onWatchers, onClosed, onError }) {
+  const query = new URLSearchParams();
+  if (fps !== null) query.set("fps", String(fps));
+  if (gradients) query.set("gradients", "true");
+  const url = `/api/sessions/${encodeURIComponent(sid)}/events?${query}`;
   const source = new EventSource(url);
   let latest = null; // newest frame received, not yet decoded
   let decoding = false;

@@ -418,7 +418,7 @@ def test_reset_keeps_data(client, make_session):
 
 def test_divergence_is_reported_and_recoverable(client, make_session):
     # Full-batch regression with a huge learning rate: the weights grow ~10⁴× per epoch and overflow.
-    # seed 3: the output at divergence stays below 1e154 (see test_stream's overflow xfails for seed 1).
+    # Diverges within a few epochs: the weights overflow to inf, then the loss turns NaN.
     sid, auth = make_session(dataset="reg-plane", learning_rate=100, batch_size=10000, seed=3)
     client.post(f"/api/sessions/{sid}/play", headers=auth)
     s = wait_for(lambda: (lambda s: s if s["status"] == "diverged" else None)(status(client, sid)), 20)

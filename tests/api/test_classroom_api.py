@@ -134,11 +134,52 @@ def test_snapshot_export_import_and_bad_files(client, make_session):
         "too many units": (json.dumps({**payload, "config": {**payload["config"],
                                                           "hidden_layers": [{"units": 9999, "activation": "relu"}]}}).encode(),
                            "hidden_layers.0.units"),
+        # Each of these was stored once and then made opening the snapshot a 500.
+        "unknown config field": (json.dumps({**payload, "config": {**payload["config"], "colour": "red"}}).encode(),
+                                 "snapshot.config"),
+        "unknown activation": (json.dumps({**payload, "config": {**payload["config"], "hidden_layers": [
+            {"units": 4, "activation": "wobble"}]}}).encode(), "snapshot.config"),
+        "epoch past 2^53": (json.dumps({**payload, "epoch": 2**60}).encode(), "snapshot.epoch"),
+        "history rows": (json.dumps({**payload, "history": [[1, "low", None]]}).encode(), "snapshot.history"),
     }
     for name, (content, field) in bad_cases.items():
         r = client.post("/api/snapshots/import", files={"file": ("s.json", content, "application/json")})
         assert r.status_code == 422, name
         assert r.json()["field"] == field, name
+
+
+CSV = "x1,x2,label\n" + "\n".join(f"{(i % 9) - 4},{(i * 7 % 11) - 5},{i % 3}" for i in range(60))
+
+
+def test_custom_data_snapshot_imports_and_opens_and_bad_custom_data_is_422(client, make_session):
+    sid, auth = make_session(seed=5)
+    r = client.post(f"/api/sessions/{sid}/upload", files={"file": ("d.csv", CSV, "text/csv")}, headers=auth)
+    assert r.status_code == 200 and r.json()["config"]["classes"] == 3, r.text[:300]
+    saved = client.post(f"/api/sessions/{sid}/snapshots", json={"name": "mine"}, headers=auth).json()
+    exported = client.get(f"/api/snapshots/{saved['snapshot_id']}").content
+    imported = client.post("/api/snapshots/import", files={"file": ("s.json", exported, "application/json")})
+    assert imported.status_code == 201, imported.text[:300]
+    opened = client.post("/api/sessions", json={"snapshot": imported.json()["snapshot_id"]})
+    assert opened.status_code == 201, opened.text[:300]
+    new = opened.json()["id"]
+    assert client.get(f"/api/sessions/{new}/data").json() == client.get(f"/api/sessions/{sid}/data").json()
+    client.delete(f"/api/sessions/{new}", headers={"Authorization": f"Bearer {opened.json()['control_token']}"})
+
+    payload = json.loads(exported)["payload"]
+    custom = payload["custom"]
+    n = len(custom["x"])
+    bad = {
+        "label past the classes": {**custom, "y": [3] + custom["y"][1:]},
+        "fractional label": {**custom, "y": [0.5] + custom["y"][1:]},
+        "no test point": {**custom, "is_train": [True] * n},
+        "fewer points than n_points": {k: v[:-1] for k, v in custom.items()},
+        "not numbers": {**custom, "x": [["a", "b"]] * n},
+    }
+    for name, broken in bad.items():
+        content = json.dumps({**payload, "custom": broken}).encode()
+        r = client.post("/api/snapshots/import", files={"file": ("s.json", content, "application/json")})
+        assert r.status_code == 422, (name, r.text[:300])
+        assert r.json()["field"] == "snapshot.custom", (name, r.json())
 
 
 def test_snapshots_survive_a_server_restart(tmp_path):

@@ -55,8 +55,10 @@ def test_five_watchers_follow_the_teacher_live(browser, server, page):
     page.get_by_role("button", name="Add a neuron to hidden layer 1").click()
     for w in watchers:
         wait_for(w, "document.querySelectorAll('.column[data-layer=\"1\"] g.node').length === 5", timeout=10)
+    before = page.evaluate("document.querySelector('#network').dataset.structure")
     page.locator("label:has(#ds-xor)").click()
-    wait_for(page, "document.querySelector('#ds-xor').checked")
+    # The teacher's own page has drawn the new data before we read what the watchers must reach.
+    wait_for(page, f"document.querySelector('#network').dataset.structure !== '{before}'", timeout=10)
     structure = page.evaluate("document.querySelector('#network').dataset.structure")
     for w in watchers:  # the new data reaches every watcher too
         wait_for(w, f"document.querySelector('#network').dataset.structure === '{structure}'", timeout=10)
@@ -76,9 +78,10 @@ def test_a_wiki_on_another_origin_embeds_the_playground(browser, tmp_path):
     wiki_dir = tmp_path / "wiki"
     wiki_dir.mkdir()
     wiki_url, httpd = serve_directory(wiki_dir)
-    allowed = start_server(tmp_path / "allowed", embed_origins=f"'self' {wiki_url}", workers=1) \
-        if (tmp_path / "allowed").mkdir() is None else None
-    refused = start_server(tmp_path / "refused", workers=1) if (tmp_path / "refused").mkdir() is None else None
+    (tmp_path / "allowed").mkdir()
+    (tmp_path / "refused").mkdir()
+    allowed = start_server(tmp_path / "allowed", embed_origins=f"'self' {wiki_url}", workers=1)
+    refused = start_server(tmp_path / "refused", workers=1)
     try:
         (wiki_dir / "page.html").write_text(
             f'<!doctype html><title>Team wiki</title><h1>Our wiki</h1>'
@@ -97,6 +100,7 @@ def test_a_wiki_on_another_origin_embeds_the_playground(browser, tmp_path):
         context.close()
     finally:
         httpd.shutdown()
+        httpd.server_close()
         allowed.stop()
         refused.stop()
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -137,13 +138,13 @@ def test_figure_export_as_svg_and_png(page):
     page.locator("#btn-share").click()
     with page.expect_download() as svg_download:
         page.locator("#export-svg").click()
-    svg = open(svg_download.value.path(), encoding="utf-8").read()
+    svg = Path(svg_download.value.path()).read_text(encoding="utf-8")
     assert svg.startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in svg
     assert svg.count("<image") >= 8  # the heatmap thumbnails became images
     assert "<foreignObject" not in svg and "Hidden layer 1" in svg
     with page.expect_download() as png_download:
         page.locator("#export-png").click()
-    data = open(png_download.value.path(), "rb").read()
+    data = Path(png_download.value.path()).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert page.errors == []
 

@@ -20,13 +20,15 @@ from tests.sse import parse_sse
 ADMIN = "adm-" + "Zq8" * 10
 EMBED = "https://wiki.example.org https://lms.example.edu"
 MAX_UPLOAD_BYTES, MAX_UPLOAD_ROWS = 4000, 50
+MAX_FPS, MAX_POINTS = 24, 1000
 
 
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("secure")
     live = start_server(tmp, host="0.0.0.0", workers=1, admin_token=ADMIN, embed_origins=EMBED,
-                        max_upload_bytes=MAX_UPLOAD_BYTES, max_upload_rows=MAX_UPLOAD_ROWS)
+                        max_upload_bytes=MAX_UPLOAD_BYTES, max_upload_rows=MAX_UPLOAD_ROWS,
+                        max_fps=MAX_FPS, max_points=MAX_POINTS)
     live.log = next(tmp.glob("server-*.log"))
     yield live
     live.stop()
@@ -269,9 +271,9 @@ def test_upload_limits_name_the_limit_or_the_line(secure, sc):
     big = "x1,x2,label\n" + "\n".join(f"{i % 7}.000000000,{i % 5}.000000000,{i % 2}" for i in range(200))
     assert len(big) > MAX_UPLOAD_BYTES
     r = sc.post(f"/api/sessions/{sid}/upload", files=csv_file(big), headers=auth)
-    assert 400 <= r.status_code < 500, r.text
+    assert r.status_code == 422, r.text
     body = r.json()
-    assert body["field"] == "file" and body["params"]["max"] == MAX_UPLOAD_BYTES, body
+    assert body["code"] == "csv_too_large" and body["field"] == "file" and body["params"]["max"] == MAX_UPLOAD_BYTES, body
     assert str(MAX_UPLOAD_BYTES) in body["message"], body
     # A file over the whole request limit is refused before it is read.
     r = sc.post(f"/api/sessions/{sid}/upload", files=csv_file("1,2,0\n" * 500_000), headers=auth)
@@ -309,14 +311,15 @@ def test_body_limit_holds_for_chunked_bodies(client):
 def test_wrong_content_type_is_4xx_naming_the_body(client, make_session, method, path, body, content_type):
     sid, auth = make_session(seed=8)
     r = client.request(method, path.format(sid=sid), content=body, headers={**auth, "Content-Type": content_type})
-    assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
-    assert r.json()["field"] in ("body", "request"), r.json()
+    assert r.status_code == 422, (r.status_code, r.text[:300])
+    body = r.json()
+    assert body["field"] == "body" and "application/json" in body["message"], body
 
 
 def test_json_to_an_upload_endpoint_is_4xx_naming_the_file(client, make_session):
     sid, auth = make_session(seed=9)
     r = client.post(f"/api/sessions/{sid}/upload", json={"file": "1,2,0"}, headers=auth)
-    assert 400 <= r.status_code < 500 and r.json()["field"] == "file", r.text[:300]
+    assert r.status_code == 422 and r.json()["field"] == "file", r.text[:300]
 
 
 def test_admin_token_guards_snapshot_management(secure, sc):
@@ -361,3 +364,45 @@ def test_all_interfaces_start_prints_lan_url_and_one_warning(secure):
     assert "token" in warnings[0] and len(warnings[0]) < 200, warnings
     share = httpx.get(f"{secure.url}/api/sessions/none/share")
     assert share.status_code == 404
+
+
+def test_max_fps_refuses_a_faster_stream_naming_fps(sc):
+    sid, token = _create(sc, seed=21)
+    r = sc.get(f"/api/sessions/{sid}/events", params={"fps": MAX_FPS + 1})
+    assert r.status_code == 422, r.text[:300]
+    body = r.json()
+    assert body["field"] == "fps" and body["code"] == "limit_fps" and body["params"]["max"] == MAX_FPS, body
+    # At the limit, and with no fps (the page's request: the default 30 comes down to MAX_FPS).
+    for params in ({"fps": MAX_FPS, "max_frames": 1}, {"max_frames": 1}):
+        with sc.stream("GET", f"/api/sessions/{sid}/events", params=params) as r:
+            assert r.status_code == 200, params
+            assert [e.get("event") for e in parse_sse(r.iter_lines())].count("frame") == 1, params
+    sc.delete(f"/api/sessions/{sid}", headers=bearer(token))
+
+
+def test_adding_a_point_at_max_points_is_refused_and_changes_nothing(sc):
+    sid, token = _create(sc, seed=22, n_points=MAX_POINTS)
+    auth = bearer(token)
+    before = sc.get(f"/api/sessions/{sid}/data").json()
+    r = sc.post(f"/api/sessions/{sid}/points", json={"x": [0.5, 0.5], "label": 1}, headers=auth)
+    assert r.status_code == 422, r.text[:300]
+    body = r.json()
+    assert body["field"] == "n_points" and body["code"] == "limit_points" and body["params"]["max"] == MAX_POINTS
+    r = sc.post(f"/ui/sessions/{sid}/points", data={"op": "add", "x1": "0.5", "x2": "0.5", "label": "1"},
+                headers=auth)
+    assert r.status_code == 422, r.text[:300]
+    assert sc.get(f"/api/sessions/{sid}/data").json() == before
+    # Removing one makes room again.
+    assert sc.post(f"/api/sessions/{sid}/points/remove", json={"x": [0.5, 0.5]}, headers=auth).status_code == 200
+    r = sc.post(f"/api/sessions/{sid}/points", json={"x": [0.5, 0.5], "label": 1}, headers=auth)
+    assert r.status_code == 200 and r.json()["config"]["n_points"] == MAX_POINTS, r.text[:300]
+    sc.delete(f"/api/sessions/{sid}", headers=auth)
+
+
+@pytest.mark.parametrize("params, field", [({"offset": -1}, "offset"), ({"offset": 2**63}, "offset"),
+                                           ({"offset": 10**30}, "offset"), ({"limit": 0}, "limit"),
+                                           ({"limit": 501}, "limit")])
+def test_snapshot_list_paging_out_of_range_is_422_naming_the_field(sc, params, field):
+    r = sc.get("/api/snapshots", params=params, headers={"X-Admin-Token": ADMIN})
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["field"] == field, r.json()

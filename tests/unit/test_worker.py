@@ -1,0 +1,103 @@
+"""The worker's command handling, driven directly (no process, no pipe).
+
+A /step whose epoch is longer than one tick's budget is answered later ("deferred"). Every
+way that can end must send exactly one reply to the waiting request: the epoch ending, a
+command that pauses (view a checkpoint, pause, a config change), or a tick that fails.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from app.config import SessionConfig
+from app.worker import Worker, WorkerConfig
+
+# A budget so small that each call trains one minibatch: an epoch of 500 points at batch
+# size 1 never fits in one tick.
+TINY_TICK = WorkerConfig(tick_hz=30, idle_tick_hz=5, max_tick_ms=1e-6, grid=16, thumb_stride=4,
+                         history_len=100, timeline_bytes=1_000_000)
+LONG_EPOCH = SessionConfig(dataset="circle", n_points=1000, batch_size=1, seed=1).model_dump()
+STEP_RID = 7
+
+
+class Recorder:
+    def __init__(self):
+        self.sent = []
+
+    def __call__(self, msg):
+        self.sent.append(msg)
+
+    def replies(self, rid):
+        return [m for m in self.sent if m[0] == "reply" and m[1] == rid]
+
+
+@pytest.fixture
+def deferred():
+    """A worker holding one session whose /step (request STEP_RID) is still waiting."""
+    out = Recorder()
+    w = Worker(TINY_TICK, out)
+    w.handle((1, "create", "s", {"cfg": LONG_EPOCH}))
+    w.handle((STEP_RID, "step", "s", {}))
+    assert w.slots["s"].step_reply == STEP_RID and out.replies(STEP_RID) == []  # not answered yet
+    return w, out
+
+
+def test_a_long_step_is_answered_when_its_epoch_ends(deferred):
+    w, out = deferred
+    for _ in range(100_000):
+        if out.replies(STEP_RID):
+            break
+        w.tick("s", w.slots["s"], now=0.0)
+    [(_, _, ok, status)] = out.replies(STEP_RID)
+    assert ok and status["epoch"] == 1 and status["status"] == "paused"
+    assert w.slots["s"].step_reply is None
+
+
+@pytest.mark.parametrize("op, args", [("view", {"epoch": None}), ("pause", {}),
+                                      ("configure", {"cfg": {**LONG_EPOCH, "learning_rate": 0.1}})])
+def test_a_command_during_a_long_step_answers_the_step_first(deferred, op, args):
+    w, out = deferred
+    w.handle((8, op, "s", args))
+    [(_, _, ok, status)] = out.replies(STEP_RID)
+    assert ok and status["status"] == "paused" and status["epoch"] == 0  # cut short, before the epoch ended
+    [(_, _, ok, _)] = out.replies(8)
+    assert ok
+    assert w.slots["s"].step_reply is None and w.slots["s"].session.status == "paused"
+
+
+def test_a_failing_tick_answers_the_step_and_pauses_only_that_session(deferred, monkeypatch):
+    w, out = deferred
+    w.handle((2, "create", "other", {"cfg": SessionConfig(seed=2).model_dump()}))
+    s = w.slots["s"].session
+
+    def broken(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(s, "train", broken)
+    w.safe_tick("s", w.slots["s"], now=0.0)
+    [(_, _, ok, status)] = out.replies(STEP_RID)
+    assert ok and status["status"] == "paused" and "internal error" in status["message"]
+    w.handle((9, "play", "other", {}))  # the worker and its other session go on
+    w.tick("other", w.slots["other"], now=0.0)
+    [(_, _, ok, status)] = out.replies(9)
+    assert ok and status["status"] == "running" and w.slots["other"].session.step > 0
+
+
+def test_an_unexpected_error_replies_500_without_internal_text():
+    out = Recorder()
+    w = Worker(TINY_TICK, out)
+    w.handle((1, "create", "s", {"cfg": LONG_EPOCH}))
+    w.handle((2, "probe", "s", {"x": [0, 0], "label": "a"}))  # a TypeError inside: a bug if the API let it through
+    [(_, _, ok, (status, field, message, code, _))] = out.replies(2)
+    assert not ok and status == 500 and field == "server" and code == "server_error"
+    assert "str" not in message and "Error" not in message
+
+
+def test_step_answers_at_once_when_the_epoch_fits_in_a_tick():
+    out = Recorder()
+    w = Worker(replace(TINY_TICK, max_tick_ms=10_000), out)
+    w.handle((1, "create", "s", {"cfg": SessionConfig(seed=3).model_dump()}))
+    w.handle((2, "step", "s", {}))
+    [(_, _, ok, status)] = out.replies(2)
+    assert ok and status["epoch"] == 1 and status["status"] == "paused"
