@@ -20,6 +20,14 @@ export function copyText(text) {
 }
 
 export function wireChrome({ sessionId, onPresent, onKey, toast }) {
+  // File pickers (templates/partials/_macros.html): show the chosen file's name. Delegated,
+  // because htmx re-renders the data panel.
+  document.addEventListener("change", (e) => {
+    const input = e.target;
+    if (!input.matches?.(".file-pick input[type=file]") || !input.files.length) return;
+    input.parentElement.querySelector(".file-name").textContent = input.files[0].name;
+  });
+
   // Theme: automatic (follows the system), dark or light; remembered on this device.
   const root = document.documentElement;
   root.dataset.theme = localStorage.getItem("mlp:theme") || "auto";
