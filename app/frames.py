@@ -96,6 +96,11 @@ def grid_scratch(n: int, sizes: list[int]) -> tuple[list[np.ndarray], np.ndarray
     return buffers
 
 
+def drop_grid_scratch() -> None:
+    """Free this thread's pool (a worker with no sessions left has no use for it)."""
+    _scratch.__dict__.pop("pool", None)
+
+
 GRID_MACS = 40_000_000  # multiply-adds allowed for one frame's heatmaps (about 10 ms here)
 MIN_GRID = 16
 

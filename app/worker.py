@@ -15,6 +15,8 @@ checks for commands between ticks so control stays responsive under load.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import time
 import traceback
@@ -23,12 +25,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.config import FieldError, SessionConfig
-from app.frames import FrameBuilder
+from app.frames import FrameBuilder, drop_grid_scratch
 from app.numbers import compact_json
 from app.training import Session
 
 
 DEFERRED = object()  # a handler's answer when the reply will be sent later
+
+
+def _malloc_trim():
+    """glibc's malloc_trim, or None elsewhere (macOS, musl)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+MALLOC_TRIM = _malloc_trim()
 
 
 @dataclass
@@ -86,6 +99,12 @@ class Worker:
 
     def op_delete(self, sid):
         del self.slots[sid]
+        if not self.slots:
+            drop_grid_scratch()
+        # glibc keeps freed heap pages mapped, so a worker would stay at the peak of its
+        # busiest moment forever; a deleted session's arrays and timeline go back to the OS.
+        if MALLOC_TRIM is not None:
+            MALLOC_TRIM(0)
         return None
 
     def op_status(self, sid):

@@ -101,3 +101,22 @@ def test_step_answers_at_once_when_the_epoch_fits_in_a_tick():
     w.handle((2, "step", "s", {}))
     [(_, _, ok, status)] = out.replies(2)
     assert ok and status["epoch"] == 1 and status["status"] == "paused"
+
+
+def test_deleting_a_session_gives_its_memory_back(monkeypatch):
+    """glibc keeps freed pages; the worker trims after a delete (RSS figures: benchmarks/load.py soak)."""
+    import app.worker as worker_module
+
+    import app.frames as frames_module
+
+    calls = []
+    monkeypatch.setattr(worker_module, "MALLOC_TRIM", lambda pad: calls.append(pad))
+    w = Worker(TINY_TICK, Recorder())
+    for sid in ("a", "b"):
+        w.handle((1, "create", sid, {"cfg": LONG_EPOCH}))
+        w.handle((2, "watch", sid, {"fps": 30, "gradients": False}))  # builds a frame: the grid buffers
+    assert calls == [] and "pool" in frames_module._scratch.__dict__
+    w.handle((3, "delete", "a", {}))
+    assert calls == [0] and "pool" in frames_module._scratch.__dict__  # "b" still uses the buffers
+    w.handle((4, "delete", "b", {}))
+    assert calls == [0, 0] and "pool" not in frames_module._scratch.__dict__ and w.slots == {}
