@@ -144,7 +144,8 @@ class SessionHandle:
     frame: str | None = None  # the newest frame's JSON, decoded once for all its viewers
     seq: int = 0  # bumped with every new frame
     status: str = "paused"
-    closed: str | None = None  # why the session ended ("deleted", "expired", "shutdown", …)
+    closed: str | None = None  # why the session ended ("deleted", "expired", "shutdown", "moved", …)
+    successor: str | None = None  # "moved": the session its viewers should follow
     watchers: list[Watcher] = field(default_factory=list)
     last_active: float = field(default_factory=time.monotonic)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -166,6 +167,7 @@ class SessionStore:
         self.settings = settings
         self.sessions: dict[str, SessionHandle] = {}
         self.gone: OrderedDict[str, str] = OrderedDict()  # id -> reason, bounded
+        self.successors: OrderedDict[str, str] = OrderedDict()  # moved id -> the id it moved to, bounded
         self.workers: list[WorkerProcess] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.shutting_down = False
@@ -279,14 +281,33 @@ class SessionStore:
         except FieldError:
             pass  # already gone on the worker side (e.g. it restarted)
 
+    async def hand_over(self, old: SessionHandle, new: SessionHandle) -> None:
+        """The teacher moved on to a new session (a preset, a saved network): end the old one
+        and tell its viewers where to go, so nobody watches a session nobody controls."""
+        if new.id == old.id:
+            raise FieldError("to", "a session cannot hand over to itself", code="handover_self")
+        old.successor = new.id
+        await self.delete(old, reason="moved")
+
+    def successor_of(self, sid: str) -> str | None:
+        """The live session an ended one moved to, following a chain of moves."""
+        for _ in range(GONE_MEMORY):  # bounded: a chain cannot loop (ids are never reused), but be sure
+            sid = self.successors.get(sid)
+            if sid is None or sid in self.sessions:
+                return sid
+        return None
+
     def _end(self, sid: str, reason: str) -> None:
         handle = self._forget(sid)
         if handle is not None:
             handle.closed = reason
             handle.publish(None)
             self.gone[sid] = reason
-            while len(self.gone) > GONE_MEMORY:
-                self.gone.popitem(last=False)
+            if handle.successor is not None:
+                self.successors[sid] = handle.successor
+            for memory in (self.gone, self.successors):
+                while len(memory) > GONE_MEMORY:
+                    memory.popitem(last=False)
 
     def _forget(self, sid: str) -> SessionHandle | None:
         handle = self.sessions.pop(sid, None)

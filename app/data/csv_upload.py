@@ -113,11 +113,12 @@ def _coordinates(rows) -> np.ndarray:
             value = _number(fields[c])
             if value is None:
                 raise CsvError(f"column {c + 1} ({COLUMN_NAMES[c]}) is not a number: "
-                               f"{_show(fields[c])}", line, code="not_number", column=c + 1, value=_show(fields[c]))
+                               f"{_show(fields[c])}", line, code="not_number", column=c + 1, name=COLUMN_NAMES[c],
+                               value=_show(fields[c]))
             if not np.isfinite(value):
                 raise CsvError(f"column {c + 1} ({COLUMN_NAMES[c]}) must be a finite "
                                f"number, not {_show(fields[c])}", line, code="not_finite", column=c + 1,
-                               value=_show(fields[c]))
+                               name=COLUMN_NAMES[c], value=_show(fields[c]))
             X[r, c] = value
     return X
 
@@ -188,10 +189,11 @@ def parse_csv(raw: bytes, *, max_bytes: int, max_rows: int,
         if len(fields) != 3:
             raise CsvError(f"expected 3 columns (x1, x2, label or target), found {len(fields)}", line,
                            code="columns", found=len(fields))
+    coordinates = _coordinates(rows)  # first: a bad number names its line, even in a short file
     if len(rows) < MIN_ROWS:
         raise CsvError(f"too few rows: need at least {MIN_ROWS} data rows, found {len(rows)}",
                        code="too_few_rows", min=MIN_ROWS, found=len(rows))
-    X = fit_to_plane(_coordinates(rows))
+    X = fit_to_plane(coordinates)
     problem = problem or header_problem or (
         "classification" if _looks_like_classes([f[2] for _, f in rows]) else "regression")
     if problem == "regression":

@@ -99,6 +99,27 @@ async def delete_session(handle: SessionHandle = Depends(controlled), store: Ses
     return Response(status_code=204)
 
 
+class HandoverBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(min_length=1, max_length=64, description="the session the viewers move to")
+    to_token: str = Field(min_length=1, max_length=256, description="its control token: you control both")
+
+
+@router.post("/sessions/{sid}/handover")
+async def hand_over(body: HandoverBody, request: Request, handle: SessionHandle = Depends(controlled),
+                    store: SessionStore = Depends(get_store)):
+    """End this session and send its viewers to another one (the teacher opened a preset or a
+    saved network): their streams get `closed` with `reason` "moved" and the `successor` id,
+    and the old watch link leads to the new session from then on."""
+    try:
+        new = store.authorize(body.to, body.to_token)
+    except FieldError as e:  # name the body field, not the path's session
+        raise FieldError("to", e.message, e.status, code=e.code, **e.params)
+    await store.hand_over(handle, new)
+    return {"id": handle.id, "moved_to": new.id,
+            "watch_url": str(request.url_for("watch_page", sid=new.id))}
+
+
 def _control(op: str, doc: str):
     async def endpoint(handle: SessionHandle = Depends(controlled), store: SessionStore = Depends(get_store)):
         return status_body(handle, await store.call(handle, op))

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import segno
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.config import FieldError, Settings, check_limits, fields_from_strings, get_settings, resolve, to_query
 from app.netaddr import public_base_url, reachable_from_others
@@ -34,6 +34,10 @@ def base_url(request: Request, settings: Settings) -> str:
 async def watch_page(sid: SessionId, request: Request, store: SessionStore = Depends(get_store),
                      settings: Settings = Depends(get_settings)):
     """The same live view without controls. Needs no token and never contains one."""
+    moved = store.successor_of(sid) if sid not in store.sessions else None
+    if moved is not None:  # the teacher moved on: an old link or QR code leads to the session now shown
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"/s/{moved}{query}", status_code=307)
     handle = store.get(sid)
     status = await store.call(handle, "status")
     ctx = page_context(request, handle.config, settings, session_id=sid, query="", controls=False,

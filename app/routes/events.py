@@ -5,7 +5,8 @@ Events, in order:
   event: frame     the newest frame, at most `fps` a second; on a paused session the
                    current frame at once, then only when something changes
   event: watchers  {"count": n} whenever the number of open streams on the session changes
-  event: closed    once, when the session ends (deleted, expired, server shutdown)
+  event: closed    once, when the session ends: {"reason": "deleted" | "expired" | "shutdown" |
+                   "moved", "successor": the id to follow when "moved", else null}
 A stream never queues frames: it sends whatever is newest when its turn comes, so a slow
 client skips frames instead of falling behind.
 """
@@ -68,7 +69,8 @@ async def session_events(
     sent, last_seq, next_at, watchers = 0, -1, 0.0, -1
     while True:
         if handle.closed is not None:
-            yield ServerSentEvent(event="closed", raw_data=json.dumps({"reason": handle.closed}))
+            yield ServerSentEvent(event="closed", raw_data=json.dumps({"reason": handle.closed,
+                                                                       "successor": handle.successor}))
             return
         if len(handle.watchers) != watchers:
             watchers = len(handle.watchers)

@@ -139,7 +139,10 @@ async def ui_network(sid: SessionId, request: Request, controls: bool = True,
                      store: SessionStore = Depends(get_store), settings: Settings = Depends(get_settings)):
     handle = store.get(sid)
     status = await store.call(handle, "status")
-    return HTMLResponse(_render_network(request, handle, status, settings, controls))
+    # The captions follow: the output and loss ones change with the problem.
+    captions = templates.get_template("partials/_captions.html").render(
+        {"request": request, "t": translator(request_language(request)), "cfg": handle.config, "oob": False})
+    return HTMLResponse(_render_network(request, handle, status, settings, controls) + captions)
 
 
 def _render_network(request: Request, handle: SessionHandle, status: dict, settings: Settings,
@@ -151,12 +154,13 @@ def _render_network(request: Request, handle: SessionHandle, status: dict, setti
 
 
 def _render_panels(request: Request, handle: SessionHandle, settings: Settings) -> str:
-    """The top-bar settings and the data panel, as out-of-band swaps: after any change they
-    show the session's real config (a dataset's class counts, a lowered learning rate…)."""
+    """The top-bar settings, the data panel and the captions, as out-of-band swaps: after any
+    change they show the session's real config (a dataset's class counts, a lowered learning
+    rate, regression's loss instead of cross-entropy…)."""
     t = translator(request_language(request))
     ctx = {"request": request, "t": t, "cfg": handle.config, "limits": settings, "oob": True,
            "choices": control_choices(t, handle.config, settings)}
-    return "".join(templates.get_template(f"partials/{name}.html").render(ctx) for name in ("_hyper", "_data_panel"))
+    return "".join(templates.get_template(f"partials/{name}.html").render(ctx) for name in ("_hyper", "_data_panel", "_captions"))
 
 
 def controls_response(request: Request, handle: SessionHandle, settings: Settings, result: dict,

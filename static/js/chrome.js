@@ -19,13 +19,28 @@ export function copyText(text) {
   return Promise.resolve();
 }
 
-export function wireChrome({ sessionId, onPresent, onKey, toast }) {
+export function wireChrome({ sessionId, onPresent, onKey, onMove, toast }) {
   // File pickers (templates/partials/_macros.html): show the chosen file's name. Delegated,
   // because htmx re-renders the data panel.
   document.addEventListener("change", (e) => {
     const input = e.target;
     if (!input.matches?.(".file-pick input[type=file]") || !input.files.length) return;
     input.parentElement.querySelector(".file-name").textContent = input.files[0].name;
+  });
+
+  // Saved networks: the server stores UTC; show each time in the reader's own time zone.
+  const localTimes = (root) => {
+    const format = new Intl.DateTimeFormat(document.documentElement.lang || undefined,
+                                           { dateStyle: "medium", timeStyle: "short" });
+    for (const el of root.querySelectorAll?.("time[datetime]") ?? []) {
+      const when = new Date(el.getAttribute("datetime"));
+      if (!Number.isNaN(when.getTime())) el.textContent = format.format(when);
+    }
+  };
+  document.body.addEventListener("htmx:load", (e) => localTimes(e.detail.elt));
+  // A saved network's name is cleared, so the next save is not an accidental duplicate.
+  document.body.addEventListener("htmx:afterRequest", (e) => {
+    if (e.detail.successful && e.detail.elt.matches?.("form.snap-save")) e.detail.elt.reset();
   });
 
   // Theme: automatic (follows the system), dark or light; remembered on this device.
@@ -92,17 +107,14 @@ export function wireChrome({ sessionId, onPresent, onKey, toast }) {
     if (open) openSnapshot(open.dataset.openSnapshot);
   });
 
-  // Opening a snapshot starts a new session with its weights and moves this page to it.
+  // Opening a snapshot starts a new session with its weights and moves this page (and its
+  // viewers) to it.
   async function openSnapshot(snapshotId) {
     const res = await fetch("/api/sessions", { method: "POST", headers: { "Content-Type": "application/json" },
                                                body: JSON.stringify({ snapshot: snapshotId }) });
     const body = await res.json();
     if (!res.ok) { toast(errorText(body, res.statusText)); return; }
-    sessionStorage.setItem(`mlp:token:${body.id}`, body.control_token);
-    const url = new URL(location.origin + "/");
-    url.searchParams.set("session", body.id);
-    url.searchParams.set("lang", document.body.dataset.lang);
-    location.href = url.toString();
+    await onMove(body);
   }
 
   document.addEventListener("keydown", (ev) => {
@@ -116,7 +128,10 @@ export function wireChrome({ sessionId, onPresent, onKey, toast }) {
       ev.target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
       return;
     }
-    if (tag === "BUTTON" && (ev.key === " " || ev.key === "Enter")) return; // the button's own action
+    // A button's own action, except Space on the transport buttons: after clicking Step or
+    // Reset with the mouse the focus stays there, and Space should still mean play/pause.
+    const transportSpace = ev.key === " " && ev.target.closest?.(".transport");
+    if (tag === "BUTTON" && (ev.key === " " || ev.key === "Enter") && !transportSpace) return;
     const clicks = { " ": "#btn-play", ArrowRight: "#btn-step", r: "#btn-reset", R: "#btn-reset" };
     const actions = {
       f: toggleFullscreen, F: toggleFullscreen,

@@ -71,7 +71,9 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
       if (!res.ok) return;
       const holder = document.createElement("div");
       holder.innerHTML = await res.text();
-      $("#network").replaceWith(holder.firstElementChild);
+      $("#network").replaceWith(holder.querySelector("#network"));
+      const captions = holder.querySelector("#captions");
+      if (captions) $("#captions")?.replaceWith(captions);
       if (controls) htmx.process($("#network"));
       networkSwapped();
     } finally {
@@ -114,7 +116,14 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
       onHistory: (rows) => chart.setHistory(rows),
       onFrame,
       onWatchers,
-      onClosed: (info) => toast(t("error.closed", { reason: info.reason })),
+      onClosed: (info) => {
+        // A watcher follows the teacher to the new session; the teacher's page is already going there.
+        if (info.reason === "moved" && info.successor) {
+          if (!session) location.replace(`/s/${encodeURIComponent(info.successor)}${location.search}`);
+          return;
+        }
+        toast(t("error.closed", { reason: info.reason }));
+      },
       onError: () => toast(t("error.stream")),
     });
   }
@@ -141,8 +150,13 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
     connect,
     networkSwapped,
     get network() { return network; },
-    // Keys the live view takes first: ←/→/Escape step or close the forward pass.
-    key: (ev) => forward.key(ev),
+    // Keys the live view takes first: ←/→/Escape step or close the forward pass; otherwise
+    // Escape closes the inspector.
+    key: (ev) => {
+      if (forward.key(ev)) return true;
+      if (ev.key === "Escape" && inspector.target) { inspector.close(); return true; }
+      return false;
+    },
     repaint: () => { if (network?.frame) network.update(network.frame, null); },
   };
 }

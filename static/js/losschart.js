@@ -3,7 +3,9 @@
 import { formatNumber, t } from "./i18n.js";
 
 const MAX_POINTS = 2000;
-const COLORS = { train: "#8a8f98", test: "#1f2933" };
+// Test: solid, in the text colour; training: dashed, muted. Both from the stylesheet, so
+// the dark theme and presentation mode get readable lines (app.css --ink / --muted).
+const STYLE = { test: { color: "--ink", width: 2, dash: [] }, train: { color: "--muted", width: 1.5, dash: [5, 3] } };
 
 export function createLossChart(canvas, tip) {
   const ctx = canvas.getContext("2d");
@@ -39,6 +41,7 @@ export function createLossChart(canvas, tip) {
     ctx.clearRect(0, 0, W, H);
     if (points.length < 2) return;
     const s = scales();
+    const css = getComputedStyle(canvas);
     for (const [key, col] of [["train", 1], ["test", 2]]) {
       ctx.beginPath();
       let started = false;
@@ -47,10 +50,12 @@ export function createLossChart(canvas, tip) {
         const X = s.x(p[0]), Y = s.y(p[col]);
         if (started) ctx.lineTo(X, Y); else { ctx.moveTo(X, Y); started = true; }
       }
-      ctx.strokeStyle = COLORS[key];
-      ctx.lineWidth = key === "test" ? 2 : 1.5;
+      ctx.strokeStyle = css.getPropertyValue(STYLE[key].color).trim();
+      ctx.lineWidth = STYLE[key].width;
+      ctx.setLineDash(STYLE[key].dash);
       ctx.stroke();
     }
+    ctx.setLineDash([]);
     if (marker !== null) {
       const X = s.x(marker);
       ctx.beginPath();

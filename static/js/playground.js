@@ -3,7 +3,7 @@
 import { wireChrome } from "./chrome.js";
 import { errorText, t } from "./i18n.js";
 import { createLiveView } from "./liveview.js";
-import { api, openSession, wireHtmx } from "./session.js";
+import { api, moveTo, openSession, wireHtmx } from "./session.js";
 
 const $ = (sel) => document.querySelector(sel);
 const workspace = $("#workspace");
@@ -58,6 +58,7 @@ async function main() {
   let live = null;
   const chrome = wireChrome({
     sessionId: () => session?.id,
+    onMove: (created) => moveTo(session, created),
     toast,
     onPresent: () => live?.repaint(),
     onKey: (ev) => live?.key(ev) ?? false,
@@ -119,13 +120,13 @@ async function main() {
       location.href = url.toString();
     });
   }
-  // Presets open a fresh page (new session) with that preset's config.
-  document.body.addEventListener("change", (ev) => {
+  // A preset is a new session with that preset's config; this page and its viewers move to it.
+  document.body.addEventListener("change", async (ev) => {
     if (ev.target.id !== "f-preset" || !ev.target.value) return;
-    const url = new URL(location.origin + "/");
-    url.searchParams.set("preset", ev.target.value);
-    url.searchParams.set("lang", document.body.dataset.lang);
-    location.href = url.toString();
+    const res = await fetch("/ui/sessions", { method: "POST", body: new URLSearchParams({ preset: ev.target.value }) });
+    const body = await res.json();
+    if (!res.ok) { toast(errorText(body, res.statusText)); return; }
+    await moveTo(session, body);
   });
 
   if (workspace.dataset.autoplay === "1" && !session.reopened) {

@@ -53,3 +53,21 @@ export async function api(session, path, { method = "POST", body } = {}) {
   if (!res.ok) throw new Error(errorText(json, res.statusText));
   return json;
 }
+
+// This page moves to a session it has just created (a preset, a saved network). The old
+// session hands its viewers over first, so students follow instead of watching a session
+// nobody controls any more; then the page reloads on the new one.
+export async function moveTo(session, created) {
+  sessionStorage.setItem(key(created.id), created.control_token);
+  if (session) {
+    try {
+      await api(session, "/handover", { body: { to: created.id, to_token: created.control_token } });
+    } catch (e) {
+      console.warn("handover failed; moving on without it", e); // e.g. the old session had expired
+    }
+  }
+  const url = new URL(location.origin + "/");
+  url.searchParams.set("session", created.id);
+  url.searchParams.set("lang", document.body.dataset.lang);
+  location.href = url.toString();
+}

@@ -66,6 +66,57 @@ def test_five_watchers_follow_the_teacher_live(browser, server, page):
     context.close()
 
 
+def test_watchers_follow_the_teacher_to_a_preset_and_to_a_saved_network(browser, server, page):
+    open_playground(page)
+    first = session_id(page)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server.url)
+    watcher = context.new_page()
+    errors = []
+    watcher.on("pageerror", lambda e: errors.append(str(e)))
+    watcher.goto(f"/s/{first}?lang=ja")
+    wait_for(watcher, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
+    # The teacher saves this network, then picks the spiral preset.
+    page.get_by_role("button", name="Saved", exact=True).click()
+    page.locator("form.snap-save input[name=name]").fill("before the preset")
+    page.locator("form.snap-save button[type=submit]").click()
+    wait_for(page, "document.querySelectorAll('#snapshot-list tbody tr').length === 1")
+    assert page.locator("form.snap-save input[name=name]").input_value() == ""  # cleared after saving
+    page.keyboard.press("Escape")
+    page.locator("#f-preset").select_option("spiral")
+    page.wait_for_url(lambda url: "session=" in url and first not in url, timeout=15000)
+    wait_for(page, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
+    second = session_id(page)
+    wait_for(watcher, f"location.pathname === '/s/{second}'", timeout=15)
+    assert "lang=ja" in watcher.url
+    # The spiral preset's network: the sixth hidden layer has 8 neurons.
+    wait_for(watcher, "document.querySelectorAll('.column[data-layer=\"6\"] g.node').length === 8")
+    # Opening the saved network moves everyone again, back to the circle data.
+    page.get_by_role("button", name="Saved", exact=True).click()
+    page.get_by_role("button", name="Open", exact=True).first.click()
+    page.wait_for_url(lambda url: "session=" in url and second not in url, timeout=15000)
+    wait_for(page, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
+    third = session_id(page)
+    wait_for(watcher, f"location.pathname === '/s/{third}'", timeout=15)
+    assert errors == [] and page.errors == []
+    context.close()
+
+
+def test_saved_times_show_in_the_readers_time_zone(browser, server, make_session, client):
+    sid, auth = make_session(seed=6)
+    client.post(f"/api/sessions/{sid}/snapshots", json={"name": "zone"}, headers=auth)
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server.url,
+                                  timezone_id="Asia/Tokyo")  # UTC+9, no daylight saving
+    tokyo = context.new_page()
+    open_playground(tokyo, "?lang=ja")
+    tokyo.get_by_role("button", name="保存", exact=True).click()
+    wait_for(tokyo, "document.querySelectorAll('#snapshot-list time').length > 0")
+    row = tokyo.locator('#snapshot-list tr:has(input[value="zone"]) time')
+    stored, shown = row.get_attribute("datetime"), row.inner_text()
+    utc_hour, minute = int(stored[11:13]), stored[14:16]
+    assert re.search(rf"\b0?{(utc_hour + 9) % 24}:{minute}\b", shown), (stored, shown)
+    context.close()
+
+
 def serve_directory(directory: Path) -> tuple[str, http.server.ThreadingHTTPServer]:
     port = free_port()
     handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(directory))  # noqa: E731
@@ -142,6 +193,18 @@ def test_keyboard_shortcuts(page):
     assert page.locator("#help-dialog").is_visible()
     page.keyboard.press("Escape")
     assert not page.locator("#help-dialog").is_visible()
+    # After clicking Step with the mouse the focus stays on it; Space still means play/pause.
+    page.locator("#btn-step").click()
+    wait_for(page, "document.querySelector('#epoch').textContent.trim() === '000,001'")
+    page.keyboard.press(" ")
+    wait_for(page, "document.querySelector('#btn-play').dataset.state === 'running'")
+    page.keyboard.press(" ")
+    wait_for(page, "document.querySelector('#btn-play').dataset.state === 'paused'")
+    # Escape closes the neuron inspector.
+    page.locator('.column[data-layer="1"] g.node').first.click()
+    wait_for(page, "!document.querySelector('#inspector').hidden")
+    page.keyboard.press("Escape")
+    wait_for(page, "document.querySelector('#inspector').hidden")
     page.keyboard.press("f")
     wait_for(page, "document.fullscreenElement !== null")
     assert page.errors == []

@@ -122,6 +122,22 @@ def test_captions_can_be_hidden_and_show_in_presentation_mode(page):
     assert page.errors == []
 
 
+def test_captions_follow_the_problem_on_the_page_and_for_watchers(browser, server, page):
+    open_playground(page)
+    sid = session_id(page)
+    watcher = browser.new_context(base_url=server.url).new_page()
+    watcher.goto(f"/s/{sid}")
+    wait_for(watcher, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
+    for p in (page, watcher):
+        assert "cross-entropy" in p.locator("#captions").text_content()
+    page.locator("label:has(#ds-reg-plane)").click()  # classification → regression
+    for p in (page, watcher):
+        wait_for(p, "document.querySelector('#captions').textContent.includes('squared error')")
+        assert "softmax" not in p.locator("#captions").text_content()
+    watcher.context.close()
+    assert page.errors == []
+
+
 def test_digits_probe_by_sample_and_by_drawing(page, server):
     open_playground(page, "?preset=seed")
     sid = session_id(page)

@@ -283,26 +283,73 @@ def test_structure_change_while_streaming(server, client, make_session):
     assert [len(layer["weights"]) for layer in after["layers"][1:]] == [2, 5, 3, 2]
 
 
+def closed_event(reader: Reader, timeout: float = 5.0) -> dict:
+    """The stream's `closed` event (its JSON), skipping frames; fails after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = reader.next(max(0.0, deadline - time.monotonic()))
+        if event is None or event is END:
+            break
+        if event.get("event") == "closed":
+            return strict_json(event["data"])
+    raise AssertionError(f"no 'closed' event within {timeout} s")
+
+
 def test_delete_closes_streams(server, client, make_session):
     sid, auth = make_session()
     client.post(f"/api/sessions/{sid}/play", headers=auth)
     with Reader(events_url(server, sid), {"fps": 5}) as reader:
         assert reader.next_frame(5.0) is not None
         assert client.delete(f"/api/sessions/{sid}", headers=auth).status_code == 204
-        deadline = time.monotonic() + 5
-        closed = None
-        while time.monotonic() < deadline:
-            event = reader.next(max(0.0, deadline - time.monotonic()))
-            if event is None or event is END:
-                break
-            if event.get("event") == "closed":
-                closed = event
-                break
-        assert closed is not None, "no 'closed' event within 5 s"
-        assert strict_json(closed["data"]) == {"reason": "deleted"}
+        assert closed_event(reader) == {"reason": "deleted", "successor": None}
         assert reader.next(5.0) is END, "the stream ends after 'closed'"
         assert reader.ended.is_set()
         assert reader.error is None
+
+
+def test_handover_sends_viewers_to_the_new_session(server, client, make_session):
+    """The teacher opens a preset or a saved network: the old session ends, its viewers are told
+    where to go, and the old watch link leads there from then on (also after a second move)."""
+    old, old_auth = make_session(seed=1)
+    new, new_auth = make_session(seed=2, dataset="xor")
+    client.post(f"/api/sessions/{old}/play", headers=old_auth)
+    new_token = new_auth["Authorization"].split()[1]
+    with Reader(events_url(server, old), {"fps": 5}) as reader:
+        assert reader.next_frame(5.0) is not None
+        r = client.post(f"/api/sessions/{old}/handover", json={"to": new, "to_token": new_token}, headers=old_auth)
+        assert r.status_code == 200, r.text
+        assert r.json()["moved_to"] == new and r.json()["watch_url"].endswith(f"/s/{new}")
+        assert closed_event(reader) == {"reason": "moved", "successor": new}
+        assert reader.next(5.0) is END
+    assert client.get(f"/api/sessions/{old}").status_code == 410
+    page = client.get(f"/s/{old}?lang=ja", follow_redirects=False)
+    assert page.status_code == 307 and page.headers["location"] == f"/s/{new}?lang=ja"
+    assert client.get(f"/api/sessions/{new}").json()["config"]["dataset"] == "xor"  # untouched
+    third, third_auth = make_session(seed=3)
+    r = client.post(f"/api/sessions/{new}/handover", headers=new_auth,
+                    json={"to": third, "to_token": third_auth["Authorization"].split()[1]})
+    assert r.status_code == 200, r.text
+    assert client.get(f"/s/{old}", follow_redirects=False).headers["location"] == f"/s/{third}"
+    client.delete(f"/api/sessions/{third}", headers=third_auth)
+    assert client.get(f"/s/{old}").status_code == 410  # the end of the chain is gone too
+
+
+def test_handover_needs_both_tokens_and_a_real_target(client, make_session):
+    a, a_auth = make_session(seed=4)
+    b, b_auth = make_session(seed=5)
+    b_token = b_auth["Authorization"].split()[1]
+    cases = [
+        ({"to": b, "to_token": b_token}, {}, 401, "authorization"),  # no token for the old session
+        ({"to": b, "to_token": "x" * 43}, a_auth, 403, "to"),  # not the new session's token
+        ({"to": "no-such-session", "to_token": b_token}, a_auth, 404, "to"),
+        ({"to": a, "to_token": a_auth["Authorization"].split()[1]}, a_auth, 422, "to"),  # itself
+        ({"to": b}, a_auth, 422, "to_token"),
+    ]
+    for body, headers, status, field in cases:
+        r = client.post(f"/api/sessions/{a}/handover", json=body, headers=headers)
+        assert r.status_code == status and r.json()["field"] == field, (body, r.status_code, r.text[:300])
+    assert client.get(f"/api/sessions/{a}").status_code == 200  # nothing ended
+    assert client.get(f"/api/sessions/{b}").status_code == 200
 
 
 def test_unknown_session_is_404_before_streaming(server, client):

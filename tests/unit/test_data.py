@@ -260,6 +260,7 @@ BAD_FILES = [
     (SQUARE.format(a="z", b="z"), None, ["one class", "at least 2"], {}),
     ("".join(f"{i},0,{chr(97 + i)}\n" for i in range(11)), 11, ["too many classes", "10"], {}),
     ("x1,x2,label\n" + GOOD[:-1].rsplit("\n", 1)[0] + "\n", None, ["at least 4", "found 3"], {}),
+    ("1,2,x\n3,oops,1\n", 2, ["column 2 (x2)", "not a number", "oops"], {}),  # the bad number, not "too few"
     ("a,b,c\n" + GOOD, 1, ["header", "label", "target"], {}),
     (GOOD + "1,2," + "a" * 200_000 + "\n", 5, ["cannot split"], {"max_bytes": 10**6}),
     ("", None, ["empty"], {}),
