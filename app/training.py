@@ -263,7 +263,9 @@ class Session:
         def part(ds: Dataset) -> dict:
             y = ds.y.tolist()
             return {"x": ds.X.tolist(), "y": y}
-        return {"train": part(self.data.train), "test": part(self.data.test)}
+        # The problem travels with the points, so a page colours them by their own kind of y
+        # even while a frame of the previous problem is still on its way.
+        return {"problem": self.cfg.problem, "train": part(self.data.train), "test": part(self.data.test)}
 
     # --- changes while it learns ---------------------------------------------------------
     DATA_FIELDS = frozenset({"dataset", "classes", "n_points", "noise", "train_fraction", "data_seed"})

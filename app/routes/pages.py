@@ -171,7 +171,8 @@ def controls_response(request: Request, handle: SessionHandle, settings: Setting
         body = _render_network(request, handle, result, settings) + body
     elif result.get("rebuilt"):  # a config change reshaped it: swap it out of band
         body = _render_network(request, handle, result, settings, oob=True) + body
-    trigger = {"mlp:config": {"changed": result.get("changed", []), "rebuilt": result.get("rebuilt", [])}}
+    trigger = {"mlp:config": {"changed": result.get("changed", []), "rebuilt": result.get("rebuilt", []),
+                              "reset": bool(result.get("reset"))}}
     return HTMLResponse(body, headers={"HX-Trigger": json.dumps(trigger)})
 
 

@@ -66,7 +66,9 @@ export function createBoundaryView(canvas, { showTest, discretize, onClickPoint 
       const [x1, x2] = set.x[k];
       ctx.beginPath();
       ctx.arc(toPx(x1), toPy(x2), r, 0, 2 * Math.PI);
-      ctx.fillStyle = problem === "classification" ? css(CLASS_COLORS[set.y[k] % CLASS_COLORS.length]) : css(diverging(set.y[k]));
+      // By the data's own problem: a frame of the other one may arrive before the new points.
+      ctx.fillStyle = data.problem === "classification" ? css(CLASS_COLORS[set.y[k] % CLASS_COLORS.length])
+        : css(diverging(set.y[k]));
       ctx.fill();
       ctx.stroke();
     }

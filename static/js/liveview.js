@@ -57,9 +57,13 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
   }
   makeNetwork();
 
-  // After a swap of #network (htmx, or a refetch): bind a new view to it.
+  // After a swap of #network (htmx, or a refetch): bind a new view to it, and paint the
+  // newest frame if it belongs to this drawing: a paused session sends no further frame,
+  // and the new drawing would stay blank until the next one.
+  let latest = null; // [frame, heat] last received
   function networkSwapped() {
     makeNetwork();
+    if (latest && latest[0].structure === network.structure) network.update(...latest);
     if (forward.active) forward.update(null);
   }
 
@@ -95,6 +99,7 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
   }
 
   function onFrame(frame, heat) {
+    latest = [frame, heat];
     if (frame.structure > network.structure) refreshNetwork(); // changed elsewhere: redraw, then follow
     else if (frame.structure === network.structure) network.update(frame, heat);
     refreshData(frame.structure);

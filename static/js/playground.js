@@ -120,6 +120,11 @@ async function main() {
       location.href = url.toString();
     });
   }
+  // A change that starts the network afresh (another kind of problem or input, a new seed)
+  // also pauses it: say so, or the stopped training looks like a fault.
+  document.body.addEventListener("mlp:config", (ev) => {
+    if (ev.detail.reset) toast(t("info.restarted"), "info");
+  });
   // A preset is a new session with that preset's config; this page and its viewers move to it.
   document.body.addEventListener("change", async (ev) => {
     if (ev.target.id !== "f-preset" || !ev.target.value) return;

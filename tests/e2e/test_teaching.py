@@ -131,9 +131,18 @@ def test_captions_follow_the_problem_on_the_page_and_for_watchers(browser, serve
     for p in (page, watcher):
         assert "cross-entropy" in p.locator("#captions").text_content()
     page.locator("label:has(#ds-reg-plane)").click()  # classification → regression
+    # The network restarts (another kind of output) and the page says so.
+    wait_for(page, "!document.querySelector('#toast').hidden && document.querySelector('#toast').dataset.kind === 'info'")
+    assert "epoch 0" in page.locator("#toast").inner_text()
     for p in (page, watcher):
         wait_for(p, "document.querySelector('#captions').textContent.includes('squared error')")
         assert "softmax" not in p.locator("#captions").text_content()
+    # The redrawn network shows its numbers at once, although the paused session sends no more frames.
+    structure = page.evaluate("document.querySelector('#network').dataset.structure")
+    for p in (page, watcher):
+        wait_for(p, f"document.querySelector('#network').dataset.structure === '{structure}'")
+        wait_for(p, "/^[0-9]/.test(document.querySelector('#loss-layer-value').textContent)")
+        assert p.evaluate("[...document.querySelectorAll('.node-val')].filter(t => t.textContent.trim()).length") > 4
     watcher.context.close()
     assert page.errors == []
 
