@@ -49,11 +49,24 @@ export function createTimeline(root, { sessionId, api, onError }) {
 
   const prepare = () => { if (epochs.length !== count) refresh(); };
   for (const ev of ["pointerdown", "focus", "keydown"]) scrub.addEventListener(ev, prepare);
+  // While the hand is on the slider, frames must not move it (training frames keep coming
+  // until the first preview request has paused the session).
+  let dragging = false;
+  scrub.addEventListener("pointerdown", () => { dragging = true; });
+  for (const ev of ["pointerup", "pointercancel"]) window.addEventListener(ev, () => { dragging = false; });
 
+  let choosing = false; // between a move of the slider and its preview request
   scrub.addEventListener("input", async () => {
-    if (epochs.length !== count) await refresh();
-    const epoch = epochs[+scrub.value];
+    const index = +scrub.value; // before any await: a frame may move the slider meanwhile
+    choosing = true;
+    try {
+      if (epochs.length !== count) await refresh();
+    } finally {
+      choosing = false;
+    }
+    const epoch = epochs[index];
     if (epoch === undefined) return;
+    scrub.value = String(index);
     label.textContent = t("teach.epoch_n", { n: epoch });
     view(epoch);
   });
@@ -68,16 +81,19 @@ export function createTimeline(root, { sessionId, api, onError }) {
     update(frame) {
       const tl = frame.timeline;
       if (!tl) return;
+      const v = tl.viewing ?? null;
       if (tl.count !== count) {
         count = tl.count;
         scrub.max = String(Math.max(0, count - 1));
-        if (viewingEpoch() === null) {
-          scrub.value = scrub.max;
-          label.textContent = t("teach.epoch_n", { n: tl.last });
-        }
       }
-      const v = tl.viewing;
-      viewing.hidden = v === null || v === undefined;
+      // The slider shows what the view shows: the checkpoint being viewed, or live (the end).
+      if (!dragging && !choosing && !inFlight && pending === null) {
+        const at = v === null ? -1 : epochs.indexOf(v);
+        if (v === null) scrub.value = scrub.max;
+        else if (at >= 0) scrub.value = String(at);
+        label.textContent = t("teach.epoch_n", { n: v ?? tl.last });
+      }
+      viewing.hidden = v === null;
       resume.disabled = live.disabled = viewing.hidden;
       if (!viewing.hidden) {
         viewing.dataset.epoch = String(v);

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import httpx
 import numpy as np
@@ -104,11 +105,27 @@ def test_timeline_scrub_resume_and_rewind(page, server, shots):  # noqa: F811
     assert "epoch 2" in page.locator("#viewing").text_content()
     assert httpx.get(f"{server.url}/api/sessions/{sid}").json()["epoch"] == 6  # only viewing
     page.screenshot(path=str(shots / "timeline-viewing.png"))
+    # Back to live: the slider goes back to the end with the view.
+    page.locator("#btn-live").click()
+    wait_for(page, "document.querySelector('#viewing').hidden")
+    wait_for(page, "document.querySelector('#scrub').value === '6' && document.querySelector('#scrub-epoch').textContent.includes('6')")
+    page.locator("#scrub").fill("2")
+    wait_for(page, "!document.querySelector('#viewing').hidden && document.querySelector('#epoch').textContent.trim() === '000,002'")
+    assert page.locator("#scrub").input_value() == "2" and "2" in page.locator("#scrub-epoch").text_content()
     page.get_by_role("button", name="Resume from here").click()
     wait_for(page, "document.querySelector('#viewing').hidden")
     assert httpx.get(f"{server.url}/api/sessions/{sid}").json()["epoch"] == 2
     page.get_by_role("button", name="Rewind to the start").click()
     wait_for(page, "document.querySelector('#epoch').textContent.trim() === '000,000'")
+    # Scrubbing while it trains: the view pauses on the checkpoint and the slider stays there.
+    page.locator("#btn-play").click()
+    wait_for(page, "+document.querySelector('#scrub').max >= 12", timeout=20)
+    page.locator("#scrub").fill("3")
+    wait_for(page, "!document.querySelector('#viewing').hidden")
+    time.sleep(0.5)  # frames that were on their way must not move it
+    viewed = page.locator("#viewing").get_attribute("data-epoch")
+    assert page.locator("#scrub").input_value() == "3" and viewed == "3", viewed
+    assert page.locator("#scrub-epoch").text_content().strip().endswith("3")
     assert page.errors == []
 
 
