@@ -176,8 +176,9 @@ export function createInspector(box, { layerName, weightAt, onEditBias }) {
     } else close();
   }
 
-  function open(what, frame) {
+  function open(what, frame, side = "left") {
     target = what;
+    box.classList.toggle("dock-right", side === "right");
     box.hidden = false;
     render(frame);
   }

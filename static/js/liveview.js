@@ -50,7 +50,11 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
         caption.textContent = label || "";
       },
       onEditWeight: controls ? ({ layer, i, j, value }) => call("/params", { body: { layer, i, j, value } }).catch((e) => toast(e.message)) : null,
-      onInspect: (what) => inspector.open(what, network.frame),
+      // Open the inspector on the half of the drawing away from the chosen neuron, not over it.
+      onInspect: (what, x) => {
+        const panel = $("#network").getBoundingClientRect();
+        inspector.open(what, network.frame, x < panel.left + panel.width / 2 ? "right" : "left");
+      },
       gradients: () => backprop,
     });
     return network;

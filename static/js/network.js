@@ -10,7 +10,8 @@ const MAX_LINK_WIDTH = 7;
 // options.onPreview(canvas | null, label): a neuron's thumbnail is hovered (show it large).
 // options.onEditWeight({layer, i, j, value}): a link was clicked and a new value typed;
 //   i === null edits the bias of unit j. Without it the drawing is read-only (watch page).
-// options.onInspect({layer, unit} | {loss: true}): a neuron or the loss layer was chosen.
+// options.onInspect({layer, unit} | {loss: true}, x): a neuron or the loss layer was chosen
+//   (x: its centre on the page).
 // options.gradients(): true while the backprop view is on; links and neurons then show
 //   ∂loss/∂w and ∂loss/∂b from frame.gradients instead of weights and activations.
 export function createNetworkView(root, options = {}) {
@@ -199,16 +200,18 @@ export function createNetworkView(root, options = {}) {
   // Clicking (or Enter on) a neuron or the loss layer opens the inspector.
   if (options.onInspect) {
     svg.addEventListener("click", (ev) => {
+      // The second argument, the chosen element's centre x, lets the inspector open on the other side.
+      const centreX = (el) => { const r = el.getBoundingClientRect(); return r.left + r.width / 2; };
       const target = ev.target.closest?.("[data-inspect]");
       if (target) {
-        if (target.dataset.inspect === "loss") options.onInspect({ loss: true });
-        else options.onInspect({ layer: +target.dataset.l, unit: +target.dataset.j });
+        if (target.dataset.inspect === "loss") options.onInspect({ loss: true }, centreX(target));
+        else options.onInspect({ layer: +target.dataset.l, unit: +target.dataset.j }, centreX(target));
         return;
       }
       if (ev.target.matches?.("canvas.cells")) {
         const r = ev.target.getBoundingClientRect();
         const unit = Math.floor(((ev.clientY - r.top) / r.height) * ev.target.height);
-        options.onInspect({ layer: +ev.target.dataset.l, unit });
+        options.onInspect({ layer: +ev.target.dataset.l, unit }, centreX(ev.target));
       }
     });
   }

@@ -201,8 +201,11 @@ def test_keyboard_shortcuts(page):
     page.keyboard.press(" ")
     wait_for(page, "document.querySelector('#btn-play').dataset.state === 'paused'")
     # Escape closes the neuron inspector.
-    page.locator('.column[data-layer="1"] g.node').first.click()
+    neuron = page.locator('.column[data-layer="1"] g.node').first
+    neuron.click()
     wait_for(page, "!document.querySelector('#inspector').hidden")
+    n, box = neuron.bounding_box(), page.locator("#inspector").bounding_box()
+    assert n["x"] + n["width"] <= box["x"] or box["x"] + box["width"] <= n["x"], (n, box)  # not over the neuron
     page.keyboard.press("Escape")
     wait_for(page, "document.querySelector('#inspector').hidden")
     page.keyboard.press("f")

@@ -33,6 +33,9 @@ def test_inspector_shows_a_neurons_maths_matching_numpy(page, server, shots):  #
     assert a_shown == pytest.approx(math.tanh(z), abs=1e-3)
     assert page.locator("#inspector-plot circle.point").count() == 1  # (z, a) marked on f
     page.screenshot(path=str(shots / "inspector-hidden.png"))
+    # The inspector opened on the right, away from hidden layer 1, over the loss layer: close it first.
+    page.keyboard.press("Escape")
+    assert page.locator("#inspector").is_hidden()
     # The loss layer: −log p(true class) for the probe.
     page.get_by_role("button", name="Inspect the loss layer").click()
     assert page.locator("#inspector-title").text_content() == "Loss layer"
@@ -49,7 +52,7 @@ def test_inspector_shows_a_neurons_maths_matching_numpy(page, server, shots):  #
     # It follows training live.
     page.get_by_role("button", name="Step", exact=True).click()
     wait_for(page, f"parseFloat(document.querySelector('.eq.loss .eq-value').textContent) !== {loss_shown}")
-    page.keyboard.press("Escape") if False else page.locator("#inspector-close").click()
+    page.locator("#inspector-close").click()
     assert page.locator("#inspector").is_hidden()
     assert page.errors == []
 
