@@ -79,7 +79,8 @@ def test_watchers_follow_the_teacher_to_a_preset_and_to_a_saved_network(browser,
     page.get_by_role("button", name="Saved", exact=True).click()
     page.locator("form.snap-save input[name=name]").fill("before the preset")
     page.locator("form.snap-save button[type=submit]").click()
-    wait_for(page, "document.querySelectorAll('#snapshot-list tbody tr').length === 1")
+    saved_row = '#snapshot-list tr:has(input[value="before the preset"])'  # the shared server has others
+    wait_for(page, f"document.querySelector('{saved_row}') !== null")
     assert page.locator("form.snap-save input[name=name]").input_value() == ""  # cleared after saving
     page.keyboard.press("Escape")
     page.locator("#f-preset").select_option("spiral")
@@ -92,7 +93,7 @@ def test_watchers_follow_the_teacher_to_a_preset_and_to_a_saved_network(browser,
     wait_for(watcher, "document.querySelectorAll('.column[data-layer=\"6\"] g.node').length === 8")
     # Opening the saved network moves everyone again, back to the circle data.
     page.get_by_role("button", name="Saved", exact=True).click()
-    page.get_by_role("button", name="Open", exact=True).first.click()
+    page.locator(f"{saved_row} button[data-open-snapshot]").click()
     page.wait_for_url(lambda url: "session=" in url and second not in url, timeout=15000)
     wait_for(page, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
     third = session_id(page)

@@ -60,6 +60,7 @@ GOOD_CSV = "x1,x2,label\n" + "\n".join(f"{i % 7 - 3},{i % 5 - 2},{i % 2}" for i 
 CONTROL = [
     ("PATCH", "/api/sessions/{sid}", "json", {"learning_rate": 0.1}),
     ("DELETE", "/api/sessions/{sid}", None, None),
+    ("POST", "/api/sessions/{sid}/handover", "json", {"to": "elsewhere", "to_token": "its-token"}),
     ("POST", "/api/sessions/{sid}/play", None, None),
     ("POST", "/api/sessions/{sid}/pause", None, None),
     ("POST", "/api/sessions/{sid}/step", None, None),

@@ -196,7 +196,7 @@ def test_delete_closes_every_open_stream_with_reason(server, client, make_sessio
             rest = _rest(reader, 5)
             assert rest and rest[-1] is END, f"stream did not end after delete: {rest[-3:]}"
             closed = [e for e in rest if e is not END and e.get("event") == "closed"]
-            assert len(closed) == 1 and strict_json(closed[0]["data"]) == {"reason": "deleted"}, rest[-3:]
+            assert len(closed) == 1 and strict_json(closed[0]["data"]) == {"reason": "deleted", "successor": None}, rest[-3:]
             assert rest[-2] is closed[0], "closed must be the last event"
         # A stream on another session is untouched.
         assert not bystander.ended.is_set()
@@ -214,7 +214,7 @@ def test_sigint_closes_streams_with_shutdown_and_exits_within_5s(churn):
     for rest in shutdown["endings"]:
         assert rest and rest[-1] is END, f"stream not ended by shutdown: {rest[-3:]}"
         closed = [e for e in rest if e is not END and e.get("event") == "closed"]
-        assert len(closed) == 1 and strict_json(closed[0]["data"]) == {"reason": "shutdown"}, rest[-3:]
+        assert len(closed) == 1 and strict_json(closed[0]["data"]) == {"reason": "shutdown", "successor": None}, rest[-3:]
         assert rest[-2] is closed[0], "closed must be the last event"
     assert shutdown["code"] is not None, f"still running 5 s after Ctrl-C:\n{shutdown['log'][-2000:]}"
     assert "Finished server process" in shutdown["log"]
