@@ -227,7 +227,7 @@ class SessionStore:
             reason = self.gone.get(sid)
             if reason is not None:
                 raise FieldError("id", f"this session has ended ({reason}); create a new one", 410,
-                                 code="session_gone", reason=reason)
+                                 code="session_gone", reason=reason, successor=self.successor_of(sid))
             raise FieldError("id", "no such session", 404, code="session_unknown")
         handle.last_active = time.monotonic()
         return handle

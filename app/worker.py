@@ -42,6 +42,7 @@ def _malloc_trim():
 
 
 MALLOC_TRIM = _malloc_trim()
+TRIM_EVERY_S = 5.0  # a burst of deletes (idle eviction) trims once, not once per session
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Worker:
         self.conf = conf
         self.send = send
         self.slots: dict[str, Slot] = {}
+        self.last_trim = float("-inf")
 
     # --- command handlers: each returns a JSON-able payload or raises FieldError ------------
     def op_create(self, sid, cfg: dict, custom: dict | None = None, state: dict | None = None):
@@ -103,8 +105,10 @@ class Worker:
             drop_grid_scratch()
         # glibc keeps freed heap pages mapped, so a worker would stay at the peak of its
         # busiest moment forever; a deleted session's arrays and timeline go back to the OS.
-        if MALLOC_TRIM is not None:
+        now = time.monotonic()
+        if MALLOC_TRIM is not None and (not self.slots or now - self.last_trim >= TRIM_EVERY_S):
             MALLOC_TRIM(0)
+            self.last_trim = now
         return None
 
     def op_status(self, sid):

@@ -138,7 +138,7 @@ def _targets(rows) -> np.ndarray:
         value = _number(fields[2])
         if value is None or not np.isfinite(value):
             raise CsvError(f"column 3 (target) must be a finite number, not {_show(fields[2])}", line,
-                           code="not_finite", column=3, value=_show(fields[2]))
+                           code="not_finite", column=3, name="target", value=_show(fields[2]))
         y[r] = value
     peak = np.abs(y).max()
     return y / peak if peak > 1 else y

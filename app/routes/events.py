@@ -6,7 +6,7 @@ Events, in order:
                    current frame at once, then only when something changes
   event: watchers  {"count": n} whenever the number of open streams on the session changes
   event: closed    once, when the session ends: {"reason": "deleted" | "expired" | "shutdown" |
-                   "moved", "successor": the id to follow when "moved", else null}
+                   "lost" | "moved", "successor": the id to follow when "moved", else null}
 A stream never queues frames: it sends whatever is newest when its turn comes, so a slow
 client skips frames instead of falling behind.
 """

@@ -2,7 +2,7 @@
 // shortcuts (Space play/pause, → step, R reset, F full screen, P presentation, ? help).
 import { setPalette } from "./colors.js";
 import { downloadPng, downloadSvg } from "./figure.js";
-import { errorText, t } from "./i18n.js";
+import { t } from "./i18n.js";
 
 const $ = (sel) => document.querySelector(sel);
 const THEMES = ["auto", "dark", "light"];
@@ -19,13 +19,14 @@ export function copyText(text) {
   return Promise.resolve();
 }
 
-export function wireChrome({ sessionId, onPresent, onKey, onMove, toast }) {
+export function wireChrome({ sessionId, onPresent, onTheme, onKey, onOpen, toast }) {
   // File pickers (templates/partials/_macros.html): show the chosen file's name. Delegated,
   // because htmx re-renders the data panel.
   document.addEventListener("change", (e) => {
     const input = e.target;
-    if (!input.matches?.(".file-pick input[type=file]") || !input.files.length) return;
-    input.parentElement.querySelector(".file-name").textContent = input.files[0].name;
+    if (!input.matches?.(".file-pick input[type=file]")) return;
+    const name = input.parentElement.querySelector(".file-name");
+    name.textContent = input.files.length ? input.files[0].name : name.dataset.none;
   });
 
   // Saved networks: the server stores UTC; show each time in the reader's own time zone.
@@ -38,9 +39,14 @@ export function wireChrome({ sessionId, onPresent, onKey, onMove, toast }) {
     }
   };
   document.body.addEventListener("htmx:load", (e) => localTimes(e.detail.elt));
-  // A saved network's name is cleared, so the next save is not an accidental duplicate.
+  // After a save the name is cleared (the next save is not an accidental duplicate); after an
+  // import the picker is emptied, so the same file can be chosen again.
   document.body.addEventListener("htmx:afterRequest", (e) => {
-    if (e.detail.successful && e.detail.elt.matches?.("form.snap-save")) e.detail.elt.reset();
+    const form = e.detail.elt.closest?.("form.snap-save, form.snap-import");
+    if (!e.detail.successful || !form) return;
+    form.reset();
+    const name = form.querySelector(".file-name");
+    if (name) name.textContent = name.dataset.none;
   });
 
   // Theme: automatic (follows the system), dark or light; remembered on this device.
@@ -50,6 +56,7 @@ export function wireChrome({ sessionId, onPresent, onKey, onMove, toast }) {
     const next = THEMES[(THEMES.indexOf(root.dataset.theme) + 1) % THEMES.length];
     root.dataset.theme = next;
     localStorage.setItem("mlp:theme", next);
+    onTheme?.();
   });
 
   // Presentation mode: large type, thick lines, high-contrast palette, fewer controls.
@@ -109,13 +116,15 @@ export function wireChrome({ sessionId, onPresent, onKey, onMove, toast }) {
 
   // Opening a snapshot starts a new session with its weights and moves this page (and its
   // viewers) to it.
-  async function openSnapshot(snapshotId) {
-    const res = await fetch("/api/sessions", { method: "POST", headers: { "Content-Type": "application/json" },
-                                               body: JSON.stringify({ snapshot: snapshotId }) });
-    const body = await res.json();
-    if (!res.ok) { toast(errorText(body, res.statusText)); return; }
-    await onMove(body);
+  function openSnapshot(snapshotId) {
+    return onOpen(() => fetch("/api/sessions", { method: "POST", headers: { "Content-Type": "application/json" },
+                                                 body: JSON.stringify({ snapshot: snapshotId }) }));
   }
+
+  // Which transport button has the focus because of a mouse click (see Space below).
+  let clickedTransport = null;
+  document.addEventListener("pointerdown", (ev) => { clickedTransport = ev.target.closest?.(".transport button") ?? null; });
+  document.addEventListener("focusin", (ev) => { if (ev.target !== clickedTransport) clickedTransport = null; });
 
   document.addEventListener("keydown", (ev) => {
     const tag = ev.target.tagName;
@@ -128,9 +137,10 @@ export function wireChrome({ sessionId, onPresent, onKey, onMove, toast }) {
       ev.target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
       return;
     }
-    // A button's own action, except Space on the transport buttons: after clicking Step or
-    // Reset with the mouse the focus stays there, and Space should still mean play/pause.
-    const transportSpace = ev.key === " " && ev.target.closest?.(".transport");
+    // A button's own action, except Space on a transport button last clicked with the mouse:
+    // the focus stays there, and Space should still mean play/pause. Reached with Tab, Space
+    // keeps acting on the button.
+    const transportSpace = ev.key === " " && clickedTransport !== null && ev.target === clickedTransport;
     if (tag === "BUTTON" && (ev.key === " " || ev.key === "Enter") && !transportSpace) return;
     const clicks = { " ": "#btn-play", ArrowRight: "#btn-step", r: "#btn-reset", R: "#btn-reset" };
     const actions = {

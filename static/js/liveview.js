@@ -118,6 +118,8 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
     onStatus?.(frame.status);
   }
 
+  const follow = (id) => location.replace(`/s/${encodeURIComponent(id)}${location.search}`);
+
   function connect() {
     stream?.close();
     stream = connectStream(sid, {
@@ -126,14 +128,19 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
       onFrame,
       onWatchers,
       onClosed: (info) => {
-        // A watcher follows the teacher to the new session; the teacher's page is already going there.
-        if (info.reason === "moved" && info.successor) {
-          if (!session) location.replace(`/s/${encodeURIComponent(info.successor)}${location.search}`);
-          return;
-        }
-        toast(t("error.closed", { reason: info.reason }));
+        // A watcher follows the teacher to the new session.
+        if (info.reason === "moved" && info.successor && !session) follow(info.successor);
+        else toast(t("error.closed", { reason: t(`closed.${info.reason}`) }));
       },
-      onError: () => toast(t("error.stream")),
+      onError: async () => {
+        // A watcher who was away when the teacher moved on: the ended session names where to go.
+        if (!session) {
+          const res = await fetch(`/api/sessions/${encodeURIComponent(sid)}`).catch(() => null);
+          const successor = res?.status === 410 ? (await res.json().catch(() => ({}))).params?.successor : null;
+          if (successor) { follow(successor); return; }
+        }
+        toast(t("error.stream"));
+      },
     });
   }
 
@@ -166,6 +173,6 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
       if (ev.key === "Escape" && inspector.target) { inspector.close(); return true; }
       return false;
     },
-    repaint: () => { if (network?.frame) network.update(network.frame, null); },
+    repaint: () => { if (network?.frame) network.update(network.frame, null); chart.redraw(); },
   };
 }

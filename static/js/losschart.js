@@ -82,6 +82,7 @@ export function createLossChart(canvas, tip) {
     setHistory(rows) { points = rows.map((r) => [...r]); draw(); },
     update(frame) { add(frame.epoch, frame.loss.train, frame.loss.test); draw(); },
     reset() { points = []; draw(); },
+    redraw: draw, // the theme changed: its colours come from the stylesheet
     mark(epoch) { if (epoch !== marker) { marker = epoch; draw(); } },
   };
 }

@@ -52,15 +52,36 @@ function fillClassChoice() {
   select.replaceChildren(...Array.from({ length: k }, (_, c) => new Option(t("output.class_n", { n: c }), String(c))));
 }
 
+// Opening a preset or a saved network creates a new session (`create` makes the request);
+// this page and its viewers move to it, and the current one ends, so ask first when it has
+// trained. One move at a time: a second one would strand the viewers on the first.
+let moving = false;
+async function switchTo(session, create) {
+  if (moving) return false;
+  const trained = parseInt($("#epoch").textContent.replace(/\D/g, ""), 10) > 0;
+  if (trained && !confirm(t("confirm.leave"))) return false;
+  moving = true;
+  const res = await create().catch(() => null);
+  const body = res ? await res.json().catch(() => ({})) : {};
+  if (!res?.ok) {
+    moving = false;
+    toast(errorText(body, res ? res.statusText : t("error.stream")));
+    return false;
+  }
+  await moveTo(session, body); // navigates away; `moving` stays set until the page goes
+  return true;
+}
+
 async function main() {
   wireSliders();
   let session;
   let live = null;
   const chrome = wireChrome({
     sessionId: () => session?.id,
-    onMove: (created) => moveTo(session, created),
+    onOpen: (create) => switchTo(session, create),
     toast,
     onPresent: () => live?.repaint(),
+    onTheme: () => live?.repaint(),
     onKey: (ev) => live?.key(ev) ?? false,
   });
   try {
@@ -128,10 +149,9 @@ async function main() {
   // A preset is a new session with that preset's config; this page and its viewers move to it.
   document.body.addEventListener("change", async (ev) => {
     if (ev.target.id !== "f-preset" || !ev.target.value) return;
-    const res = await fetch("/ui/sessions", { method: "POST", body: new URLSearchParams({ preset: ev.target.value }) });
-    const body = await res.json();
-    if (!res.ok) { toast(errorText(body, res.statusText)); return; }
-    await moveTo(session, body);
+    const preset = ev.target.value;
+    const moved = await switchTo(session, () => fetch("/ui/sessions", { method: "POST", body: new URLSearchParams({ preset }) }));
+    if (!moved) ev.target.value = "";
   });
 
   if (workspace.dataset.autoplay === "1" && !session.reopened) {

@@ -32,8 +32,6 @@ export function createTimeline(root, { sessionId, api, onError }) {
     return fetching;
   }
 
-  const viewingEpoch = () => (viewing.hidden ? null : +viewing.dataset.epoch);
-
   // Dragging asks for one preview at a time; the newest position wins.
   async function view(epoch) {
     pending = epoch;
@@ -100,6 +98,5 @@ export function createTimeline(root, { sessionId, api, onError }) {
         viewing.textContent = t("teach.viewing", { n: v });
       }
     },
-    get viewing() { return viewingEpoch(); },
   };
 }

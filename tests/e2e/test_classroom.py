@@ -83,6 +83,14 @@ def test_watchers_follow_the_teacher_to_a_preset_and_to_a_saved_network(browser,
     wait_for(page, f"document.querySelector('{saved_row}') !== null")
     assert page.locator("form.snap-save input[name=name]").input_value() == ""  # cleared after saving
     page.keyboard.press("Escape")
+    # After training, a preset asks first: cancelled, nothing changes.
+    page.get_by_role("button", name="Step", exact=True).click()
+    wait_for(page, "document.querySelector('#epoch').textContent.trim() === '000,001'")
+    page.once("dialog", lambda d: d.dismiss())
+    page.locator("#f-preset").select_option("spiral")
+    wait_for(page, "document.querySelector('#f-preset').value === ''")
+    assert session_id(page) == first and watcher.url.split("?")[0].endswith(f"/s/{first}")
+    page.once("dialog", lambda d: d.accept())
     page.locator("#f-preset").select_option("spiral")
     page.wait_for_url(lambda url: "session=" in url and first not in url, timeout=15000)
     wait_for(page, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
@@ -201,6 +209,14 @@ def test_keyboard_shortcuts(page):
     wait_for(page, "document.querySelector('#btn-play').dataset.state === 'running'")
     page.keyboard.press(" ")
     wait_for(page, "document.querySelector('#btn-play').dataset.state === 'paused'")
+    # Reached with Tab, Step keeps its own Space: one more epoch, still paused.
+    before = epoch(page)
+    page.locator("#btn-play").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "btn-step"
+    page.keyboard.press(" ")
+    wait_for(page, f"parseInt(document.querySelector('#epoch').textContent.replace(/,/g, '')) === {before + 1}")
+    assert page.locator("#btn-play").get_attribute("data-state") == "paused"
     # Escape closes the neuron inspector.
     neuron = page.locator('.column[data-layer="1"] g.node').first
     neuron.click()

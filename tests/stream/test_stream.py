@@ -321,7 +321,8 @@ def test_handover_sends_viewers_to_the_new_session(server, client, make_session)
         assert r.json()["moved_to"] == new and r.json()["watch_url"].endswith(f"/s/{new}")
         assert closed_event(reader) == {"reason": "moved", "successor": new}
         assert reader.next(5.0) is END
-    assert client.get(f"/api/sessions/{old}").status_code == 410
+    gone = client.get(f"/api/sessions/{old}")  # a watcher reconnecting later learns where to go
+    assert gone.status_code == 410 and gone.json()["params"] == {"reason": "moved", "successor": new}, gone.text
     page = client.get(f"/s/{old}?lang=ja", follow_redirects=False)
     assert page.status_code == 307 and page.headers["location"] == f"/s/{new}?lang=ja"
     assert client.get(f"/api/sessions/{new}").json()["config"]["dataset"] == "xor"  # untouched

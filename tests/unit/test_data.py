@@ -1,6 +1,9 @@
 """Tests for app.data: the dataset generators, the split, the digits file and CSV uploads."""
 
 import hashlib
+import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +11,8 @@ import pytest
 from app.data import DATASETS, CsvError, Dataset, make_dataset, parse_csv, split_train_test
 from app.data.csv_upload import fit_to_plane
 from app.data.digits import load_digits
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PLANE_SETS = [name for name, s in DATASETS.items() if s.dims == 2]
 CASES = [(name, k) for name, s in DATASETS.items() for k in (s.classes or (None,))]
@@ -253,7 +258,7 @@ BAD_FILES = [
     ("x1,x2,label\n\n1,2,0\r\n1_0,2,1\n" + GOOD, 4, ["column 1", "not a number"], {}),
     (GOOD + "nan,1,0\n", 5, ["column 1", "finite", "nan"], {}),
     (GOOD + "1,-inf,0\n", 5, ["column 2", "finite", "inf"], {}),
-    ("x1,x2,target\n1,2,0.5\n1,2,oops\n" + GOOD, 3, ["column 3", "finite"], {}),
+    ("x1,x2,target\n1,2,0.5\n1,2,oops\n" + GOOD, 3, ["column 3 (target)", "finite"], {}),
     ("x1,x2,label\n1,2,\n" + GOOD, 2, ["column 3", "empty"], {}),
     ("x1,x2,label\n" + GOOD * 2, 7, ["too many rows", "5"], {"max_rows": 5}),
     (GOOD, None, ["larger than the limit of 10 bytes"], {"max_bytes": 10}),
@@ -279,4 +284,8 @@ def test_bad_files_name_the_line_and_problem(text, line, words, limits):
     assert isinstance(err, ValueError) and err.line == line
     for word in words:
         assert word in err.message
+    # The page says it in the reader's language: each catalog's text has all its values.
+    for lang in ("en", "ja"):
+        template = json.loads((ROOT / "app" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))[f"error.csv_{err.code}"]
+        assert set(re.findall(r"\{(\w+)\}", template)) <= set(err.params), (lang, template, err.params)
     assert str(err) == (err.message if line is None else f"line {line}: {err.message}")

@@ -40,6 +40,7 @@ DYNAMIC_KEYS = {
     "fwd.": ["input", "hidden", "output", "loss"],
     "caption.output.": ["classification", "regression"],
     "caption.loss.": ["classification", "regression"],
+    "closed.": ["deleted", "expired", "shutdown", "lost", "moved"],  # why a stream ended
 }
 
 

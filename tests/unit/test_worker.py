@@ -104,19 +104,21 @@ def test_step_answers_at_once_when_the_epoch_fits_in_a_tick():
 
 
 def test_deleting_a_session_gives_its_memory_back(monkeypatch):
-    """glibc keeps freed pages; the worker trims after a delete (RSS figures: benchmarks/load.py soak)."""
-    import app.worker as worker_module
-
+    """glibc keeps freed pages; the worker trims after a delete, at most every TRIM_EVERY_S in a
+    burst, and always when the last session goes (RSS figures: benchmarks/load.py soak)."""
     import app.frames as frames_module
+    import app.worker as worker_module
 
     calls = []
     monkeypatch.setattr(worker_module, "MALLOC_TRIM", lambda pad: calls.append(pad))
     w = Worker(TINY_TICK, Recorder())
-    for sid in ("a", "b"):
+    for sid in ("a", "b", "c"):
         w.handle((1, "create", sid, {"cfg": LONG_EPOCH}))
         w.handle((2, "watch", sid, {"fps": 30, "gradients": False}))  # builds a frame: the grid buffers
     assert calls == [] and "pool" in frames_module._scratch.__dict__
     w.handle((3, "delete", "a", {}))
     assert calls == [0] and "pool" in frames_module._scratch.__dict__  # "b" still uses the buffers
     w.handle((4, "delete", "b", {}))
+    assert calls == [0]  # the same burst: no second trim
+    w.handle((5, "delete", "c", {}))
     assert calls == [0, 0] and "pool" not in frames_module._scratch.__dict__ and w.slots == {}
