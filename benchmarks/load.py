@@ -35,7 +35,7 @@ import httpx
 
 from common import ROOT, row  # also: one BLAS thread per process, inherited by the server
 
-from tests.sse import parse_sse  # the repository root is on sys.path (common)
+from tests.sse import parse_sse, shut_socket  # the repository root is on sys.path (common)
 
 LOOPBACK = "127.0.0.1"
 TANH_6x8 = [{"units": 8, "activation": "tanh"}] * 6
@@ -237,13 +237,7 @@ class FrameReader:
 
     def close(self):
         self._stop = True
-        stream = self.response.extensions.get("network_stream")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut_socket(self.response)
         self._thread.join(5)
         try:
             self._cm.__exit__(None, None, None)

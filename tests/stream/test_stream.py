@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.sse import parse_sse
+from tests.sse import parse_sse, shut_socket
 
 END = object()
 
@@ -72,13 +72,7 @@ class Reader:
                 return strict_json(event["data"])
 
     def close(self):
-        stream = self.response.extensions.get("network_stream")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shut_socket(self.response)
         if self._thread.is_alive():
             self._thread.join(5)
         try:
