@@ -176,7 +176,7 @@ class FrameBuilder:
 
         frame = {
             "epoch": s.epoch, "step": s.step, "status": s.status, "message": s.message,
-            "structure": s.structure, "problem": problem,
+            "structure": s.shape_version, "problem": problem,
             "lr": s.lr,
             "loss": {"train": finite_or_none(s.loss_train), "test": finite_or_none(s.loss_test),
                      "regularization": finite_or_none(s.regularization_loss())},

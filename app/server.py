@@ -5,7 +5,7 @@ import sys
 
 import uvicorn
 
-from app.config import get_settings
+from app.settings import env_settings
 from app.main import create_app
 from app.netaddr import lan_address
 from app.snapshots import SnapshotError, SnapshotStore
@@ -22,7 +22,7 @@ class Server(uvicorn.Server):
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = env_settings()
     try:  # check the snapshot database before serving, so a bad file is a clear message
         SnapshotStore(settings.db_path, max_bytes=settings.max_snapshot_bytes, max_count=settings.max_snapshots).close()
     except SnapshotError as e:

@@ -10,21 +10,22 @@ bounded history instead of its most recent part only.
 """
 from __future__ import annotations
 
-import copy
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 
+from app.state import TrainingState
+
 
 @dataclass
 class Checkpoint:
-    epoch: int
-    step: int
-    model: object  # an MLP copy
-    optimizer: object  # a deep copy of the optimizer (its state arrays)
-    rng_state: dict  # numpy bit-generator state of the shuffle stream
+    state: TrainingState
     nbytes: int
+
+    @property
+    def epoch(self) -> int:
+        return self.state.epoch
 
 
 def _object_bytes(obj, seen: set | None = None) -> int:
@@ -43,7 +44,6 @@ def _object_bytes(obj, seen: set | None = None) -> int:
     if hasattr(obj, "__dict__"):
         return size + _object_bytes(vars(obj), seen)
     return size
-
 
 
 class Timeline:
@@ -68,18 +68,16 @@ class Timeline:
         """Checkpoint session `s` if its epoch is on the grid (or `force`), then enforce the cap."""
         if not force and (s.epoch % self.every or (self.points and self.points[-1].epoch == s.epoch)):
             return
-        model = s.model.copy()
-        optimizer = copy.deepcopy(s.optimizer)
-        rng_state = copy.deepcopy(s.shuffle_rng.bit_generator.state)
+        state = TrainingState.capture(s)
         # What a checkpoint really holds: the arrays and the Python objects around them (for a
         # small network the objects are most of it). Measured once per network shape.
         key = (tuple(s.model.sizes), type(s.optimizer).__name__)
         if self._unit is None or self._unit[0] != key:
-            self._unit = (key, _object_bytes((model, optimizer, rng_state)))
+            self._unit = (key, _object_bytes((state.model, state.optimizer, state.rng_state)))
         nbytes = self._unit[1]
         if self.points and self.points[-1].epoch == s.epoch:
             self._nbytes -= self.points.pop().nbytes
-        self.points.append(Checkpoint(s.epoch, s.step, model, optimizer, rng_state, nbytes))
+        self.points.append(Checkpoint(state, nbytes))
         self._nbytes += nbytes
         while self._nbytes > self.max_bytes and len(self.points) > 2:
             # Keep the first, then every other one; later checkpoints come twice as far apart.
@@ -102,12 +100,3 @@ class Timeline:
         return {"epochs": [c.epoch for c in self.points], "every": self.every, "bytes": self.nbytes,
                 "max_bytes": self.max_bytes}
 
-
-def restore(s, c: Checkpoint) -> None:
-    """Put session `s` back in the state of checkpoint `c` (copies: `c` stays reusable)."""
-    s.model = c.model.copy()
-    s.optimizer = copy.deepcopy(c.optimizer)
-    s.shuffle_rng = np.random.default_rng()
-    s.shuffle_rng.bit_generator.state = copy.deepcopy(c.rng_state)
-    s.epoch, s.step = c.epoch, c.step
-    s.history = [h for h in s.history if h[0] <= c.epoch]

@@ -11,17 +11,20 @@ inputs (n, d0) the network sees; y is (n,) class indices or regression targets.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 import numpy as np
 
-from app.config import FieldError, SessionConfig
+from app.errors import FieldError
+from app.schema import DATA_FIELDS, SessionConfig
 from app.data import Dataset, make_dataset, split_train_test
 from app.data.features import expand
 from app.nn import LOSSES, MLP, OPTIMIZERS, EpochPass, output, penalty, scheduled_lr
 from app.numbers import finite_or_none, json_safe
+from app.state import TrainingState
 from app.timeline import Timeline
-from app.timeline import restore as restore_checkpoint
 
 DIVERGED_MESSAGE = (
     "The numbers in the network grew too large to compute (the loss became NaN or infinite). "
@@ -45,8 +48,16 @@ def sizes_for(cfg: SessionConfig, dims: int) -> list[int]:
     return [inputs, *(h.units for h in cfg.hidden_layers), outputs]
 
 
+class Status(StrEnum):
+    """What a session is doing; it changes only through Session's methods."""
+
+    PAUSED = "paused"
+    RUNNING = "running"
+    DIVERGED = "diverged"
+
+
 class Session:
-    """One learner's network. Methods mutate in place; `status` is paused|running|diverged."""
+    """One learner's network. Methods mutate in place."""
 
     def __init__(self, cfg: SessionConfig, *, history_len: int = 2000, timeline_bytes: int = 4_000_000,
                  custom: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None):
@@ -55,7 +66,7 @@ class Session:
         self.timeline = Timeline(timeline_bytes)
         # Uploaded or hand-edited data: (x, y, is_train). None means "generate from config".
         self.custom = custom
-        self.structure = 0  # bumped on every change of shape or data, so views know to redraw
+        self.shape_version = 0  # bumped on every change of shape or data, so views know to redraw
         self.probe: np.ndarray | None = None  # the input every neuron shows its value for
         self.probe_y: int | float | None = None  # its true label, when the probe is a data point
         self._build_data()
@@ -96,7 +107,7 @@ class Session:
         self._pass = None  # an epoch in progress (see train)
         self.epoch = 0
         self.step = 0
-        self.status = "paused"
+        self.status = Status.PAUSED
         self.message: str | None = None
         self.history: list[tuple[int, float, float]] = []
         self.evaluate()
@@ -107,12 +118,47 @@ class Session:
         """Go back to a checkpoint of the timeline and continue from there (paused)."""
         c = self.timeline.at(epoch)
         if c is None:
-            raise FieldError("epoch", "there is no checkpoint at that epoch", 404, code="no_checkpoint")
-        restore_checkpoint(self, c)
+            raise FieldError("epoch", "there is no checkpoint at that epoch", code="no_checkpoint")
+        c.state.restore(self)
+        self.history = [h for h in self.history if h[0] <= c.epoch]
         self._pass = None
         self.timeline.truncate_after(epoch)
-        self.status, self.message = "paused", None
+        self.status, self.message = Status.PAUSED, None
         self.evaluate()
+
+    # --- status -----------------------------------------------------------------------
+    def require_trainable(self) -> None:
+        if self.status == Status.DIVERGED:
+            raise FieldError("status", "the network has diverged; lower the learning rate and reset first",
+                             code="diverged_reset_first")
+
+    def play(self) -> None:
+        """Train continuously (the worker gives it ticks) until paused or diverged."""
+        self.require_trainable()
+        self.status = Status.RUNNING
+
+    def pause(self) -> None:
+        if self.status == Status.RUNNING:
+            self.status = Status.PAUSED
+
+    def halt(self, message: str) -> None:
+        """Stop training after an internal error, saying why; nothing is lost."""
+        self.status, self.message = Status.PAUSED, message
+
+    @contextmanager
+    def showing(self, state: TrainingState):
+        """Within the block the session shows `state` (a checkpoint's weights and counters),
+        then goes back to its live state; used to build a preview frame."""
+        names = ("model", "optimizer", "shuffle_rng", "epoch", "step",
+                 "loss_train", "loss_test", "acc_train", "acc_test", "_test_z_out")
+        saved = {name: getattr(self, name) for name in names}
+        try:
+            state.restore(self)
+            self.evaluate_only()
+            yield self
+        finally:
+            for name, value in saved.items():
+                setattr(self, name, value)
 
     # --- training -------------------------------------------------------------------
     @property
@@ -126,7 +172,7 @@ class Session:
 
         Stops early, with status "diverged", as soon as the loss or a weight stops being finite.
         """
-        if self.status == "diverged":
+        if self.status == Status.DIVERGED:
             return 0
         cfg, d = self.cfg, self.data
         deadline = None if budget_s is None else time.perf_counter() + budget_s
@@ -148,18 +194,18 @@ class Session:
             self.timeline.record(self)
             if deadline is not None and time.perf_counter() > deadline:
                 break
-        if done or self.status == "diverged":
+        if done or self.status == Status.DIVERGED:
             self.evaluate()
         return done
 
     def _diverge(self) -> None:
-        self.status = "diverged"
+        self.status = Status.DIVERGED
         self.message = DIVERGED_MESSAGE
 
     def evaluate(self) -> None:
         """Loss and accuracy on the whole train and test sets; appends to the loss history."""
         self.evaluate_only()
-        if self.status != "diverged" and not (np.isfinite(self.loss_train) and self.model.is_finite()):
+        if self.status != Status.DIVERGED and not (np.isfinite(self.loss_train) and self.model.is_finite()):
             self._diverge()
         self._record()
 
@@ -245,8 +291,8 @@ class Session:
     def status_dict(self) -> dict:
         status = {"status": self.status, "epoch": self.epoch, "step": self.step,
                   "loss": {"train": finite_or_none(self.loss_train), "test": finite_or_none(self.loss_test)},
-                  "message": self.message, "config": self.cfg.model_dump(),
-                  "structure": self.structure, "dims": self.dims,
+                  "message": self.message,
+                  "structure": self.shape_version, "dims": self.dims,
                   "probe": {"x": json_safe(self.probe.tolist()), "y": self.probe_y}}
         if self.cfg.problem == "classification":
             status["accuracy"] = {"train": finite_or_none(self.acc_train), "test": finite_or_none(self.acc_test)}
@@ -268,8 +314,6 @@ class Session:
         return {"problem": self.cfg.problem, "train": part(self.data.train), "test": part(self.data.test)}
 
     # --- changes while it learns ---------------------------------------------------------
-    DATA_FIELDS = frozenset({"dataset", "classes", "n_points", "noise", "train_fraction", "data_seed"})
-
     def apply_config(self, new: SessionConfig, *, data_changed: bool = False) -> dict:
         """Switch to `new`, rebuilding only what the change requires and keeping learned
         weights wherever the shape allows. Returns what changed and what was rebuilt.
@@ -298,7 +342,7 @@ class Session:
         if self.custom is not None and "train_fraction" in changed:
             x, y, _ = self.custom
             self.custom = (x, y, self._train_mask(len(y)))
-        if data_changed or self.DATA_FIELDS.intersection(changed) or ("seed" in changed and new.data_seed is None):
+        if data_changed or DATA_FIELDS.intersection(changed) or ("seed" in changed and new.data_seed is None):
             self._build_data()
             result["rebuilt"].append("data")
         elif "features" in changed:
@@ -323,7 +367,7 @@ class Session:
             result["applies_on_reset"].append("init")
         activations_changed = [h.activation for h in old.hidden_layers] != [h.activation for h in new.hidden_layers]
         if result["rebuilt"] or activations_changed:
-            self.structure += 1
+            self.shape_version += 1
         self.evaluate()
         if result["rebuilt"] or activations_changed or "optimizer" in changed:
             # Checkpoints of another shape, data or optimizer cannot be resumed here: the
@@ -391,7 +435,7 @@ class Session:
         """Resize the network to the config, keeping every weight that still has a place.
         Input rows follow their feature by name, so toggling a feature keeps the others' weights."""
         cfg, previous = self.cfg, self.model
-        rng = np.random.default_rng([cfg.seed, 3, self.structure])  # new weights, reproducible
+        rng = np.random.default_rng([cfg.seed, 3, self.shape_version])  # new weights, reproducible
         self.model = previous.resized(sizes_for(cfg, self.dims), [h.activation for h in cfg.hidden_layers], cfg.init, rng)
         if self.dims == 2 and old.features != cfg.features:
             W0_old, W0 = previous.W[0], self.model.W[0]
@@ -401,64 +445,3 @@ class Session:
                     W0[row, :cols] = W0_old[old.features.index(name), :cols]
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.model.params)
 
-
-def validate_payload(payload, check) -> SessionConfig:
-    """Check a snapshot payload (saved, or imported from a file) before a session is built
-    from it: a valid config within limits (`check`), and weights and data of the right shapes.
-    Raises FieldError naming the part that is wrong."""
-    def bad(part: str, why: str):
-        return FieldError(f"snapshot.{part}", why, code="snapshot_invalid", part=part)
-
-    if not isinstance(payload, dict):
-        raise bad("payload", "a snapshot is a JSON object")
-    try:
-        cfg = SessionConfig.model_validate(payload.get("config"))
-    except Exception as e:
-        raise bad("config", f"the config is not valid: {e}")
-    check(cfg)
-    custom = payload.get("custom")
-    if cfg.dataset == "custom":
-        try:
-            x = np.asarray(custom["x"], dtype=float)
-            y = np.asarray(custom["y"], dtype=float)
-            is_train = np.asarray(custom["is_train"], dtype=bool)
-        except (TypeError, KeyError, ValueError):
-            raise bad("custom", "custom data needs x, y and is_train lists of numbers")
-        if x.ndim != 2 or x.shape[1] != 2 or y.shape != (len(x),) or is_train.shape != (len(x),) or len(x) < 4:
-            raise bad("custom", "custom data must be at least 4 points (x1, x2) with one y and is_train each")
-        if not (np.isfinite(x).all() and np.isfinite(y).all()):
-            raise bad("custom", "custom data must be finite numbers")
-        if len(x) != cfg.n_points:
-            raise bad("custom", "the number of points must equal config.n_points")
-        if not is_train.any() or is_train.all():
-            raise bad("custom", "custom data needs at least one training point and one test point")
-        if cfg.problem == "classification" and not (np.all(y == np.round(y)) and y.min() >= 0 and y.max() < cfg.classes):
-            raise bad("custom", "class labels must be whole numbers from 0 to classes − 1")
-        dims = 2
-    else:
-        from app.data import DATASETS
-
-        dims = DATASETS[cfg.dataset].dims
-    sizes = sizes_for(cfg, dims)
-    for part in ("weights", "biases"):
-        arrays = payload.get(part)
-        if not isinstance(arrays, list) or len(arrays) != len(sizes) - 1:
-            raise bad(part, f"expected {len(sizes) - 1} layers of {part}")
-        for l, values in enumerate(arrays):
-            want = (sizes[l], sizes[l + 1]) if part == "weights" else (sizes[l + 1],)
-            try:
-                a = np.asarray(values, dtype=float)
-            except (TypeError, ValueError):
-                raise bad(part, f"layer {l} is not a list of numbers")
-            if a.shape != want or not np.isfinite(a).all():
-                raise bad(part, f"layer {l} must be {want} finite numbers")
-    for key in ("epoch", "step"):
-        value = payload.get(key, 0)
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**53:
-            raise bad(key, f"{key} must be a whole number from 0 to 2^53")
-    history = payload.get("history", [])
-    if not isinstance(history, list) or not all(
-            isinstance(row, list) and len(row) == 3 and isinstance(row[0], int)
-            and all(v is None or isinstance(v, (int, float)) for v in row[1:]) for row in history):
-        raise bad("history", "history rows are [epoch, train loss, test loss]")
-    return cfg

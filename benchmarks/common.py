@@ -29,10 +29,10 @@ def median_ms(fn, repeats: int = 30, warmup: int = 3) -> float:
 
 
 def session_for(**config):
-    from app.config import ConfigFields, Settings, resolve
+    from app.schema import ConfigFields, Limits, resolve
     from app.training import Session
 
-    cfg = resolve(None, ConfigFields(**config), Settings(workers=1))
+    cfg = resolve(None, ConfigFields(**config), Limits())
     return Session(cfg)
 
 

@@ -9,16 +9,15 @@ import io
 from urllib.parse import urlencode
 
 import segno
-from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.config import FieldError, Settings, check_limits, fields_from_strings, get_settings, resolve, to_query
+from app.errors import FieldError
 from app.netaddr import public_base_url, reachable_from_others
-from app.routes.api import SessionId, get_store
-from app.routes.pages import PAGE_PARAMS, PRESETS, network_context, page_context, templates
-from app.sessions import SessionStore
-from app.training import validate_payload
+from app.querycodec import to_query
+from app.routes.deps import Actions, AppSettings, SessionId, Store
+from app.routes.render import network_context, page_context, templates
+from app.settings import Settings
 
 router = APIRouter(tags=["classroom"])
 
@@ -31,24 +30,22 @@ def base_url(request: Request, settings: Settings) -> str:
 
 
 @router.get("/s/{sid}", response_class=HTMLResponse, name="watch_page", include_in_schema=False)
-async def watch_page(sid: SessionId, request: Request, store: SessionStore = Depends(get_store),
-                     settings: Settings = Depends(get_settings)):
+async def watch_page(sid: SessionId, request: Request, store: Store, control: Actions, settings: AppSettings):
     """The same live view without controls. Needs no token and never contains one."""
     moved = store.successor_of(sid) if sid not in store.sessions else None
     if moved is not None:  # the teacher moved on: an old link or QR code leads to the session now shown
         query = f"?{request.url.query}" if request.url.query else ""
         return RedirectResponse(f"/s/{moved}{query}", status_code=307)
-    handle = store.get(sid)
-    status = await store.call(handle, "status")
-    ctx = page_context(request, handle.config, settings, session_id=sid, query="", controls=False,
+    record = store.get(sid)
+    status = await control.status(record)
+    ctx = page_context(request, record.config, settings, session_id=sid, query="", controls=False,
                        body_class="watching", entry="watch",
-                       **network_context(handle.config, status["dims"], status["structure"], controls=False))
+                       **network_context(record.config, status["dims"], status["structure"], controls=False))
     return templates.TemplateResponse(request, "watch.html", ctx)
 
 
 @router.get("/s/{sid}/qr.svg", name="watch_qr")
-async def watch_qr(sid: SessionId, request: Request, store: SessionStore = Depends(get_store),
-                   settings: Settings = Depends(get_settings)):
+async def watch_qr(sid: SessionId, request: Request, store: Store, settings: AppSettings):
     """A QR code of the watch link, as SVG: sharp at any size, scannable from the back of a room."""
     store.get(sid)
     qr = segno.make(f"{base_url(request, settings)}/s/{sid}", error="m")
@@ -58,15 +55,14 @@ async def watch_qr(sid: SessionId, request: Request, store: SessionStore = Depen
 
 
 @router.get("/api/sessions/{sid}/share", tags=["sessions"])
-async def share_info(sid: SessionId, request: Request, store: SessionStore = Depends(get_store),
-                     settings: Settings = Depends(get_settings)):
+async def share_info(sid: SessionId, request: Request, store: Store, settings: AppSettings):
     """Links to hand out: watch page, its QR code, the config link and an embed snippet. No token."""
-    handle = store.get(sid)
+    record = store.get(sid)
     base = base_url(request, settings)
     info = {"watch_url": f"{base}/s/{sid}", "qr_url": f"/s/{sid}/qr.svg", "config_url": None, "embed_url": None,
-            "embed_html": None, "reachable": reachable_from_others(settings.host), "watchers": len(handle.watchers)}
-    if handle.config.dataset != "custom":  # uploaded or edited points do not fit in a URL: save a snapshot
-        query = urlencode(to_query(handle.config))
+            "embed_html": None, "reachable": reachable_from_others(settings.host), "watchers": len(record.watchers)}
+    if record.config.dataset != "custom":  # uploaded or edited points do not fit in a URL: save a snapshot
+        query = urlencode(to_query(record.config))
         info["config_url"], info["embed_url"] = f"{base}/?{query}", f"{base}/embed?{query}"
         info["embed_html"] = (f'<iframe src="{info["embed_url"]}" width="1000" height="640" style="border:0" '
                               'title="MLP Playground" loading="lazy"></iframe>')
@@ -82,15 +78,12 @@ def parse_hide(value: str | None) -> set[str]:
 
 
 @router.get("/embed", response_class=HTMLResponse, include_in_schema=False)
-async def embed(request: Request, settings: Settings = Depends(get_settings)):
+async def embed(request: Request, control: Actions, settings: AppSettings):
     """The playground with minimal chrome for an iframe: same query as /, plus autoplay=1 and
     hide=part,… (header, transport, hyper, data, structure, output, chart, plot, metrics)."""
     params = dict(request.query_params)
     hide = parse_hide(params.get("hide"))
-    preset = PRESETS.get(params.get("preset", ""), {})
-    fields = fields_from_strings({**preset, **{k: v for k, v in params.items() if k not in PAGE_PARAMS}},
-                                 ignore_unknown=True)
-    cfg = resolve(None, fields, settings)
+    cfg = control.config_from_query(params)
     ctx = page_context(request, cfg, settings, session_id="", query=urlencode(to_query(cfg)), embed=True,
                        hide=hide, autoplay=params.get("autoplay") == "1",
                        **network_context(cfg, None, 0))
@@ -99,12 +92,9 @@ async def embed(request: Request, settings: Settings = Depends(get_settings)):
 
 
 @router.get("/embed/snapshot/{snapshot_id}", response_class=HTMLResponse, include_in_schema=False)
-async def embed_snapshot(snapshot_id: str, request: Request, settings: Settings = Depends(get_settings)):
+async def embed_snapshot(snapshot_id: str, request: Request, control: Actions, settings: AppSettings):
     """An embed of a saved snapshot: each viewer gets a session with its trained weights."""
-    found = await run_in_threadpool(request.app.state.snapshots.get, snapshot_id[:64])
-    if found is None:
-        raise FieldError("snapshot_id", "no such snapshot", 404, code="snapshot_unknown")
-    cfg = validate_payload(found["payload"], lambda c: check_limits(c, settings))
+    found, cfg = await control.snapshot_config(snapshot_id[:64])
     hide = parse_hide(request.query_params.get("hide"))
     ctx = page_context(request, cfg, settings, session_id="", query="", embed=True, hide=hide,
                        autoplay=request.query_params.get("autoplay") == "1", snapshot_id=found["snapshot_id"],

@@ -20,17 +20,17 @@ from typing import Annotated, AsyncIterator
 from fastapi import APIRouter, Depends, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from app.config import FieldError, Settings, get_settings
+from app import protocol as cmd
+from app.errors import FieldError
 from app.numbers import json_safe
-from app.routes.api import SessionId, get_store
-from app.sessions import SessionHandle, SessionStore, Watcher
+from app.routes.deps import AppSettings, SessionId, Store
+from app.store import SessionRecord, Watcher
 
 router = APIRouter(prefix="/api", tags=["stream"])
 DEFAULT_FPS = 30  # frames a second when the client does not say
 
 
-async def watching(sid: SessionId, store: SessionStore = Depends(get_store),
-                   settings: Settings = Depends(get_settings),
+async def watching(sid: SessionId, store: Store, settings: AppSettings,
                    fps: Annotated[int | None, Query(ge=1, le=60, description="frames per second at most; "
                                                     "default 30, or MAX_FPS when that is lower")] = None,
                    gradients: Annotated[bool, Query(description="include ∂loss/∂W in frames (backprop view)")] = False):
@@ -55,13 +55,13 @@ async def watching(sid: SessionId, store: SessionStore = Depends(get_store),
 
 @router.get("/sessions/{sid}/events", response_class=EventSourceResponse, name="session_events")
 async def session_events(
-    viewing: tuple[SessionHandle, Watcher] = Depends(watching),
-    store: SessionStore = Depends(get_store),
+    viewing: Annotated[tuple[SessionRecord, Watcher], Depends(watching)],
+    store: Store,
     max_frames: Annotated[int | None, Query(ge=1, le=1_000_000, description="close after this many frames")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     handle, watcher = viewing
     try:
-        history = await store.call(handle, "history")
+        history = await store.call(handle, cmd.History(handle.id))
     except FieldError:
         history = []
     yield ServerSentEvent(event="history", raw_data=json.dumps(json_safe(history)))

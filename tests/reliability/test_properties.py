@@ -1,4 +1,4 @@
-"""Property test of config validation, through the real API.
+"""Property test of config validation, through the API served in-process (`app_client`).
 
 Hypothesis builds config dicts that mix valid and invalid values for every ConfigFields
 field (wrong types, NaN/±Infinity written as raw JSON tokens, huge ints, unknown fields,
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from app.config import ConfigFields
+from app.schema import ConfigFields
 from app.data import DATASETS
 from app.data.features import FEATURES
 from app.nn import HIDDEN_ACTIVATIONS, INITS, OPTIMIZERS, REGULARIZATIONS, SCHEDULES
@@ -110,7 +110,8 @@ def field_is_named(field: str, config: dict) -> bool:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
                                  HealthCheck.function_scoped_fixture])
 @given(config=configs())
-def test_config_is_accepted_and_trains_or_refused_naming_the_field(client, config):
+def test_config_is_accepted_and_trains_or_refused_naming_the_field(app_client, config):
+    client = app_client
     raw = json.dumps(config, allow_nan=True)  # NaN and Infinity go out as bare tokens
     r = client.post("/api/sessions", content=raw, headers={"Content-Type": "application/json"})
     assert r.status_code < 500, (raw, r.status_code, r.text)
@@ -140,8 +141,9 @@ def test_config_is_accepted_and_trains_or_refused_naming_the_field(client, confi
     ('{"n_points": 5001}', "n_points"),
     ('{"hidden_layers": [{"units": 257}]}', "hidden_layers"),
 ])
-def test_fixed_nasty_configs_name_their_field(client, raw, field):
+def test_fixed_nasty_configs_name_their_field(app_client, raw, field):
     """Explicit regression cases for what the property above may or may not have drawn."""
+    client = app_client
     r = client.post("/api/sessions", content=raw, headers={"Content-Type": "application/json"})
     assert 400 <= r.status_code < 500, (raw, r.status_code, r.text)
     assert r.json()["field"].split(".")[0] == field, r.json()

@@ -13,12 +13,12 @@ import sys
 import numpy as np
 import pytest
 
-from app.config import ConfigFields, Settings, resolve
+from app.schema import ConfigFields, Limits, resolve
 from app.export import ACTIVATION_SOURCE, data_csv, model_python
 from app.nn.activations import ACTIVATIONS
 from app.training import Session
 
-SETTINGS = Settings(workers=1)
+SETTINGS = Limits()
 
 ALL_HIDDEN = ["relu", "elu", "gelu", "swish", "softplus", "leaky_relu", "sigmoid", "linear"]
 CASES = {

@@ -10,7 +10,7 @@ import pytest
 from app.data import DATASETS
 from app.i18n import LANGUAGES, catalog, pick_language
 from app.nn import HIDDEN_ACTIVATIONS, INITS, OPTIMIZERS, REGULARIZATIONS, SCHEDULES
-from app.routes.pages import PRESETS
+from app.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
 LITERAL = re.compile(r"""\bt\(\s*["']([a-z_][\w.-]*)["']""")

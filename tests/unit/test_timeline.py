@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.config import ConfigFields, Settings, resolve
+from app.schema import ConfigFields, Limits, resolve
 from app.training import Session
 
 
 def session(timeline_bytes: int, **config) -> Session:
-    return Session(resolve(None, ConfigFields(seed=5, **config), Settings(workers=1)), timeline_bytes=timeline_bytes)
+    return Session(resolve(None, ConfigFields(seed=5, **config), Limits()), timeline_bytes=timeline_bytes)
 
 
 def test_memory_stays_bounded_and_checkpoints_thin_evenly():

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from app.config import ConfigFields, Settings, resolve
+from app.schema import ConfigFields, Limits, resolve
 from app.training import Session
 
-SETTINGS = Settings(workers=1)
+SETTINGS = Limits()
 
 
 def config(base=None, **fields):
@@ -189,10 +189,10 @@ def test_metrics_of_diverged_session_are_json_safe(dataset):
 def test_adding_a_unit_keeps_existing_weights():
     s = session(hidden_layers=H((4, "tanh"), (2, "tanh")))
     s.train(3)
-    old, structure = s.model.copy(), s.structure
+    old, shape_version = s.model.copy(), s.shape_version
     r = s.apply_config(config(s.cfg, hidden_layers=H((5, "tanh"), (2, "tanh"))))
     assert r["rebuilt"] == ["network"] and r["reset"] is False and r["changed"] == ["hidden_layers"]
-    assert s.model.sizes == [2, 5, 2, 2] and s.structure == structure + 1 and s.epoch == 3
+    assert s.model.sizes == [2, 5, 2, 2] and s.shape_version == shape_version + 1 and s.epoch == 3
     np.testing.assert_array_equal(s.model.W[0][:, :4], old.W[0])
     np.testing.assert_array_equal(s.model.b[0][:4], old.b[0])
     np.testing.assert_array_equal(s.model.W[1][:4, :], old.W[1])
@@ -205,10 +205,10 @@ def test_adding_a_unit_keeps_existing_weights():
 def test_activation_change_keeps_weights_and_bumps_structure():
     s = session(hidden_layers=H((4, "tanh"), (2, "tanh")))
     s.train(2)
-    before, structure = weights(s), s.structure
+    before, shape_version = weights(s), s.shape_version
     r = s.apply_config(config(s.cfg, hidden_layers=H((4, "relu"), (2, "tanh"))))
     assert r["rebuilt"] == [] and r["reset"] is False
-    assert s.structure == structure + 1
+    assert s.shape_version == shape_version + 1
     assert s.model.hidden == ["relu", "tanh"]
     assert_same(weights(s), before)
     f = s.data.f_train
@@ -256,11 +256,11 @@ def test_switching_to_digits_resets():
 def test_learning_rate_change_rebuilds_nothing():
     s = session()
     s.train(1)
-    before, structure = weights(s), s.structure
+    before, shape_version = weights(s), s.shape_version
     r = s.apply_config(config(s.cfg, learning_rate=0.5))
     assert r == {"changed": ["learning_rate"], "rebuilt": [], "reset": False, "applies_on_reset": []}
     assert_same(weights(s), before)
-    assert s.structure == structure and s.lr == 0.5
+    assert s.shape_version == shape_version and s.lr == 0.5
     assert s.apply_config(config(s.cfg, learning_rate=0.5))["changed"] == []
 
 
@@ -402,4 +402,4 @@ def test_status_dict_is_json_and_consistent():
     assert st["epoch"] == 2 and st["step"] == s.step and st["status"] == "paused"
     assert st["loss"] == {"train": s.loss_train, "test": s.loss_test}
     assert st["accuracy"] == {"train": s.acc_train, "test": s.acc_test}
-    assert st["config"] == s.cfg.model_dump() and st["dims"] == 2
+    assert "config" not in st and st["dims"] == 2  # the worker sends the config object beside it

@@ -1,0 +1,61 @@
+"""Everything an operator may tune, from the environment (upper-case names).
+
+Each limit is named in the 4xx/429 a request over it receives. Routes read the app's
+settings through routes/deps.py; the core receives the values it needs as arguments.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_db_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mlp-playground" / "snapshots.sqlite3"
+
+
+class Settings(BaseSettings):
+    """Everything an operator may tune. Environment variables use the upper-case names."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))  # training processes
+    # Limits (every one is named in the 4xx/429 a request over it receives).
+    max_sessions: int = 200
+    max_hidden_layers: int = 8
+    max_units: int = 256
+    max_points: int = 5000
+    max_watchers: int = 100  # SSE streams per session
+    max_fps: int = 60
+    max_body_bytes: int = 2_000_000
+    max_upload_bytes: int = 1_000_000
+    max_upload_rows: int = 5000
+    max_snapshot_bytes: int = 5_000_000
+    max_snapshots: int = 10_000
+    session_ttl_seconds: float = 1800.0  # idle sessions (no stream, not running) are evicted
+    idle_pause_seconds: float = 30.0  # a running session nobody watches or calls is paused (nothing lost)
+    # Training pace: a running session advances `epochs_per_frame` epochs per tick, at most
+    # `tick_hz` ticks a second, and never spends more than `max_tick_ms` in one tick so one
+    # heavy session cannot starve the others on its worker.
+    tick_hz: float = 60.0
+    idle_tick_hz: float = 30.0
+    max_tick_ms: float = 40.0
+    grid: int = 100  # heatmap resolution of the output plot (peer: 100×100)
+    thumb_stride: int = 5  # neuron thumbnails keep every 5th grid point (centred): 20×20
+    history_len: int = 2000  # loss-history points kept per session (older ones thinned)
+    timeline_bytes: int = 4_000_000  # per session: checkpoints for the timeline scrubber (thinned past this)
+    embed_origins: str = "'self'"  # CSP frame-ancestors, space-separated origins
+    admin_token: str | None = None
+    db_path: Path = Field(default_factory=_default_db_path)
+
+
+@lru_cache
+def env_settings() -> Settings:
+    """The environment's settings (the app's own are app.state.settings)."""
+    return Settings()
