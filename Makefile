@@ -37,8 +37,19 @@ static/vendor/htmx.min.js: node_modules/.installed
 run: setup
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m app
 
-test: setup
+test: setup lint-js test-js
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The page's scripts: ESLint's recommended rules (eslint.config.js), zero findings.
+.PHONY: lint-js test-js
+lint-js: node_modules/.installed
+	node_modules/.bin/eslint static/js tests/js eslint.config.js
+
+# JS unit tests (node's own runner) on fixtures Python writes into a fresh temporary
+# directory first (tests/unit/test_js_fixtures.py); the directory goes away afterwards.
+test-js: setup
+	dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	$(PY) tests/unit/test_js_fixtures.py "$$dir" && JS_FIXTURES="$$dir" node --test tests/js/
 
 bench: setup
 	$(PY) benchmarks/run_all.py

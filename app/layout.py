@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.config import SessionConfig
 from app.data import DATASETS
 from app.data.features import FEATURES, LABELS
+from app.schema import SessionConfig
 
 COMPACT_UNITS = 16
 TOP = 70.0  # room for the column titles above the nodes
@@ -23,6 +23,32 @@ BOTTOM = 84.0  # room for the labels under each column (title, count, activation
 COL_GAP = 150.0
 NODE = 34.0
 MIN_WIDTH = 800.0  # few columns are centred in this width instead of being blown up
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Sizes and offsets of what the template draws around columns and nodes, in viewBox
+    units. They live here, next to the geometry they must fit (tests/unit/test_layout.py
+    checks that they do), and the page's JS reads bar_width from the constants block."""
+
+    control_width: float = 124.0  # a hidden column's units and activation controls, centred over it
+    control_height: float = 62.0  # they sit in the TOP margin, from control_top down
+    control_top: float = 2.0
+    cells_width: float = 24.0  # a compact column's strip of cells
+    matrix_gap: float = 6.0  # between a strip of cells and its weight-matrix image
+    loss_width: float = 112.0  # the loss layer's box, centred on its column
+    loss_height: float = 80.0
+    bar_gap: float = 6.0  # between an output node and its probability bar
+    bar_width: float = 44.0  # a probability bar at p = 1
+    bar_height: float = 10.0
+    name_gap: float = 6.0  # between an input feature's name (right-aligned) and its node
+    value_drop: float = 11.0  # a node's value: baseline this far below the node
+    title_rise: float = 56.0  # baselines of a column's title, neuron count and activation,
+    count_rise: float = 36.0  # this far above the drawing's bottom edge (in the BOTTOM margin)
+    activation_rise: float = 18.0
+
+
+MARKS = Marks()
 
 
 @dataclass
@@ -77,6 +103,7 @@ class Layout:
     links: list[Link]
     matrices: list[MatrixLink]
     plane: bool  # 2-D data: neurons carry heatmap thumbnails
+    marks: Marks = MARKS
 
 
 def _spread(count: int, pitch_max: float = 56.0) -> tuple[list[float], float]:
@@ -157,8 +184,9 @@ def _links(columns: list[Column]) -> tuple[list[Link], list[MatrixLink]]:
     links, matrices = [], []
     for l, (a, b) in enumerate(zip(columns[:-1], columns[1:])):
         if a.compact or b.compact or a.image:
-            x0 = a.x + (a.height / 2 - 4 if a.image else 18)
-            x1 = b.x - (b.nodes[0].size / 2 + 4 if b.nodes else 18)
+            beside_cells = MARKS.cells_width / 2 + MARKS.matrix_gap
+            x0 = a.x + (a.height / 2 - 4 if a.image else beside_cells)
+            x1 = b.x - (b.nodes[0].size / 2 + 4 if b.nodes else beside_cells)
             matrices.append(MatrixLink(l, x0, TOP, x1 - x0, BODY, a.units, b.units))
             continue
         xa = a.x + (a.nodes[0].size / 2 if a.nodes else 0)

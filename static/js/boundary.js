@@ -1,9 +1,8 @@
 // The output plot: the model's decision boundary (or regression surface) over the input
 // plane, with the data points on top. Points come from /data and are refetched when the
 // data changes; the background comes with every frame.
-import { CLASS_COLORS, DIVERGING_LUT, NEUTRAL, css, diverging } from "./colors.js";
-
-const PLANE = 6;
+import { CLASS_COLORS, DIVERGING_LUT, TEST_EDGE, TRAIN_EDGE, css, diverging, tintLut } from "./colors.js";
+import { PLANE } from "./constants.js";
 
 export function createBoundaryView(canvas, { showTest, discretize, onClickPoint } = {}) {
   const ctx = canvas.getContext("2d");
@@ -26,7 +25,7 @@ export function createBoundaryView(canvas, { showTest, discretize, onClickPoint 
       const [top, conf] = heat.maps;
       const flat = discretize?.checked;
       // Tint toward the winning class by its confidence; lighter than the points.
-      const luts = Array.from({ length: classes }, (_, k) => tintLut(CLASS_COLORS[k % CLASS_COLORS.length]));
+      const luts = Array.from({ length: classes }, (_, k) => tintLut(k));
       for (let p = 0; p < px.length; p++) px[p] = luts[top[p]][flat ? 255 : conf[p]];
     } else {
       const [value] = heat.maps;
@@ -46,14 +45,14 @@ export function createBoundaryView(canvas, { showTest, discretize, onClickPoint 
       ctx.drawImage(lastBackground, 0, 0, canvas.width, canvas.height);
     }
     if (data) {
-      drawPoints(data.train, "#ffffff");
-      if (showTest?.checked) drawPoints(data.test, "#1a1a1a");
+      drawPoints(data.train, css(TRAIN_EDGE));
+      if (showTest?.checked) drawPoints(data.test, css(TEST_EDGE));
     }
     if (probe) {
       ctx.beginPath();
       ctx.arc(toPx(probe[0]), toPy(probe[1]), 9, 0, 2 * Math.PI);
       ctx.lineWidth = 2.5;
-      ctx.strokeStyle = "#1a1a1a";
+      ctx.strokeStyle = css(TEST_EDGE);
       ctx.stroke();
     }
   }
@@ -93,22 +92,8 @@ export function createBoundaryView(canvas, { showTest, discretize, onClickPoint 
       draw();
     },
     reset() { heat = null; lastBackground = null; data = null; draw(); },
+    repaint() { background(); draw(); }, // the palette changed
     // Show a neuron's heatmap (a small canvas) in place of the output, or null to go back.
     preview(source) { preview = source; draw(); },
   };
-}
-
-const tints = new Map();
-function tintLut(color) {
-  const key = color.join();
-  if (!tints.has(key)) {
-    const lut = new Uint32Array(256);
-    for (let b = 0; b < 256; b++) {
-      const s = 0.08 + 0.55 * (b / 255); // never fully saturated: points must stand out
-      const [r, g, bl] = NEUTRAL.map((v, i) => Math.round(v + (color[i] - v) * s));
-      lut[b] = ((255 << 24) | (bl << 16) | (g << 8) | r) >>> 0;
-    }
-    tints.set(key, lut);
-  }
-  return tints.get(key);
 }

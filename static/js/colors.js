@@ -1,22 +1,23 @@
-// Colour scales. Lookup tables (256 entries, RGBA packed little-endian for ImageData)
-// are built once; heatmap bytes index them directly.
-//   diverging: byte 0 → −1 (orange), 127.5 → 0 (near-white), 255 → +1 (blue), as the peer does.
-//   classes:   Okabe–Ito colours, distinguishable with colour-blindness; class 0 orange,
-//              class 1 blue to match the diverging scale for two classes.
-// Palettes. "present" is for projectors: darker, higher-contrast ends (Okabe–Ito
-// vermillion and blue) and a white middle. Arrays are changed in place by setPalette so
-// every importer sees the switch.
-const PALETTES = {
-  normal: { negative: [245, 147, 34], neutral: [232, 234, 235], positive: [8, 119, 189] },
-  present: { negative: [213, 94, 0], neutral: [255, 255, 255], positive: [0, 90, 181] },
-};
+// Every colour the page's scripts draw with comes from here, and every colour here comes
+// from the constants block (app/page_constants.py owns the palettes). Lookup tables
+// (256 entries, RGBA packed little-endian for ImageData) are built once; heatmap bytes
+// index them directly.
+//   diverging: byte 0 → −1 (negative), 127.5 → 0 (neutral), 255 → +1 (positive).
+//   classes:   class 0 negative, class 1 positive (matching the diverging scale for two
+//              classes), then Okabe–Ito colours, distinguishable with colour-blindness.
+// setPalette switches between "normal" and "present" (projectors). The exported arrays
+// change in place, so every importer sees the switch without importing again.
+import { COLORS } from "./constants.js";
+
+const PALETTES = COLORS.palettes;
 export const NEGATIVE = [...PALETTES.normal.negative];
 export const NEUTRAL = [...PALETTES.normal.neutral];
 export const POSITIVE = [...PALETTES.normal.positive];
-export const CLASS_COLORS = [
-  [245, 147, 34], [8, 119, 189], [0, 158, 115], [204, 121, 167],
-  [86, 180, 233], [213, 94, 0], [240, 228, 66], [110, 110, 110], [0, 114, 178], [150, 80, 30],
-];
+export const CLASS_COLORS = [NEGATIVE, POSITIVE, ...COLORS.more_classes].map((c) => [...c]);
+export const TRAIN_EDGE = COLORS.train_edge; // outline of a training point
+export const TEST_EDGE = COLORS.test_edge; // outline of a test point, and the probe's ring
+export const PAPER = COLORS.paper; // an exported figure's background by default; a digit's blank
+export const INK = COLORS.ink; // a digit's strokes
 
 const mix = (a, b, s) => a.map((v, i) => Math.round(v + (b[i] - v) * s));
 const pack = ([r, g, b], a = 255) => ((a << 24) | (b << 16) | (g << 8) | r) >>> 0;
@@ -34,6 +35,19 @@ export function diverging(v) {
 }
 export const DIVERGING_LUT = buildLut((k) => diverging(k / 127.5 - 1));
 
+// A digit's pixel p in [0, 1]: paper … ink, as RGBA bytes for ImageData.
+export const digitRgba = (p) => [...mix(PAPER, INK, Math.max(0, Math.min(1, p))), 255];
+
+export const css = ([r, g, b], a = 1) => (a === 1 ? `rgb(${r},${g},${b})` : `rgba(${r},${g},${b},${a})`);
+
+// The stylesheet's --neg and --pos (dataset tiles, loss box, timeline, inspector point)
+// follow the palette too. Through the CSSOM: the CSP forbids style attributes, not this.
+function applyToStylesheet() {
+  const root = globalThis.document?.documentElement;
+  root?.style.setProperty("--neg", css(NEGATIVE));
+  root?.style.setProperty("--pos", css(POSITIVE));
+}
+
 export function setPalette(name) {
   const p = PALETTES[name] || PALETTES.normal;
   NEGATIVE.splice(0, 3, ...p.negative);
@@ -43,11 +57,13 @@ export function setPalette(name) {
   CLASS_COLORS[1] = [...p.positive];
   DIVERGING_LUT.set(buildLut((k) => diverging(k / 127.5 - 1)));
   classLuts.clear();
+  tints.clear();
   rebuildStrokes();
+  applyToStylesheet();
 }
 
 const classLuts = new Map();
-// Probability p = byte/127.5 − 1 in [0, 1] → white … class colour.
+// Probability p = byte/127.5 − 1 in [0, 1] → neutral … class colour.
 export function classLut(k) {
   if (!classLuts.has(k)) {
     const c = CLASS_COLORS[k % CLASS_COLORS.length];
@@ -56,12 +72,21 @@ export function classLut(k) {
   return classLuts.get(k);
 }
 
-export const css = ([r, g, b], a = 1) => (a === 1 ? `rgb(${r},${g},${b})` : `rgba(${r},${g},${b},${a})`);
+// The output plot's background for class k: tinted toward the class colour by the
+// confidence byte, never fully saturated, so the data points on top stand out.
+const tints = new Map();
+export function tintLut(k) {
+  if (!tints.has(k)) {
+    const c = CLASS_COLORS[k % CLASS_COLORS.length];
+    tints.set(k, buildLut((b) => mix(NEUTRAL, c, 0.08 + 0.55 * (b / 255))));
+  }
+  return tints.get(k);
+}
 
 // 65 precomputed stroke colours for links, so a frame allocates no strings. Links start
 // from a mid grey (not the near-white neutral) so weak links stay visible on white.
 const STEPS = 32;
-const LINK_ZERO = [200, 204, 210];
+const LINK_ZERO = COLORS.link_zero;
 const linkColor = (v) => (v < 0 ? mix(LINK_ZERO, NEGATIVE, Math.sqrt(-v)) : mix(LINK_ZERO, POSITIVE, Math.sqrt(v)));
 const strokes = [];
 function rebuildStrokes() {

@@ -1,5 +1,6 @@
 // The probe for digits: step through the test samples, or draw a digit on an 8×8 pad
 // (pixels in [0, 1], like the data). Either becomes the probe every neuron shows.
+import { INK } from "./colors.js";
 import { t } from "./i18n.js";
 
 export function createDigitProbe(box, { setProbe }) {
@@ -28,7 +29,7 @@ export function createDigitProbe(box, { setProbe }) {
     const img = ctx.createImageData(8, 8);
     for (let k = 0; k < 64; k++) {
       // Ink is dark; blank pixels stay transparent so the pad's grid shows through.
-      img.data.set([0, 0, 0, Math.round(255 * pixels[k])], k * 4);
+      img.data.set([...INK, Math.round(255 * pixels[k])], k * 4);
     }
     ctx.putImageData(img, 0, 0);
   }

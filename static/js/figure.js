@@ -2,6 +2,8 @@
 // The live SVG holds canvases (heatmaps, weight matrices) inside foreignObject and takes
 // its look from the stylesheet; an exported file must carry both itself, so canvases
 // become <image> elements and the styles that matter are copied onto each element.
+import { PAPER, css } from "./colors.js";
+
 const STYLE_PROPS = ["fill", "fill-opacity", "stroke", "stroke-width", "stroke-opacity", "opacity", "font-size",
   "font-family", "font-weight", "font-style", "text-anchor", "dominant-baseline"];
 
@@ -38,7 +40,7 @@ export function figureSvg(svg) {
   const background = document.createElementNS("http://www.w3.org/2000/svg", "rect");
   background.setAttribute("width", "100%");
   background.setAttribute("height", "100%");
-  background.setAttribute("fill", getComputedStyle(document.body).getPropertyValue("--panel") || "#fff");
+  background.setAttribute("fill", getComputedStyle(document.body).getPropertyValue("--panel") || css(PAPER));
   clone.insertBefore(background, clone.firstChild);
   return { text: new XMLSerializer().serializeToString(clone), width: w, height: h };
 }

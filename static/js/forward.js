@@ -1,7 +1,8 @@
 // The forward pass, step by step: each column lights up in turn (input → hidden → … →
 // output → loss) with a caption in the seed article's words and the probe's live numbers.
 // Prev/Next buttons and ←/→ step it; Escape closes it.
-import { formatNumber, t } from "./i18n.js";
+import { formatNumber } from "./format.js";
+import { t } from "./i18n.js";
 
 export function createForward(box, { network, layerName }) {
   const caption = box.querySelector("#forward-caption");

@@ -8,11 +8,6 @@ export function t(key, vars = {}) {
 
 export const lang = document.body.dataset.lang || "en";
 
-export function formatNumber(x, digits = 3) {
-  if (x === null || x === undefined || !Number.isFinite(x)) return "–";
-  return x.toFixed(digits);
-}
-
 // An API error body ({code, params, message}) in the reader's language. Every error code
 // the page can meet has an "error.<code>" entry in both catalogs.
 export function errorText(body, fallback = "") {

@@ -2,24 +2,16 @@
 // out with the live numbers of the probe input, and a small plot of f with (z, a) marked.
 // For the output layer it shows softmax turning scores into probabilities; for the loss
 // layer, −log p(true class) (or ½(ŷ − y)² for regression). Re-rendered on every frame.
-import { formatNumber, t } from "./i18n.js";
+import { activationTable } from "./activations.js";
+import { ACTIVATION_PARAMS, ACTIVATIONS } from "./constants.js";
+import { formatNumber } from "./format.js";
+import { t } from "./i18n.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const MAX_TERMS = 6; // beyond this, the largest terms are shown and the rest summed
 
-// The activations, as in app/nn/activations.py (for the plot only).
-const sigmoid = (z) => 1 / (1 + Math.exp(-z));
-export const F = {
-  relu: (z) => Math.max(0, z),
-  tanh: Math.tanh,
-  sigmoid,
-  linear: (z) => z,
-  leaky_relu: (z) => (z > 0 ? z : 0.01 * z),
-  elu: (z) => (z > 0 ? z : Math.expm1(z)),
-  gelu: (z) => 0.5 * z * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (z + 0.044715 * z ** 3))),
-  softplus: (z) => Math.max(z, 0) + Math.log1p(Math.exp(-Math.abs(z))),
-  swish: (z) => z * sigmoid(z),
-};
+// name → {f, formula}: the server's activations, with f for the plot.
+const ACTIVATION = activationTable(ACTIVATIONS, ACTIVATION_PARAMS);
 
 const num = (x, d = 3) => formatNumber(x, d);
 const paren = (x) => (x < 0 ? `(${num(x)})` : num(x));
@@ -89,9 +81,12 @@ export function createInspector(box, { layerName, weightAt, onEditBias }) {
       drawPlot(null, z, a);
     } else {
       const act = isOut ? "linear" : layer.activation;
-      // The formula uses the function's own name (tanh, relu…), as written in maths.
-      line(t("inspect.activation") + ": " + t("act." + act), `a = ${act}(z) = ${act}(${num(z, 3)})`, num(a, 4), "a");
-      drawPlot(F[act], z, a);
+      const known = ACTIVATION.get(act);
+      // The formula uses the function's own name (tanh, relu…), as written in maths, and
+      // then says what it computes, unless that is the name again (tanh(z)).
+      line(t("inspect.activation") + ": " + t("act." + act), known && known.formula !== `${act}(z)` ? `a = ${act}(z) = ${known.formula}` : `a = ${act}(z)`);
+      line("", `a = ${act}(${num(z, 3)})`, num(a, 4), "a");
+      drawPlot(known?.f, z, a);
     }
   }
 

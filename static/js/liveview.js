@@ -1,14 +1,14 @@
 // The live view of a session, shared by the playground and the watch page: it owns the
 // stream connection and hands every frame to the views (network, output plot, loss chart,
-// numbers, inspector, forward pass, timeline). `session` carries the control token on the
+// metrics, inspector, forward pass, timeline). `session` carries the control token on the
 // playground and is null on a watch page, which only looks.
 import { createBoundaryView } from "./boundary.js";
 import { createForward } from "./forward.js";
 import { t } from "./i18n.js";
 import { createInspector } from "./inspector.js";
 import { createLossChart } from "./losschart.js";
+import { createMetrics } from "./metrics.js";
 import { createNetworkView } from "./network.js";
-import { createNumbers } from "./numbers.js";
 import { api } from "./session.js";
 import { connectStream } from "./stream.js";
 import { showDebugOverlay } from "./debug.js";
@@ -27,7 +27,7 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
   let refreshing = false;
 
   const layerName = (l) => $(`#network .column[data-layer="${l}"] .col-title`)?.textContent ?? "";
-  const numbers = createNumbers();
+  const metrics = createMetrics();
   const chart = createLossChart($("#loss-chart"), $("#chart-tip"));
   const boundary = createBoundaryView($("#boundary"), { showTest: $("#show-test"), discretize: $("#discretize"), onClickPoint });
   const inspector = createInspector($("#inspector"), {
@@ -107,7 +107,7 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
     if (frame.structure > network.structure) refreshNetwork(); // changed elsewhere: redraw, then follow
     else if (frame.structure === network.structure) network.update(frame, heat);
     refreshData(frame.structure);
-    numbers.update(frame);
+    metrics.update(frame);
     const viewing = frame.timeline?.viewing ?? null;
     if (viewing === null) chart.update(frame);
     chart.mark(viewing);
@@ -173,6 +173,13 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
       if (ev.key === "Escape" && inspector.target) { inspector.close(); return true; }
       return false;
     },
-    repaint: () => { if (network?.frame) network.update(network.frame, null); chart.redraw(); },
+    // The theme or the palette changed: redraw what was drawn with the old colours.
+    repaint: () => {
+      const [frame, heat] = latest ?? [];
+      if (network?.frame) network.update(network.frame, network.frame === frame ? heat : null);
+      chart.redraw();
+      metrics.repaint();
+      boundary.repaint();
+    },
   };
 }

@@ -1,8 +1,11 @@
 // Train and test loss over epochs. The history arrives once per stream ("history" event)
 // and grows by one point per frame; it is thinned like the server's to stay bounded.
-import { formatNumber, t } from "./i18n.js";
+import { NEGATIVE, css } from "./colors.js";
+import { HISTORY_LEN } from "./constants.js";
+import { formatNumber } from "./format.js";
+import { t } from "./i18n.js";
 
-const MAX_POINTS = 2000;
+const MAX_POINTS = HISTORY_LEN; // the server keeps as many (Settings.history_len)
 // Test: solid, in the text colour; training: dashed, muted. Both from the stylesheet, so
 // the dark theme and presentation mode get readable lines (app.css --ink / --muted).
 const STYLE = { test: { color: "--ink", width: 2, dash: [] }, train: { color: "--muted", width: 1.5, dash: [5, 3] } };
@@ -41,7 +44,7 @@ export function createLossChart(canvas, tip) {
     ctx.clearRect(0, 0, W, H);
     if (points.length < 2) return;
     const s = scales();
-    const css = getComputedStyle(canvas);
+    const style = getComputedStyle(canvas);
     for (const [key, col] of [["train", 1], ["test", 2]]) {
       ctx.beginPath();
       let started = false;
@@ -50,7 +53,7 @@ export function createLossChart(canvas, tip) {
         const X = s.x(p[0]), Y = s.y(p[col]);
         if (started) ctx.lineTo(X, Y); else { ctx.moveTo(X, Y); started = true; }
       }
-      ctx.strokeStyle = css.getPropertyValue(STYLE[key].color).trim();
+      ctx.strokeStyle = style.getPropertyValue(STYLE[key].color).trim();
       ctx.lineWidth = STYLE[key].width;
       ctx.setLineDash(STYLE[key].dash);
       ctx.stroke();
@@ -61,7 +64,7 @@ export function createLossChart(canvas, tip) {
       ctx.beginPath();
       ctx.moveTo(X, 0);
       ctx.lineTo(X, H);
-      ctx.strokeStyle = "#f59322";
+      ctx.strokeStyle = css(NEGATIVE); // the palette's, so presentation mode changes it too
       ctx.lineWidth = 2;
       ctx.stroke();
     }

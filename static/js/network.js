@@ -1,9 +1,11 @@
 // The network drawing: binds to the server-rendered #network SVG and recolours it in
 // place for each frame. A structure change replaces the SVG (htmx swap); the owner then
 // makes a new view with createNetworkView(). No state outside the returned object.
-import { DIVERGING_LUT, classLut, css, CLASS_COLORS, diverging, divergingCss } from "./colors.js";
+import { DIVERGING_LUT, classLut, css, CLASS_COLORS, digitRgba, diverging, divergingCss } from "./colors.js";
+import { BAR_WIDTH } from "./constants.js";
 import { paintMap } from "./heatmap.js";
-import { formatNumber, t } from "./i18n.js";
+import { formatNumber } from "./format.js";
+import { t } from "./i18n.js";
 
 const MAX_LINK_WIDTH = 7;
 
@@ -74,7 +76,7 @@ export function createNetworkView(root, options = {}) {
         }
         if (n.dot) n.dot.setAttribute("fill", isOut && problem === "classification" ? css(CLASS_COLORS[j % CLASS_COLORS.length], 0.15 + 0.85 * (a ?? 0)) : css(diverging((a ?? 0) / maxAbs)));
         if (n.value) n.value.textContent = formatNumber(a, 2);
-        if (n.bar) n.bar.setAttribute("width", String(44 * Math.max(0, Math.min(1, a ?? 0))));
+        if (n.bar) n.bar.setAttribute("width", String(BAR_WIDTH * Math.max(0, Math.min(1, a ?? 0))));
       });
     });
     // Links: colour = sign, width = |w| (thicker in presentation mode, for projectors).
@@ -140,10 +142,9 @@ export function createNetworkView(root, options = {}) {
   }
 
   function paintDigit(canvas, pixels) {
-    const bytes = Uint8Array.from(pixels, (p) => Math.round(255 - 255 * Math.max(0, Math.min(1, p ?? 0))));
     const ctx = canvas.getContext("2d");
     const img = ctx.createImageData(8, 8);
-    for (let k = 0; k < 64; k++) img.data.set([bytes[k], bytes[k], bytes[k], 255], k * 4);
+    for (let k = 0; k < 64; k++) img.data.set(digitRgba(pixels[k] ?? 0), k * 4);
     ctx.putImageData(img, 0, 0);
   }
 

@@ -127,7 +127,7 @@ async function main() {
   });
   document.body.addEventListener("htmx:responseError", (ev) => {
     let message = ev.detail.xhr.statusText;
-    try { message = errorText(JSON.parse(ev.detail.xhr.responseText), message); } catch {}
+    try { message = errorText(JSON.parse(ev.detail.xhr.responseText), message); } catch { /* not JSON: keep the status text */ }
     toast(message);
   });
   document.body.addEventListener("htmx:sendError", () => toast(t("error.network")));
