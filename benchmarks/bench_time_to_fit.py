@@ -19,8 +19,7 @@ import time
 
 import httpx
 
-from common import row
-from load import SPIRAL_6x8, LiveServer, create, parse_sse
+from support import SPIRAL_6x8, LiveServer, create, parse_sse, row
 
 SEEDS = (1, 2, 3, 4, 5)
 EPOCHS_PER_FRAME = 100

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import re
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -24,8 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from load import LiveServer, pct, verdict
-from common import row
+from support import LiveServer, Samples, row, verdict, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -37,16 +35,6 @@ VIEWPORTS = [(1280, 800), (1920, 1080)]
 
 READ_MEASURES = """() => performance.getEntriesByName("mlp:apply").map(e => [e.startTime, e.duration])"""
 OVERLAY = """() => { const o = document.querySelector('.debug-overlay'); return o ? o.textContent : ''; }"""
-
-
-def poll(page, expression: str, timeout: float) -> bool:
-    """Poll a JS expression with page.evaluate (our CSP forbids eval, so no wait_for_function)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if page.evaluate(expression):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def overlay_numbers(text: str) -> dict:
@@ -72,8 +60,10 @@ def run_page(browser, base_url: str, path: str, viewport: tuple[int, int], secon
         page.goto(path)
         play = page.get_by_role("button", name="Play", exact=True)
         play.wait_for(state="visible", timeout=20_000)
-        if not poll(page, "(() => { const o = document.querySelector('.debug-overlay');"
-                          " return !!o && /frames total\\s+[1-9]/.test(o.textContent); })()", 20):
+        # page.evaluate, not wait_for_function: our CSP forbids the eval that one needs.
+        if not wait_until(lambda: page.evaluate("(() => { const o = document.querySelector('.debug-overlay');"
+                                                " return !!o && /frames total\\s+[1-9]/.test(o.textContent); })()"),
+                          20, interval=0.1):
             raise RuntimeError(f"{path}: no frame within 20 s ({errors})")
         sid = page.evaluate("new URLSearchParams(location.search).get('session')")
         token = page.evaluate(f"sessionStorage.getItem('mlp:token:{sid}')") if sid else None
@@ -96,10 +86,10 @@ def run_page(browser, base_url: str, path: str, viewport: tuple[int, int], secon
                 seen[start] = dur
         shot = shots / f"{path.strip('/?').replace('&', '_').replace('=', '-') or 'default'}_{w}x{h}.png"
         page.screenshot(path=str(shot))
-        durations = list(seen.values())
+        durations = Samples("ms", list(seen.values()))
         span = (t1 - t0) / 1000
-        return {"apply_median": statistics.median(durations) if durations else float("nan"),
-                "apply_p90": pct(durations, 90), "apply_max": max(durations, default=float("nan")),
+        return {"apply_median": durations.median, "apply_p90": durations.stat("p90"),
+                "apply_max": durations.stat("max"),
                 "applied_per_s": len(durations) / span,
                 "received_per_s": (o1.get("total", 0) - o0.get("total", 0)) / span,
                 "decode": o1.get("decode", float("nan")), "bytes": o1.get("bytes", 0), "shot": shot,

@@ -1,4 +1,4 @@
-"""The HTTP API against a real server: every endpoint, its status codes and its values.
+"""The HTTP API, in-process (tests/api/conftest.py): every endpoint, its status codes and its values.
 
 The exactness test recomputes the gradient of the mean cross-entropy with NumPy from what
 /model and /data return, so it checks the contract's key promise end to end.
@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 import pytest
-from tests.sse import parse_sse
+from tests.support.sse import parse_sse
+from tests.support.waiting import wait_until
 
 URLSAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 CONTROL_OPS = ["play", "pause", "step", "reset"]
@@ -35,18 +36,6 @@ def data(client, sid) -> dict:
     r = client.get(f"/api/sessions/{sid}/data")
     assert r.status_code == 200, r.text
     return r.json()
-
-
-def wait_for(predicate, timeout: float, interval: float = 0.05):
-    """Poll until predicate() returns something truthy; returns it, or the last value after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
 
 
 def first_frame(client, sid) -> dict:
@@ -314,7 +303,7 @@ def test_step_is_one_epoch(client, make_session):
 def test_step_while_running_pauses(client, make_session):
     sid, auth = make_session()
     client.post(f"/api/sessions/{sid}/play", headers=auth)
-    assert wait_for(lambda: status(client, sid)["epoch"] >= 2, 10)
+    assert wait_until(lambda: status(client, sid)["epoch"] >= 2, 10)
     r = client.post(f"/api/sessions/{sid}/step", headers=auth)
     assert r.status_code == 200
     assert r.json()["status"] == "paused"
@@ -390,7 +379,7 @@ def test_play_pause_reset(client, make_session):
     r = client.post(f"/api/sessions/{sid}/play", headers=auth)
     assert r.status_code == 200
     assert r.json()["status"] == "running"
-    s = wait_for(lambda: (lambda s: s if s["epoch"] >= 3 else None)(status(client, sid)), 10)
+    s = wait_until(lambda: (lambda s: s if s["epoch"] >= 3 else None)(status(client, sid)), 10)
     assert s and s["epoch"] >= 3 and s["status"] == "running"
 
     r = client.post(f"/api/sessions/{sid}/pause", headers=auth)
@@ -421,7 +410,7 @@ def test_divergence_is_reported_and_recoverable(client, make_session):
     # Diverges within a few epochs: the weights overflow to inf, then the loss turns NaN.
     sid, auth = make_session(dataset="reg-plane", learning_rate=100, batch_size=10000, seed=3)
     client.post(f"/api/sessions/{sid}/play", headers=auth)
-    s = wait_for(lambda: (lambda s: s if s["status"] == "diverged" else None)(status(client, sid)), 20)
+    s = wait_until(lambda: (lambda s: s if s["status"] == "diverged" else None)(status(client, sid)), 20)
     assert s, "the network did not diverge"
     assert s["message"]
     assert s["loss"]["train"] is None or math.isfinite(s["loss"]["train"])
@@ -501,7 +490,7 @@ def test_patch_while_running_keeps_running(client, make_session):
     assert r.status_code == 200
     assert r.json()["status"] == "running"
     e1 = r.json()["epoch"]
-    s = wait_for(lambda: (lambda s: s if s["epoch"] >= e1 + 3 else None)(status(client, sid)), 10)
+    s = wait_until(lambda: (lambda s: s if s["epoch"] >= e1 + 3 else None)(status(client, sid)), 10)
     assert s and s["status"] == "running" and s["epoch"] >= e1 + 3
     client.post(f"/api/sessions/{sid}/pause", headers=auth)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
 JSON = {"content-type": "application/json"}
@@ -68,15 +67,15 @@ IDS = [b[0] for b in BODIES]
 
 
 @pytest.fixture(scope="module")
-def shared(server):
+def shared(in_process_app):
     """One session for the tables below: every request in them is refused, so none changes it."""
-    with httpx.Client(base_url=server.url, timeout=30) as c:
-        r = c.post("/api/sessions", json={"seed": 99})
-        assert r.status_code == 201
-        body = r.json()
-        auth = {"Authorization": f"Bearer {body['control_token']}"}
-        yield body["id"], auth
-        c.delete(f"/api/sessions/{body['id']}", headers=auth)
+    c = in_process_app.client
+    r = c.post("/api/sessions", json={"seed": 99})
+    assert r.status_code == 201
+    body = r.json()
+    auth = {"Authorization": f"Bearer {body['control_token']}"}
+    yield body["id"], auth
+    c.delete(f"/api/sessions/{body['id']}", headers=auth)
 
 
 def assert_error(r, status: int, field: str):

@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 
 import httpx
-import numpy as np
 import pytest
 
-from tests.conftest import start_server
+from tests.support.live import start_server
 
 
 def test_watch_page_has_no_token_and_the_qr_code_encodes_the_watch_link(client, make_session):
@@ -22,14 +21,15 @@ def test_watch_page_has_no_token_and_the_qr_code_encodes_the_watch_link(client, 
     assert client.get("/s/nope/qr.svg").status_code == 404
 
 
-def test_share_info(client, make_session, server):
+def test_share_info(client, make_session):
     sid, _ = make_session(seed=4, dataset="xor")
     info = client.get(f"/api/sessions/{sid}/share").json()
-    assert info["watch_url"] == f"{server.url}/s/{sid}"
-    assert info["config_url"].startswith(f"{server.url}/?") and "dataset=xor" in info["config_url"]
+    base = str(client.base_url).rstrip("/")  # links are built from the address the request came to
+    assert info["watch_url"] == f"{base}/s/{sid}"
+    assert info["config_url"].startswith(f"{base}/?") and "dataset=xor" in info["config_url"]
     assert "seed=4" in info["config_url"]
     assert info["embed_html"].startswith('<iframe src="') and "/embed?" in info["embed_html"]
-    assert info["reachable"] is False  # the test server binds 127.0.0.1
+    assert info["reachable"] is False  # the app is set to bind 127.0.0.1 (the default HOST)
     assert info["watchers"] == 0
 
 

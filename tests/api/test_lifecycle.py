@@ -5,7 +5,7 @@ import time
 
 import httpx
 
-from tests.conftest import start_server
+from tests.support.live import start_server
 
 
 def test_unwatched_sessions_pause_then_expire(tmp_path):

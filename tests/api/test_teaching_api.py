@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.sse import parse_sse
+from tests.support.sse import parse_sse
 
 
 def forward(model, x):
@@ -28,10 +28,10 @@ def forward(model, x):
 
 
 def frame_of(client, sid, **query) -> dict:
-    """The first frame of a stream (max_frames=1 makes the server close it)."""
-    with client.stream("GET", f"/api/sessions/{sid}/events", params={"max_frames": 1, **query}) as r:
-        assert r.status_code == 200
-        events = list(parse_sse(r.iter_lines()))
+    """The first frame of a stream (max_frames=1 makes the server close it, so one GET reads it all)."""
+    r = client.get(f"/api/sessions/{sid}/events", params={"max_frames": 1, **query})
+    assert r.status_code == 200
+    events = list(parse_sse(r.text.splitlines()))
     return next(json.loads(e["data"]) for e in events if e["event"] == "frame")
 
 

@@ -10,6 +10,8 @@ import shutil
 
 import pytest
 
+from tests.support.waiting import wait_until
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -44,15 +46,8 @@ def wait_for(page, expression: str, timeout: float = 10.0) -> None:
     """Poll a JS expression until it is truthy. Playwright's own wait_for_function compiles
     its predicate with eval, which our CSP forbids; page.evaluate goes through the
     DevTools protocol instead, so the page keeps its real CSP during tests."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if page.evaluate(expression):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for: {expression}")
-        time.sleep(0.05)
+    if not wait_until(lambda: page.evaluate(expression), timeout):
+        raise AssertionError(f"timed out after {timeout} s waiting for: {expression}")
 
 
 class PageErrors(list):

@@ -30,7 +30,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.conftest import start_server
+from tests.support.live import start_server
 
 EXCLUDED = {"GET /api/sessions/{sid}/events"}
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -38,10 +38,9 @@ MAX_EXAMPLES = 20  # per operation, positive and negative mixed
 
 
 def _operation_labels() -> list[str]:
-    from app.config import Settings
-    from app.main import create_app
+    from tests.support.inprocess import openapi_document
 
-    spec = create_app(Settings()).app.openapi()  # .app: the FastAPI app inside the security-header wrapper
+    spec = openapi_document()
     return sorted(f"{method.upper()} {path}" for path, ops in spec["paths"].items() for method in ops)
 
 

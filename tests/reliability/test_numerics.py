@@ -11,9 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import start_server
-from tests.sse import parse_sse
-from tests.stream.test_stream import strict_json
+from tests.support.live import start_server
+from tests.support.sse import parse_sse, strict_json
 
 # The largest network the default limits allow, one image per minibatch, 90 % of the 1797
 # digits for training: one epoch is ~1600 minibatch steps through 8×256 units (seconds).

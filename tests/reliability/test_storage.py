@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, start_server
+from tests.support.live import ROOT, free_port, start_server
 
 
 def test_acknowledged_snapshots_survive_sigkill(tmp_path):

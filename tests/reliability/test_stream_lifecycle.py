@@ -1,6 +1,6 @@
 """Streams, sessions and the server over their whole life: churn, deletion, shutdown, limits, TTL.
 
-Every server here is dedicated (tests/conftest.py start_server) so /api/stats counts only
+Every server here is dedicated (tests/support/live.py start_server) so /api/stats counts only
 what the test itself did. Time bounds are generous "does not hang" limits, never speed.
 """
 from __future__ import annotations
@@ -15,9 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.conftest import start_server
-from tests.sse import parse_sse
-from tests.stream.test_stream import END, Reader, strict_json
+from tests.support.live import start_server
+from tests.support.sse import END, SseReader, parse_sse, strict_json
 
 
 def _create(c: httpx.Client, **config) -> tuple[str, dict]:
@@ -27,7 +26,7 @@ def _create(c: httpx.Client, **config) -> tuple[str, dict]:
     return body["id"], {"Authorization": f"Bearer {body['control_token']}"}
 
 
-def _rest(reader: Reader, timeout: float) -> list:
+def _rest(reader: SseReader, timeout: float) -> list:
     """Every event up to the end of the stream (END included if it ended within timeout)."""
     out, deadline = [], time.monotonic() + timeout
     while True:
@@ -106,14 +105,14 @@ def churn(tmp_path_factory) -> dict:
     tmp_path = tmp_path_factory.mktemp("churn")
     live = start_server(tmp_path, workers=1)
     log = next(tmp_path.glob("server-*.log"))
-    keep: list[Reader] = []
+    keep: list[SseReader] = []
     try:
         with httpx.Client(base_url=live.url, timeout=30) as c:
             running, auth = _create(c, seed=1)
             assert c.post(f"/api/sessions/{running}/play", headers=auth).status_code == 200
             paused, _ = _create(c, seed=2)
             urls = [f"{live.url}/api/sessions/{sid}/events" for sid in (running, paused)]
-            keep = [Reader(url) for url in urls]
+            keep = [SseReader(url) for url in urls]
             for reader in keep:
                 assert reader.next_frame(10) is not None
 
@@ -145,7 +144,7 @@ def churn(tmp_path_factory) -> dict:
                   f"watchers per session after (1 long-lived each): {per_session}")
             # (c) The same server then gets Ctrl-C with these two viewers and four fresh ones open.
             for url, fps in ((urls[0], 2), (urls[0], 30), (urls[1], 5), (urls[1], 30)):
-                keep.append(Reader(url, {"fps": fps}))
+                keep.append(SseReader(url, {"fps": fps}))
                 assert keep[-1].next_frame(10) is not None
         start = time.monotonic()
         live.proc.send_signal(signal.SIGINT)
@@ -186,8 +185,8 @@ def test_delete_closes_every_open_stream_with_reason(server, client, make_sessio
     other, other_auth = make_session(seed=6)
     client.post(f"/api/sessions/{sid}/play", headers=auth)
     url = f"{server.url}/api/sessions/{sid}/events"
-    readers = [Reader(url, {"fps": fps}) for fps in (1, 5, 30)]
-    bystander = Reader(f"{server.url}/api/sessions/{other}/events")
+    readers = [SseReader(url, {"fps": fps}) for fps in (1, 5, 30)]
+    bystander = SseReader(f"{server.url}/api/sessions/{other}/events")
     try:
         for reader in readers + [bystander]:
             assert reader.next_frame(10) is not None
@@ -249,7 +248,7 @@ def test_max_sessions_refuses_the_fourth_naming_the_limit(small):
             for seed in range(3):
                 made.append(_create(c, seed=seed))
                 # A watched session is never evicted, so the limit cannot be dodged by the TTL.
-                readers.append(Reader(f"{small.url}/api/sessions/{made[-1][0]}/events"))
+                readers.append(SseReader(f"{small.url}/api/sessions/{made[-1][0]}/events"))
             r = c.post("/api/sessions", json={"seed": 9})
             assert r.status_code == 429, r.text
             body = r.json()
@@ -267,7 +266,7 @@ def test_max_watchers_refuses_the_third_stream_before_any_body(small):
         made = [_create(c, seed=1)]
         sid = made[0][0]
         url = f"{small.url}/api/sessions/{sid}/events"
-        readers = [Reader(url), Reader(url)]
+        readers = [SseReader(url), SseReader(url)]
         try:
             for reader in readers:
                 assert reader.next_frame(10) is not None
@@ -284,7 +283,7 @@ def test_max_watchers_refuses_the_third_stream_before_any_body(small):
             deadline = time.monotonic() + 5
             while c.get(f"/api/sessions/{sid}").json()["watchers"] != 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
-            with Reader(url) as third:
+            with SseReader(url) as third:
                 assert third.response.status_code == 200 and third.next_frame(10) is not None
         finally:
             for reader in readers:

@@ -1,91 +1,22 @@
 """Server-sent events over a live server, parsed by hand from text/event-stream.
 
-`Reader` reads a stream in a background thread into a queue, so a test can wait for the
-next event with a timeout (and see that nothing arrives) without tearing the connection
-down; closing it shuts the socket, which is what a browser tab going away looks like.
+`SseReader` (tests/support/sse.py) reads a stream in a background thread, so a test can
+wait for the next event with a timeout (and see that nothing arrives) without tearing the
+connection down; closing it shuts the socket, which is what a browser tab going away looks like.
 """
 from __future__ import annotations
 
 import json
 import math
-import queue
 import socket
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.sse import parse_sse, shut_socket
 
-END = object()
-
-
-
-
-def strict_json(text: str):
-    def refuse(const):
-        raise ValueError(f"non-standard JSON constant {const}")
-    return json.loads(text, parse_constant=refuse)
-
-
-class Reader:
-    """One SSE connection read by a thread; events land in a queue."""
-
-    def __init__(self, url: str, params: dict | None = None, socket_options=None):
-        transport = httpx.HTTPTransport(socket_options=socket_options) if socket_options else None
-        self._client = httpx.Client(timeout=httpx.Timeout(10.0, read=60.0), transport=transport)
-        self._cm = self._client.stream("GET", url, params=params)
-        self.response = self._cm.__enter__()
-        self.events: queue.Queue = queue.Queue()
-        self.error: BaseException | None = None
-        self.ended = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        if self.response.status_code == 200:
-            self._thread.start()
-
-    def _run(self):
-        try:
-            for event in parse_sse(self.response.iter_lines()):
-                self.events.put(event)
-        except BaseException as e:  # a closed socket ends up here; never let the thread raise
-            self.error = e
-        finally:
-            self.ended.set()
-            self.events.put(END)
-
-    def next(self, timeout: float):
-        """The next event, END when the stream has ended, or None if nothing came within timeout."""
-        try:
-            return self.events.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def next_frame(self, timeout: float) -> dict | None:
-        """The next frame's JSON (skipping other events); None on timeout or stream end."""
-        deadline = time.monotonic() + timeout
-        while True:
-            event = self.next(max(0.0, deadline - time.monotonic()))
-            if event is None or event is END:
-                return None
-            if event.get("event") == "frame":
-                return strict_json(event["data"])
-
-    def close(self):
-        shut_socket(self.response)
-        if self._thread.is_alive():
-            self._thread.join(5)
-        try:
-            self._cm.__exit__(None, None, None)
-        except Exception:
-            pass
-        self._client.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+from tests.support.sse import END, SseReader, parse_sse, strict_json
+from tests.support.waiting import wait_until
 
 
 def events_url(server, sid: str) -> str:
@@ -94,15 +25,6 @@ def events_url(server, sid: str) -> str:
 
 def watchers(client, sid) -> int:
     return client.get(f"/api/sessions/{sid}").json()["watchers"]
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
 
 
 def check_frame(frame: dict, hidden: list[int]):
@@ -165,7 +87,7 @@ def test_max_frames_closes_after_exactly_n(server, client, make_session, n):
 def test_paused_stream_sends_current_frame_then_only_changes(server, client, make_session):
     sid, auth = make_session()
     client.post(f"/api/sessions/{sid}/step", headers=auth)
-    with Reader(events_url(server, sid)) as reader:
+    with SseReader(events_url(server, sid)) as reader:
         first = reader.next(2.0)
         assert first is not None and first is not END and first["event"] == "history"
         frame = reader.next_frame(2.0)
@@ -186,7 +108,7 @@ def test_fps_cap(server, client, make_session):
     sid, auth = make_session()
     client.post(f"/api/sessions/{sid}/play", headers=auth)
     fps = 10
-    with Reader(events_url(server, sid), {"fps": fps}) as reader:
+    with SseReader(events_url(server, sid), {"fps": fps}) as reader:
         first = reader.next_frame(5.0)
         assert first is not None
         start = time.monotonic()
@@ -263,7 +185,7 @@ def test_slow_reader_gets_newest_frame_not_a_backlog(server, client, make_sessio
 
 def test_structure_change_while_streaming(server, client, make_session):
     sid, auth = make_session()
-    with Reader(events_url(server, sid)) as reader:
+    with SseReader(events_url(server, sid)) as reader:
         before = reader.next_frame(5.0)
         assert before is not None
         check_frame(before, [4, 2])
@@ -277,7 +199,7 @@ def test_structure_change_while_streaming(server, client, make_session):
     assert [len(layer["weights"]) for layer in after["layers"][1:]] == [2, 5, 3, 2]
 
 
-def closed_event(reader: Reader, timeout: float = 5.0) -> dict:
+def closed_event(reader: SseReader, timeout: float = 5.0) -> dict:
     """The stream's `closed` event (its JSON), skipping frames; fails after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -292,7 +214,7 @@ def closed_event(reader: Reader, timeout: float = 5.0) -> dict:
 def test_delete_closes_streams(server, client, make_session):
     sid, auth = make_session()
     client.post(f"/api/sessions/{sid}/play", headers=auth)
-    with Reader(events_url(server, sid), {"fps": 5}) as reader:
+    with SseReader(events_url(server, sid), {"fps": 5}) as reader:
         assert reader.next_frame(5.0) is not None
         assert client.delete(f"/api/sessions/{sid}", headers=auth).status_code == 204
         assert closed_event(reader) == {"reason": "deleted", "successor": None}
@@ -308,7 +230,7 @@ def test_handover_sends_viewers_to_the_new_session(server, client, make_session)
     new, new_auth = make_session(seed=2, dataset="xor")
     client.post(f"/api/sessions/{old}/play", headers=old_auth)
     new_token = new_auth["Authorization"].split()[1]
-    with Reader(events_url(server, old), {"fps": 5}) as reader:
+    with SseReader(events_url(server, old), {"fps": 5}) as reader:
         assert reader.next_frame(5.0) is not None
         r = client.post(f"/api/sessions/{old}/handover", json={"to": new, "to_token": new_token}, headers=old_auth)
         assert r.status_code == 200, r.text
@@ -371,7 +293,7 @@ def test_closing_the_client_removes_the_watcher(server, client, make_session):
 def test_closing_a_running_stream_removes_the_watcher(server, client, make_session):
     sid, auth = make_session()
     client.post(f"/api/sessions/{sid}/play", headers=auth)
-    reader = Reader(events_url(server, sid), {"fps": 30})
+    reader = SseReader(events_url(server, sid), {"fps": 30})
     try:
         assert reader.next_frame(5.0) is not None
         assert watchers(client, sid) == 1
@@ -386,7 +308,7 @@ def test_closing_a_running_stream_removes_the_watcher(server, client, make_sessi
 def test_two_watchers(server, client, make_session):
     sid, auth = make_session()
     client.post(f"/api/sessions/{sid}/play", headers=auth)
-    with Reader(events_url(server, sid), {"fps": 20}) as a, Reader(events_url(server, sid), {"fps": 5}) as b:
+    with SseReader(events_url(server, sid), {"fps": 20}) as a, SseReader(events_url(server, sid), {"fps": 5}) as b:
         fa, fb = a.next_frame(5.0), b.next_frame(5.0)
         assert fa is not None and fb is not None
         assert watchers(client, sid) == 2
@@ -425,7 +347,7 @@ DIVERGING = dict(dataset="reg-plane", learning_rate=100, batch_size=10000, seed=
 
 def test_diverging_step_while_watched(server, client, make_session):
     sid, auth = make_session(**DIVERGING)
-    with Reader(events_url(server, sid)) as reader:
+    with SseReader(events_url(server, sid)) as reader:
         assert reader.next_frame(5.0) is not None
         for _ in range(200):
             r = client.post(f"/api/sessions/{sid}/step", headers=auth)
@@ -441,7 +363,7 @@ def test_diverging_step_while_watched(server, client, make_session):
 
 def test_diverging_while_playing_and_watched(server, client, make_session):
     sid, auth = make_session(**DIVERGING)
-    with Reader(events_url(server, sid), {"fps": 60}) as reader:
+    with SseReader(events_url(server, sid), {"fps": 60}) as reader:
         assert reader.next_frame(5.0) is not None
         client.post(f"/api/sessions/{sid}/play", headers=auth)
         last = None
