@@ -121,7 +121,9 @@ def _layers(model_dict: dict, problem: str) -> tuple[list, list, list[str]]:
     layers = model_dict.get("layers") if isinstance(model_dict, dict) else None
     if not isinstance(layers, list) or not layers:
         raise ValueError("model has no layers")
-    Ws, bs, acts = [], [], []
+    Ws: list[list] = []
+    bs: list[list] = []
+    acts: list[str] = []
     for l, layer in enumerate(layers):
         W = _matrix(layer.get("weights"), f"layer {l} weights")
         b = layer.get("biases")
@@ -155,64 +157,8 @@ def _literal(values, indent: str) -> str:
     return "[" + ", ".join(repr(v) for v in values) + "]"
 
 
-def model_python(model_dict: dict, *, features: list[str] | None, problem: str,
-                 title: str = "MLP Playground model") -> str:
-    """Source text of a standalone NumPy script reproducing the network's predictions.
-
-    features: the feature names (x1, x2, x1sq, …) when the raw input is a 2-D point,
-    None when the raw input goes to the network as is (digits: 64 pixels).
-    Raises ValueError for unknown names, a bad title, shapes that do not chain or
-    non-finite numbers.
-    """
-    if not isinstance(title, str) or not _TITLE.fullmatch(title):
-        raise ValueError("title may hold only ASCII letters, digits, spaces and _.,:()#/+- (at most 120)")
-    Ws, bs, acts = _layers(model_dict, problem)
-    d0 = len(Ws[0])
-    if features is not None:
-        features = list(features)
-        unknown = [f for f in features if f not in KNOWN_FEATURES]
-        if unknown:
-            raise ValueError(f"unknown feature(s) {unknown!r}; known: {list(KNOWN_FEATURES)}")
-        if not features or len(set(features)) != len(features):
-            raise ValueError("features must be a non-empty list without repeats")
-        if len(features) != d0:
-            raise ValueError(f"{len(features)} features but the first layer has {d0} inputs")
-        raw = ["x1", "x2"]
-    else:
-        raw = [f"p{i}" for i in range(d0)]
-
-    # Helpers first (sigmoid before swish), then each used activation once, in a fixed order.
-    needed = {a for a in acts}
-    needed |= {h for a in acts for h in ACTIVATION_SOURCE[a][1]}
-    act_defs = "\n\n".join(ACTIVATION_SOURCE[a][0] for a in ACTIVATION_SOURCE if a in needed)
-    act_table = ", ".join(f'"{a}": {a}' for a in ACTIVATION_SOURCE if a in set(acts))
-
-    sizes = [d0] + [len(b) for b in bs]
-    shape = " -> ".join([f"{d0} inputs"] + [f"{n} {a}" for n, a in zip(sizes[1:], acts)])
-    if features is not None:
-        feat_src = "{\n" + "".join(f'    "{f}": lambda x: {FEATURE_SOURCE[f]},\n' for f in features) + "}"
-        input_doc = (f"The raw input is a 2-D point (x1, x2); the network sees the features\n"
-                     f"{', '.join(features)} computed from it by features().")
-    else:
-        feat_src = "{}"
-        input_doc = f"The raw input is a row of {d0} numbers ({raw[0]} … {raw[-1]}) fed to the network as is."
-    if problem == "classification":
-        out_doc = ("predict(points) gives class probabilities (n, classes); classify(points) the most\n"
-                   "probable class index. Run as a script, it prints one class index per line.")
-        main_out = "for k in classify(points):\n            print(int(k))"
-        classify_src = '''
-
-def classify(points):
-    """The most probable class index for each point: (n,) integers."""
-    return predict(points).argmax(axis=1)
-'''
-    else:
-        out_doc = ("predict(points) gives the predicted value for each point, shape (n,).\n"
-                   "Run as a script, it prints one value per line.")
-        main_out = "for v in predict(points):\n            print(repr(float(v)))"
-        classify_src = ""
-
-    return f'''"""{title}: a neural network exported from MLP Playground.
+# The generated program; str.format fills the {names} ({{ }} are literal braces).
+PROGRAM = '''"""{title}: a neural network exported from MLP Playground.
 
 A {problem} multi-layer perceptron, {shape}.
 This file needs only NumPy; it computes exactly what the playground computed when
@@ -221,14 +167,14 @@ the model was exported.
 Every layer computes  a = f(x @ W + b):  x (n, d_in) are the previous layer's outputs
 (the input features for the first layer), W = WEIGHTS[l] has shape (d_in, d_out),
 b = BIASES[l] has d_out entries and f = ACTIVATIONS[l] acts elementwise (softmax acts
-on each row). The last layer is {"softmax, giving class probabilities" if problem == "classification" else "linear, giving the predicted value"}.
+on each row). The last layer is {last_layer}.
 
 {input_doc}
 {out_doc}
 
 Usage:
     python this_file.py points.csv      (or read the CSV from standard input)
-The CSV has columns {", ".join(raw) if len(raw) <= 4 else f"{raw[0]}, …, {raw[-1]}"}; a header row is optional. With a header, the
+The CSV has columns {csv_columns}; a header row is optional. With a header, the
 columns are picked by name, so the playground's data export can be passed as is.
 """
 import sys
@@ -236,13 +182,13 @@ import sys
 import numpy as np
 
 PROBLEM = "{problem}"
-RAW_INPUTS = {raw!r}  # columns of a raw point
-FEATURES = {features!r}  # what the network sees; None: the raw inputs themselves
-ACTIVATIONS = {acts!r}
+RAW_INPUTS = {raw_repr}  # columns of a raw point
+FEATURES = {features_repr}  # what the network sees; None: the raw inputs themselves
+ACTIVATIONS = {acts_repr}
 
-WEIGHTS = {_literal(Ws, "")}
+WEIGHTS = {weights}
 
-BIASES = {_literal(bs, "")}
+BIASES = {biases}
 
 
 # --- activations: f in a = f(x @ W + b) ---------------------------------------------
@@ -257,7 +203,7 @@ _FEATURE = {feat_src}
 
 
 def features(points):
-    """Raw points (n, {len(raw)}) -> the network's inputs (n, {d0})."""
+    """Raw points (n, {n_raw}) -> the network's inputs (n, {d0})."""
     x = np.asarray(points, dtype=float)
     if x.ndim == 1:
         x = x[None, :]
@@ -275,11 +221,11 @@ _B = [np.array(b, dtype=float) for b in BIASES]
 
 
 def predict(points):
-    """{"Class probabilities (n, classes)" if problem == "classification" else "Predicted values (n,)"} for raw points (n, {len(raw)})."""
+    """{predict_doc} for raw points (n, {n_raw})."""
     a = features(points)
     for W, b, name in zip(_W, _B, ACTIVATIONS):
         a = _F[name](a @ W + b)
-    return a{"" if problem == "classification" else "[:, 0]"}
+    return a{predict_tail}
 {classify_src}
 
 # --- command line -----------------------------------------------------------------------
@@ -317,6 +263,79 @@ if __name__ == "__main__":
     if len(points):
         {main_out}
 '''
+
+
+def _checked_features(features: list[str] | None, d0: int) -> list[str] | None:
+    if features is None:
+        return None
+    features = list(features)
+    unknown = [f for f in features if f not in KNOWN_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown feature(s) {unknown!r}; known: {list(KNOWN_FEATURES)}")
+    if not features or len(set(features)) != len(features):
+        raise ValueError("features must be a non-empty list without repeats")
+    if len(features) != d0:
+        raise ValueError(f"{len(features)} features but the first layer has {d0} inputs")
+    return features
+
+
+def model_python(model_dict: dict, *, features: list[str] | None, problem: str,
+                 title: str = "MLP Playground model") -> str:
+    """Source text of a standalone NumPy script reproducing the network's predictions.
+
+    features: the feature names (x1, x2, x1sq, …) when the raw input is a 2-D point,
+    None when the raw input goes to the network as is (digits: 64 pixels).
+    Raises ValueError for unknown names, a bad title, shapes that do not chain or
+    non-finite numbers.
+    """
+    if not isinstance(title, str) or not _TITLE.fullmatch(title):
+        raise ValueError("title may hold only ASCII letters, digits, spaces and _.,:()#/+- (at most 120)")
+    Ws, bs, acts = _layers(model_dict, problem)
+    d0 = len(Ws[0])
+    features = _checked_features(features, d0)
+    raw = ["x1", "x2"] if features is not None else [f"p{i}" for i in range(d0)]
+
+    # Helpers first (sigmoid before swish), then each used activation once, in a fixed order.
+    needed = {a for a in acts}
+    needed |= {h for a in acts for h in ACTIVATION_SOURCE[a][1]}
+    act_defs = "\n\n".join(ACTIVATION_SOURCE[a][0] for a in ACTIVATION_SOURCE if a in needed)
+    act_table = ", ".join(f'"{a}": {a}' for a in ACTIVATION_SOURCE if a in set(acts))
+
+    sizes = [d0] + [len(b) for b in bs]
+    shape = " -> ".join([f"{d0} inputs"] + [f"{n} {a}" for n, a in zip(sizes[1:], acts)])
+    if features is not None:
+        feat_src = "{\n" + "".join(f'    "{f}": lambda x: {FEATURE_SOURCE[f]},\n' for f in features) + "}"
+        input_doc = (f"The raw input is a 2-D point (x1, x2); the network sees the features\n"
+                     f"{', '.join(features)} computed from it by features().")
+    else:
+        feat_src = "{}"
+        input_doc = f"The raw input is a row of {d0} numbers ({raw[0]} … {raw[-1]}) fed to the network as is."
+    if problem == "classification":
+        out_doc = ("predict(points) gives class probabilities (n, classes); classify(points) the most\n"
+                   "probable class index. Run as a script, it prints one class index per line.")
+        main_out = "for k in classify(points):\n            print(int(k))"
+        classify_src = '''
+
+def classify(points):
+    """The most probable class index for each point: (n,) integers."""
+    return predict(points).argmax(axis=1)
+'''
+    else:
+        out_doc = ("predict(points) gives the predicted value for each point, shape (n,).\n"
+                   "Run as a script, it prints one value per line.")
+        main_out = "for v in predict(points):\n            print(repr(float(v)))"
+        classify_src = ""
+
+    return PROGRAM.format(
+        title=title, problem=problem, shape=shape, input_doc=input_doc, out_doc=out_doc, raw_repr=repr(raw),
+        features_repr=repr(features), acts_repr=repr(acts), weights=_literal(Ws, ""), biases=_literal(bs, ""),
+        act_defs=act_defs, act_table=act_table, feat_src=feat_src, n_raw=len(raw), d0=d0,
+        classify_src=classify_src, main_out=main_out,
+        last_layer="softmax, giving class probabilities" if problem == "classification"
+        else "linear, giving the predicted value",
+        csv_columns=", ".join(raw) if len(raw) <= 4 else f"{raw[0]}, …, {raw[-1]}",
+        predict_doc="Class probabilities (n, classes)" if problem == "classification" else "Predicted values (n,)",
+        predict_tail="" if problem == "classification" else "[:, 0]")
 
 
 # --- data_csv ---------------------------------------------------------------------------------

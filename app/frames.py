@@ -112,8 +112,8 @@ class FrameBuilder:
         self.stride = thumb_stride
         self._set_res(grid)
         self._grid_key: tuple | None = None
-        self._grid_features: np.ndarray | None = None
-        self._grid_input: np.ndarray | None = None
+        self._grid_features = np.empty((0, 0), np.float32)  # built for the first network's features
+        self._grid_input = np.empty((0, 0), np.float32)
 
     def _set_res(self, res: int) -> None:
         self.res = res

@@ -46,8 +46,8 @@ def rounded_many(arrays: list, digits: list[int]) -> list:
     v = np.concatenate([a.ravel() for a in flat])
     if not np.isfinite(v).all():
         return [rounded(a, d) for a, d in zip(flat, digits)]
-    ends = np.cumsum(sizes)
-    tops = np.maximum.reduceat(np.abs(v), ends - sizes).tolist()
+    starts = np.cumsum(sizes) - np.asarray(sizes)
+    tops = np.maximum.reduceat(np.abs(v), starts).tolist()
     decimals = [_decimals_of(top, d) for top, d in zip(tops, digits)]
     # What np.round(a, d) computes: a·10^d, rint, ÷10^d (for d < 0: ÷10^−d, rint, ·10^−d),
     # with numpy's own powers of ten, so the results are the same floats.
@@ -71,10 +71,14 @@ def rounded_many(arrays: list, digits: list[int]) -> list:
     return out
 
 
-_P10 = [1.0]
-for _ in range(400):
-    _P10.append(_P10[-1] * 10.0)  # as numpy's power_of_ten: exact to 1e22, then rounded products
-_P10 = np.array(_P10)
+def _powers_of_ten(n: int) -> np.ndarray:
+    p = [1.0]
+    for _ in range(n):
+        p.append(p[-1] * 10.0)  # as numpy's power_of_ten: exact to 1e22, then rounded products
+    return np.array(p)
+
+
+_P10 = _powers_of_ten(400)
 
 
 def _power_of_ten(n: np.ndarray) -> np.ndarray:
@@ -85,9 +89,13 @@ def _decimals(a: np.ndarray, digits: int) -> int:
     return _decimals_of(float(np.max(np.abs(a))) if a.size else 0.0, digits)
 
 
+MAX_DECIMALS = 300  # 10^300 is finite; anything smaller than 1e-300 is 0 on any screen
+
+
 def _decimals_of(top: float, digits: int) -> int:
-    """Decimal places that leave `digits` significant digits on a number of magnitude top."""
-    return digits - 1 - math.floor(math.log10(top)) if top > 0 else digits
+    """Decimal places that leave `digits` significant digits on a number of magnitude top
+    (at most MAX_DECIMALS: a power of ten past 1e308 is ∞, and ∞ · 0 would be NaN)."""
+    return min(digits - 1 - math.floor(math.log10(top)), MAX_DECIMALS) if top > 0 else digits
 
 
 def _none_where(values, keep):

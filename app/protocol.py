@@ -11,6 +11,7 @@ the live session first (and cuts a long /step short).
 """
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -67,6 +68,7 @@ class Change(Command):
 
 
 StructureOpName = Literal["add_layer", "remove_layer", "add_unit", "remove_unit", "activation", "toggle_feature"]
+STRUCTURE_OPS: tuple[StructureOpName, ...] = typing.get_args(StructureOpName)
 
 
 @dataclass(frozen=True)

@@ -60,10 +60,9 @@ def fields_from_strings(params: Mapping[str, str], *, ignore_unknown: bool) -> C
             data[name] = parse_hidden(value)
         elif name == "features":
             data[name] = [f for f in value.split(",") if f]
-        elif name in KINDS and KINDS[name] in (int, float):
-            data[name] = _number(key, value, KINDS[name])
         elif name in KINDS:
-            data[name] = value
+            kind = KINDS[name]
+            data[name] = _number(key, value, kind) if kind is int or kind is float else value
         elif not ignore_unknown:
             raise FieldError(key, "unknown setting")
     return validate_model(ConfigFields, data)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 import annotated_types
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
@@ -28,9 +28,24 @@ def _distinct(features: list[str]) -> list[str]:
     return features
 
 
-Activation = Literal[HIDDEN_ACTIVATIONS]  # type: ignore[valid-type]
-Feature = Literal[tuple(FEATURES)]  # type: ignore[valid-type]
-DatasetName = Literal[(*DATASETS, "custom")]  # type: ignore[valid-type]
+# The choices come from the engine's and the data's own tables, so they are built at run time;
+# for the type checker they are text.
+if TYPE_CHECKING:
+    Activation: TypeAlias = str
+    Feature: TypeAlias = str
+    DatasetName: TypeAlias = str
+    Optimizer: TypeAlias = str
+    Regularization: TypeAlias = str
+    Init: TypeAlias = str
+    LrSchedule: TypeAlias = str
+else:
+    Activation = Literal[HIDDEN_ACTIVATIONS]
+    Feature = Literal[tuple(FEATURES)]
+    DatasetName = Literal[(*DATASETS, "custom")]
+    Optimizer = Literal[tuple(OPTIMIZERS)]
+    Regularization = Literal[REGULARIZATIONS]
+    Init = Literal[INITS]
+    LrSchedule = Literal[SCHEDULES]
 Problem = Literal["classification", "regression"]
 ClassCount = Annotated[StrictInt, Field(ge=2, le=10, description="class count for gauss and spiral")]
 NPoints = Annotated[StrictInt, Field(ge=4, description="points in the dataset")]
@@ -41,12 +56,8 @@ LearningRate = Annotated[float, Field(gt=0.0, le=100.0, allow_inf_nan=False)]
 Seed = Annotated[StrictInt, Field(ge=0, lt=2**32)]
 DataSeed = Annotated[StrictInt, Field(ge=0, lt=2**32, description="defaults to seed; Regenerate changes it")]
 Features = Annotated[list[Feature], Field(min_length=1), AfterValidator(_distinct)]
-Optimizer = Literal[tuple(OPTIMIZERS)]  # type: ignore[valid-type]
-Regularization = Literal[REGULARIZATIONS]  # type: ignore[valid-type]
 RegularizationRate = Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False)]
-Init = Literal[INITS]  # type: ignore[valid-type]
 EpochsPerFrame = Annotated[StrictInt, Field(ge=1, le=1000)]
-LrSchedule = Literal[SCHEDULES]  # type: ignore[valid-type]
 LrPeriod = Annotated[StrictInt, Field(ge=1, le=100_000, description="epochs per step decay / cosine cycle")]
 
 

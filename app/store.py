@@ -94,6 +94,7 @@ class SessionStore:
         self.workers = [self._spawn(i) for i in range(self.settings.workers)]
 
     def _spawn(self, index: int) -> WorkerProcess:
+        assert self.loop is not None, "start() first"
         return WorkerProcess(index, self._conf, self.loop, self._on_frame, self._on_worker_exit)
 
     def close_streams(self, reason: str = "shutdown") -> None:
@@ -203,10 +204,11 @@ class SessionStore:
 
     def successor_of(self, sid: str) -> str | None:
         """The live session an ended one moved to, following a chain of moves."""
+        current: str | None = sid
         for _ in range(GONE_MEMORY):  # bounded: a chain cannot loop (ids are never reused), but be sure
-            sid = self.successors.get(sid)
-            if sid is None or sid in self.sessions:
-                return sid
+            current = self.successors.get(current) if current is not None else None
+            if current is None or current in self.sessions:
+                return current
         return None
 
     def _end(self, sid: str, reason: str) -> None:
@@ -245,6 +247,7 @@ class SessionStore:
             pass  # the session ended meanwhile
 
     def _spawn_task(self, coro) -> None:
+        assert self.loop is not None, "start() first"
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

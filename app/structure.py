@@ -1,6 +1,8 @@
 """Structure editing: what one structure button does to a config, as a pure function."""
 from __future__ import annotations
 
+from typing import Any
+
 from app.data.features import FEATURES
 from app.errors import FieldError
 from app.protocol import StructureOp
@@ -13,7 +15,7 @@ def edit_structure(cfg: SessionConfig, edit: StructureOp, limits: Limits) -> Ses
     """The config after one structure edit: add or remove a layer (at the end) or a unit, set
     a layer's activation, toggle an input feature. The result passes the same rules and
     limits as any change (`resolve`); raises FieldError naming what is wrong."""
-    layers = [h.model_dump() for h in cfg.hidden_layers]
+    layers: list[dict[str, Any]] = [h.model_dump() for h in cfg.hidden_layers]
     features = list(cfg.features)
     if edit.op in ("add_unit", "remove_unit", "activation"):
         layer = len(layers) - 1 if edit.layer is None else edit.layer
@@ -24,7 +26,7 @@ def edit_structure(cfg: SessionConfig, edit: StructureOp, limits: Limits) -> Ses
         else:
             layers[layer]["units"] += 1 if edit.op == "add_unit" else -1
     elif edit.op == "add_layer":
-        template = layers[-1] if layers else {"units": 4, "activation": "tanh"}
+        template: dict[str, Any] = layers[-1] if layers else {"units": 4, "activation": "tanh"}
         layers.append({"units": min(template["units"], NEW_LAYER_MAX_UNITS), "activation": template["activation"]})
     elif edit.op == "remove_layer":
         if not layers:

@@ -67,7 +67,7 @@ class Session:
         # Uploaded or hand-edited data: (x, y, is_train). None means "generate from config".
         self.custom = custom
         self.shape_version = 0  # bumped on every change of shape or data, so views know to redraw
-        self.probe: np.ndarray | None = None  # the input every neuron shows its value for
+        self.probe = np.zeros(0)  # the input every neuron shows its value for (set from the data below)
         self.probe_y: int | float | None = None  # its true label, when the probe is a data point
         self._build_data()
         self.reset()
@@ -86,7 +86,7 @@ class Session:
             train, test = split_train_test(ds, cfg.train_fraction, seed=cfg.effective_data_seed)
         self.dims = train.dims
         self.data = Split(train, test, self._features(train.X), self._features(test.X))
-        if self.probe is None or self.probe.shape[0] != self.dims:
+        if self.probe.shape[0] != self.dims:
             self.set_probe(self.data.train.X[0])
         else:
             self.set_probe(self.probe)  # re-snap: the data under the probe changed
@@ -104,7 +104,7 @@ class Session:
         self.model = self._new_model()
         self.optimizer = OPTIMIZERS[self.cfg.optimizer](self.model.params)
         self.shuffle_rng = np.random.default_rng([self.cfg.seed, 2])
-        self._pass = None  # an epoch in progress (see train)
+        self._pass: EpochPass | None = None  # an epoch in progress (see train)
         self.epoch = 0
         self.step = 0
         self.status = Status.PAUSED
@@ -178,12 +178,12 @@ class Session:
         deadline = None if budget_s is None else time.perf_counter() + budget_s
         done = 0
         while done < epochs:
-            if self._pass is None:
-                self._pass = EpochPass(self.model, d.f_train, d.train.y, cfg.batch_size, self.shuffle_rng)
+            epoch_pass = self._pass or EpochPass(self.model, d.f_train, d.train.y, cfg.batch_size, self.shuffle_rng)
+            self._pass = epoch_pass
             with np.errstate(all="ignore"):  # overflow is caught below as divergence, not raised
-                self.step += self._pass.run(self.model, self.optimizer, self.lr, cfg.regularization,
+                self.step += epoch_pass.run(self.model, self.optimizer, self.lr, cfg.regularization,
                                             cfg.regularization_rate, deadline)
-            if not self._pass.done:
+            if not epoch_pass.done:
                 break  # out of time in the middle of an epoch
             self._pass = None
             self.epoch += 1
@@ -273,7 +273,7 @@ class Session:
     def metrics(self) -> dict:
         """Test-set metrics: a confusion matrix (rows = true class) or RMSE and R²."""
         d = self.data
-        if len(d.test.y) == 0:
+        if len(d.test.y) == 0 or self._test_z_out is None:
             return {}
         with np.errstate(all="ignore"):
             out = output(self.cfg.problem, self._test_z_out)
@@ -332,7 +332,9 @@ class Session:
     def _apply_config(self, new: SessionConfig, data_changed: bool) -> dict:
         old, old_dims = self.cfg, self.dims
         changed = sorted(k for k in SessionConfig.model_fields if getattr(new, k) != getattr(old, k))
-        result = {"changed": changed, "rebuilt": [], "reset": False, "applies_on_reset": []}
+        rebuilt: list[str] = []
+        applies_on_reset: list[str] = []
+        result = {"changed": changed, "rebuilt": rebuilt, "reset": False, "applies_on_reset": applies_on_reset}
         if not changed and not data_changed:
             return result
         self._pass = None  # an epoch in progress was shuffled for the old data and settings
@@ -344,7 +346,7 @@ class Session:
             self.custom = (x, y, self._train_mask(len(y)))
         if data_changed or DATA_FIELDS.intersection(changed) or ("seed" in changed and new.data_seed is None):
             self._build_data()
-            result["rebuilt"].append("data")
+            rebuilt.append("data")
         elif "features" in changed:
             d = self.data
             self.data = replace(d, f_train=self._features(d.train.X), f_test=self._features(d.test.X))
@@ -353,10 +355,10 @@ class Session:
         if "seed" in changed or new.problem != old.problem or self.dims != old_dims:
             self.reset()
             result["reset"] = True
-            result["rebuilt"].append("network")
+            rebuilt.append("network")
         elif sizes_for(new, self.dims) != self.model.sizes:
             self._reshape(old)
-            result["rebuilt"].append("network")
+            rebuilt.append("network")
         else:
             for l, layer in enumerate(new.hidden_layers):
                 if layer.activation != self.model.hidden[l]:
@@ -364,7 +366,7 @@ class Session:
             if "optimizer" in changed:
                 self.optimizer = OPTIMIZERS[new.optimizer](self.model.params)
         if "init" in changed and not result["reset"]:
-            result["applies_on_reset"].append("init")
+            applies_on_reset.append("init")
         activations_changed = [h.activation for h in old.hidden_layers] != [h.activation for h in new.hidden_layers]
         if result["rebuilt"] or activations_changed:
             self.shape_version += 1

@@ -331,8 +331,9 @@ class Worker:
         if slot.fps <= 0:
             return
         s = slot.session
-        if slot.viewing is not None:
-            with s.showing(s.timeline.at(slot.viewing).state):
+        checkpoint = s.timeline.at(slot.viewing) if slot.viewing is not None else None
+        if checkpoint is not None:
+            with s.showing(checkpoint.state):
                 frame = slot.builder.build(s, gradients=slot.gradients)
         else:
             frame = slot.builder.build(s, gradients=slot.gradients)

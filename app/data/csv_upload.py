@@ -125,8 +125,9 @@ def _coordinates(rows) -> np.ndarray:
 
 def _looks_like_classes(labels: list[str]) -> bool:
     """Integer-valued numbers with few distinct values, or any non-numbers."""
-    values = [_number(s) for s in labels]
-    if any(v is None for v in values):
+    parsed = [_number(s) for s in labels]
+    values = [v for v in parsed if v is not None]
+    if len(values) < len(parsed):
         return True
     finite = all(np.isfinite(v) for v in values)
     return finite and all(v == int(v) for v in values) and len(set(values)) <= MAX_CLASSES

@@ -29,8 +29,9 @@ class Activation:
     f: Callable[[Array], Array]
     grad: Callable[[Array, Array], Array]  # (z, a) -> f'(z)
     formula: str  # shown in the neuron inspector
-    f_into: Callable[[Array, Array], object] | None = None  # (z, out): out[...] = f(z)
-    backprop: Callable[[Array, Array, Array], object] | None = None  # (da, z, a): da *= f'(z)
+    # None means "derive from f and grad": __post_init__ fills both in, so they are never None after it.
+    f_into: Callable[[Array, Array], object] = None  # type: ignore[assignment]  # (z, out): out[...] = f(z)
+    backprop: Callable[[Array, Array, Array], object] = None  # type: ignore[assignment]  # (da, z, a): da *= f'(z)
 
     def __post_init__(self):
         if self.f_into is None:

@@ -39,8 +39,8 @@ def status_of(e: FieldError) -> int:
 
 def error_body(field: str, message: str, loc: list | None = None, kind: str = "value_error",
                code: str | None = None, params: dict | None = None) -> dict:
-    body = {"detail": [{"loc": loc or field.split("."), "msg": message, "type": kind}],
-            "field": field, "message": message}
+    body: dict = {"detail": [{"loc": loc or field.split("."), "msg": message, "type": kind}],
+                  "field": field, "message": message}
     if code:  # the page translates "error.<code>" with these params
         body["code"], body["params"] = code, params or {}
     return body

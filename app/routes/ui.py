@@ -6,15 +6,16 @@ with the panels rendered again, plus the network when its shape changed.
 """
 from __future__ import annotations
 
+import typing
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from app.control import NearBody, PointBody, RenameBody, SaveBody
+from app.control import NearBody, PointBody, RenameBody, SaveBody, Transport
 from app.errors import FieldError
 from app.i18n import translator
-from app.protocol import StructureOp
+from app.protocol import STRUCTURE_OPS, StructureOp
 from app.querycodec import fields_from_strings, to_query
 from app.routes.deps import Actions, Admin, AppSettings, Controlled, SessionId, SnapshotId, Store
 from app.routes.render import (controls_response, render_captions, render_network, request_language,
@@ -22,7 +23,7 @@ from app.routes.render import (controls_response, render_captions, render_networ
 from app.schema import validate_model
 
 router = APIRouter(prefix="/ui", tags=["pages"], include_in_schema=False)
-STRUCTURE_OPS = ("add_layer", "remove_layer", "add_unit", "remove_unit", "activation", "toggle_feature")
+TRANSPORT_OPS: tuple[Transport, ...] = typing.get_args(Transport)
 
 
 async def form_of(request: Request) -> dict[str, str]:
@@ -73,8 +74,8 @@ async def ui_config(request: Request, record: Controlled, control: Actions, sett
 async def ui_structure(request: Request, record: Controlled, control: Actions, settings: AppSettings):
     """Structure buttons: add/remove a layer or a unit, set an activation, toggle a feature."""
     form = await form_of(request)
-    op = form.get("op", "")
-    if op not in STRUCTURE_OPS:
+    op = next((name for name in STRUCTURE_OPS if name == form.get("op")), None)
+    if op is None:
         raise FieldError("op", "unknown structure operation")
     edit = StructureOp(op, layer=_int(form, "layer"), activation=form.get("activation"), feature=form.get("feature"))
     result = await control.edit_structure(record, edit)
@@ -84,10 +85,11 @@ async def ui_structure(request: Request, record: Controlled, control: Actions, s
 @router.post("/sessions/{sid}/transport", status_code=204)
 async def ui_transport(request: Request, record: Controlled, control: Actions):
     """Play/pause toggle, step and reset from the page; the stream shows the outcome."""
-    op = (await form_of(request)).get("op", "")
-    if op not in ("toggle", "play", "pause", "step", "reset"):
+    given = (await form_of(request)).get("op")
+    op = next((name for name in TRANSPORT_OPS if name == given), None)
+    if op is None:
         raise FieldError("op", "unknown transport operation")
-    await control.transport(record, op)  # type: ignore[arg-type]  # checked just above
+    await control.transport(record, op)
     return Response(status_code=204)
 
 
