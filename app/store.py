@@ -100,9 +100,9 @@ class SessionStore:
     def close_streams(self, reason: str = "shutdown") -> None:
         """Tell every open stream to send its final event and end (server shutdown)."""
         self.shutting_down = True
-        for handle in self.sessions.values():
-            handle.closed = handle.closed or reason
-            handle.publish(None)
+        for record in self.sessions.values():
+            record.closed = record.closed or reason
+            record.publish(None)
 
     def stop(self) -> None:
         self.close_streams()
@@ -112,10 +112,10 @@ class SessionStore:
 
     def _on_frame(self, msg) -> None:
         _, sid, frame, status = msg
-        handle = self.sessions.get(sid)
-        if handle is not None and handle.closed is None:
-            handle.status = Status(status)
-            handle.publish(frame)
+        record = self.sessions.get(sid)
+        if record is not None and record.closed is None:
+            record.status = Status(status)
+            record.publish(frame)
 
     def _on_worker_exit(self, worker: WorkerProcess) -> None:
         if worker not in self.workers:
@@ -137,25 +137,25 @@ class SessionStore:
 
     # --- lookup --------------------------------------------------------------------------
     def get(self, sid: str) -> SessionRecord:
-        handle = self.sessions.get(sid)
-        if handle is None:
+        record = self.sessions.get(sid)
+        if record is None:
             reason = self.gone.get(sid)
             if reason is not None:
                 raise FieldError("id", f"this session has ended ({reason}); create a new one",
                                  code="session_gone", reason=reason, successor=self.successor_of(sid))
             raise FieldError("id", "no such session", code="session_unknown")
-        handle.last_active = time.monotonic()
-        return handle
+        record.last_active = time.monotonic()
+        return record
 
     def authorize(self, sid: str, token: str | None) -> SessionRecord:
-        handle = self.get(sid)
+        record = self.get(sid)
         if not token:
             raise FieldError("authorization", "send the session's control token as 'Authorization: Bearer <token>'",
                              code="auth_missing")
-        if not handle.token_ok(token):
+        if not record.token_ok(token):
             raise FieldError("authorization", "this control token does not control this session",
                              code="auth_wrong")
-        return handle
+        return record
 
     # --- commands --------------------------------------------------------------------------
     async def create(self, cfg: SessionConfig, payload: dict | None = None) -> SessionRecord:
@@ -168,29 +168,29 @@ class SessionStore:
                                  code="limit_sessions", max=self.settings.max_sessions)
         worker = min(self.workers, key=lambda w: len(w.sessions))
         sid = secrets.token_urlsafe(24)  # 192 bits
-        handle = SessionRecord(sid, secrets.token_urlsafe(32), worker, cfg)
-        self.sessions[sid] = handle
+        record = SessionRecord(sid, secrets.token_urlsafe(32), worker, cfg)
+        self.sessions[sid] = record
         worker.sessions.add(sid)
         try:
-            await self.call(handle, cmd.Create(sid, cfg, payload))
+            await self.call(record, cmd.Create(sid, cfg, payload))
         except BaseException:
             self._forget(sid)
             raise
-        return handle
+        return record
 
-    async def call(self, handle: SessionRecord, command: cmd.Command):
+    async def call(self, record: SessionRecord, command: cmd.Command):
         """Run a command on the session's worker. A status reply updates the record: the
         worker's config is the truth (changes are resolved there), the record keeps a copy."""
-        result = await handle.worker.call(command)
+        result = await record.worker.call(command)
         if isinstance(result, dict) and "status" in result:
-            handle.status = Status(result["status"])
-            handle.config = result.pop("config")
+            record.status = Status(result["status"])
+            record.config = result.pop("config")
         return result
 
-    async def delete(self, handle: SessionRecord, reason: str = "deleted") -> None:
-        self._end(handle.id, reason)
+    async def delete(self, record: SessionRecord, reason: str = "deleted") -> None:
+        self._end(record.id, reason)
         try:
-            await handle.worker.call(cmd.Delete(handle.id))
+            await record.worker.call(cmd.Delete(record.id))
         except FieldError:
             pass  # already gone on the worker side (e.g. it restarted)
 
@@ -212,22 +212,22 @@ class SessionStore:
         return None
 
     def _end(self, sid: str, reason: str) -> None:
-        handle = self._forget(sid)
-        if handle is not None:
-            handle.closed = reason
-            handle.publish(None)
+        record = self._forget(sid)
+        if record is not None:
+            record.closed = reason
+            record.publish(None)
             self.gone[sid] = reason
-            if handle.successor is not None:
-                self.successors[sid] = handle.successor
+            if record.successor is not None:
+                self.successors[sid] = record.successor
             for memory in (self.gone, self.successors):
                 while len(memory) > GONE_MEMORY:
                     memory.popitem(last=False)
 
     def _forget(self, sid: str) -> SessionRecord | None:
-        handle = self.sessions.pop(sid, None)
-        if handle is not None:
-            handle.worker.sessions.discard(sid)
-        return handle
+        record = self.sessions.pop(sid, None)
+        if record is not None:
+            record.worker.sessions.discard(sid)
+        return record
 
     def pause_unwatched(self) -> int:
         """Pause running sessions that no stream watches and no request touched for a while
@@ -240,9 +240,9 @@ class SessionStore:
             self._spawn_task(self._quietly(h, cmd.Pause(h.id)))
         return len(idle)
 
-    async def _quietly(self, handle: SessionRecord, command: cmd.Command) -> None:
+    async def _quietly(self, record: SessionRecord, command: cmd.Command) -> None:
         try:
-            await handle.worker.call(command)
+            await record.worker.call(command)
         except FieldError:
             pass  # the session ended meanwhile
 
@@ -263,28 +263,28 @@ class SessionStore:
         return len(idle)
 
     # --- viewers ---------------------------------------------------------------------------
-    async def add_watcher(self, handle: SessionRecord, watcher: Watcher) -> None:
-        if len(handle.watchers) >= self.settings.max_watchers:
+    async def add_watcher(self, record: SessionRecord, watcher: Watcher) -> None:
+        if len(record.watchers) >= self.settings.max_watchers:
             raise FieldError("max_watchers", f"this session already has {self.settings.max_watchers} viewers "
                              "(limit max_watchers)",
                              code="limit_watchers", max=self.settings.max_watchers)
-        handle.watchers.append(watcher)
-        handle.publish(None)  # other streams report the new viewer count
-        await self._tell_worker(handle)
+        record.watchers.append(watcher)
+        record.publish(None)  # other streams report the new viewer count
+        await self._tell_worker(record)
 
-    def remove_watcher(self, handle: SessionRecord, watcher: Watcher) -> None:
+    def remove_watcher(self, record: SessionRecord, watcher: Watcher) -> None:
         """Synchronous so it also runs from a cancelled stream; the worker is told in a task."""
-        if watcher in handle.watchers:
-            handle.watchers.remove(watcher)
-            handle.last_active = time.monotonic()
-            handle.publish(None)
-            if handle.closed is None and self.loop is not None:
-                self._spawn_task(self._tell_worker(handle))
+        if watcher in record.watchers:
+            record.watchers.remove(watcher)
+            record.last_active = time.monotonic()
+            record.publish(None)
+            if record.closed is None and self.loop is not None:
+                self._spawn_task(self._tell_worker(record))
 
-    async def _tell_worker(self, handle: SessionRecord) -> None:
-        fps = max((w.fps for w in handle.watchers), default=0.0)
-        gradients = any(w.gradients for w in handle.watchers)
+    async def _tell_worker(self, record: SessionRecord) -> None:
+        fps = max((w.fps for w in record.watchers), default=0.0)
+        gradients = any(w.gradients for w in record.watchers)
         try:
-            await handle.worker.call(cmd.Watch(handle.id, fps, gradients, fresh=fps > 0 and handle.frame is None))
+            await record.worker.call(cmd.Watch(record.id, fps, gradients, fresh=fps > 0 and record.frame is None))
         except FieldError:
             pass  # the session ended meanwhile; the stream will see `closed`

@@ -37,20 +37,20 @@ async def watching(sid: SessionId, store: Store, settings: AppSettings,
     """Register the viewer before the response starts, so a bad id, a full session or a too
     high fps gets a real 4xx; and always unregister it: FastAPI runs this `finally` from the
     request's exit stack, even when it abandons the stream generator."""
-    handle = store.get(sid)
+    record = store.get(sid)
     if fps is None:  # the page asks for the default, so a server with a lower MAX_FPS still serves it
         fps = min(DEFAULT_FPS, settings.max_fps)
     elif fps > settings.max_fps:
         raise FieldError("fps", f"at most {settings.max_fps} frames per second (limit max_fps)",
                          code="limit_fps", max=settings.max_fps)
     watcher = Watcher(float(fps), gradients)
-    if not handle.watchers:
-        handle.frame = None  # nobody watched, so frames were not built: wait for a fresh one
-    await store.add_watcher(handle, watcher)  # checks MAX_WATCHERS and appends, no await in between
+    if not record.watchers:
+        record.frame = None  # nobody watched, so frames were not built: wait for a fresh one
+    await store.add_watcher(record, watcher)  # checks MAX_WATCHERS and appends, no await in between
     try:
-        yield handle, watcher
+        yield record, watcher
     finally:
-        store.remove_watcher(handle, watcher)
+        store.remove_watcher(record, watcher)
 
 
 @router.get("/sessions/{sid}/events", response_class=EventSourceResponse, name="session_events")
@@ -59,32 +59,32 @@ async def session_events(
     store: Store,
     max_frames: Annotated[int | None, Query(ge=1, le=1_000_000, description="close after this many frames")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    handle, watcher = viewing
+    record, watcher = viewing
     try:
-        history = await store.call(handle, cmd.History(handle.id))
+        history = await store.call(record, cmd.History(record.id))
     except FieldError:
         history = []
     yield ServerSentEvent(event="history", raw_data=json.dumps(json_safe(history)))
     interval = 1.0 / watcher.fps
     sent, last_seq, next_at, watchers = 0, -1, 0.0, -1
     while True:
-        if handle.closed is not None:
-            yield ServerSentEvent(event="closed", raw_data=json.dumps({"reason": handle.closed,
-                                                                       "successor": handle.successor}))
+        if record.closed is not None:
+            yield ServerSentEvent(event="closed", raw_data=json.dumps({"reason": record.closed,
+                                                                       "successor": record.successor}))
             return
-        if len(handle.watchers) != watchers:
-            watchers = len(handle.watchers)
+        if len(record.watchers) != watchers:
+            watchers = len(record.watchers)
             yield ServerSentEvent(event="watchers", raw_data=json.dumps({"count": watchers}))
             continue
-        if handle.frame is None or handle.seq == last_seq:
-            await handle.changed.wait()
+        if record.frame is None or record.seq == last_seq:
+            await record.changed.wait()
             continue
         delay = next_at - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)  # fps cap; afterwards take whatever is newest
             continue
-        last_seq = handle.seq
-        yield ServerSentEvent(event="frame", raw_data=handle.frame, id=str(last_seq))
+        last_seq = record.seq
+        yield ServerSentEvent(event="frame", raw_data=record.frame, id=str(last_seq))
         sent += 1
         if max_frames is not None and sent >= max_frames:
             return
