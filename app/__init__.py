@@ -1,4 +1,5 @@
 """MLP Playground: NumPy multi-layer perceptrons trained on the server, streamed to the page."""
+
 import os
 
 # Small matrices are faster on one BLAS thread, and the server already runs one

@@ -5,16 +5,16 @@ and returns a typed result: a SessionRecord, a status dict from the session's wo
 `changed`, `rebuilt` and `reset` when the config changed), or a snapshot's metadata. Errors
 are FieldErrors with a code; the web layer alone turns codes into HTTP statuses.
 """
+
 from __future__ import annotations
 
 import json
 import secrets
+from asyncio import to_thread
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from asyncio import to_thread
 
 from app import protocol as cmd
 from app.data import CsvError, parse_csv
@@ -34,6 +34,7 @@ PlaneCoordinate = Annotated[float, Field(allow_inf_nan=False, ge=-6.0, le=6.0)]
 
 class PointBody(BaseModel):
     """A point to add: where, and its class (or regression target)."""
+
     model_config = ConfigDict(extra="forbid")
     x: list[PlaneCoordinate] = Field(min_length=2, max_length=2)
     label: float = Field(0, allow_inf_nan=False, description="class index, or target in [−1, 1] for regression")
@@ -41,6 +42,7 @@ class PointBody(BaseModel):
 
 class NearBody(BaseModel):
     """A place on the plane: the nearest point is removed."""
+
     model_config = ConfigDict(extra="forbid")
     x: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(min_length=2, max_length=2)
 
@@ -146,8 +148,9 @@ class Control:
         except CsvError as e:
             field = "file" if e.line is None else f"file.line.{e.line}"
             raise FieldError(field, str(e), code=f"csv_{e.code}", **e.params) from None
-        return await self.store.call(record, cmd.Upload(record.id, ds.X.tolist(), ds.y.tolist(), ds.problem,
-                                                        ds.classes))
+        return await self.store.call(
+            record, cmd.Upload(record.id, ds.X.tolist(), ds.y.tolist(), ds.problem, ds.classes)
+        )
 
     async def export_model(self, record: SessionRecord) -> str:
         """The trained network as a standalone NumPy program."""
@@ -155,8 +158,12 @@ class Control:
         status = await self.status(record)
         cfg = record.config
         try:
-            return model_python(model, features=cfg.features if status["dims"] == 2 else None, problem=cfg.problem,
-                                title=f"MLP Playground model, epoch {status['epoch']}")
+            return model_python(
+                model,
+                features=cfg.features if status["dims"] == 2 else None,
+                problem=cfg.problem,
+                title=f"MLP Playground model, epoch {status['epoch']}",
+            )
         except ValueError as e:  # a diverged network has no finite weights to export
             raise FieldError("model", str(e), code="model_not_finite") from None
 
@@ -186,8 +193,9 @@ class Control:
         """Store a snapshot from an exported file; a bad file names what is wrong."""
         limit = self.settings.max_snapshot_bytes
         if len(raw) > limit:
-            raise FieldError("file", f"the file is larger than {limit} bytes (limit max_snapshot_bytes)",
-                             code="snapshot_too_large")
+            raise FieldError(
+                "file", f"the file is larger than {limit} bytes (limit max_snapshot_bytes)", code="snapshot_too_large"
+            )
         payload, name = await to_thread(self._read_export, raw)
         return await self._save(payload, (name or IMPORTED_NAME).strip()[:80] or IMPORTED_NAME)
 
@@ -226,8 +234,12 @@ class Control:
             return await self._stored(self.snapshots.save, payload, name=name)
         except ValueError as e:
             if "non-finite" in str(e):  # a diverged network: NaN/inf weights or losses
-                raise FieldError("model", "the network has diverged (NaN or infinite numbers); reset it or lower "
-                                 "the learning rate before saving", code="model_not_finite") from None
+                raise FieldError(
+                    "model",
+                    "the network has diverged (NaN or infinite numbers); reset it or lower "
+                    "the learning rate before saving",
+                    code="model_not_finite",
+                ) from None
             raise FieldError("name", str(e), code="snapshot_name") from None
 
     @staticmethod

@@ -4,6 +4,7 @@ The core (nn, data, training, worker, sessions, control) speaks no HTTP: an erro
 `code` (catalog key "error.<code>") and `params`, and the web layer maps the code to a
 status (app/routes/errors.py). A code the table does not name is a 422: a bad value.
 """
+
 from __future__ import annotations
 
 

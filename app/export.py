@@ -10,6 +10,7 @@ Each activation is written out from its formula with the same constants and the
 same operation order as app/nn/activations.py, so the script's predictions equal
 the server's to the last bit (on the same NumPy/BLAS).
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,7 +19,8 @@ import math
 import re
 
 from app.data.features import FEATURES as KNOWN_FEATURES
-from app.nn.activations import _GELU_C, ACTIVATIONS as KNOWN_ACTIVATIONS, ELU_ALPHA, LEAKY_SLOPE
+from app.nn.activations import _GELU_C, ELU_ALPHA, LEAKY_SLOPE
+from app.nn.activations import ACTIVATIONS as KNOWN_ACTIVATIONS
 from app.nn.losses import OUTPUT_ACTIVATION
 
 PROBLEMS = tuple(OUTPUT_ACTIVATION)  # classification, regression
@@ -48,53 +50,80 @@ _SIGMOID = '''def sigmoid(z):
 
 # Activation name -> (definition source, helpers it needs). Mirrors app/nn/activations.py.
 ACTIVATION_SOURCE: dict[str, tuple[str, tuple[str, ...]]] = {
-    "relu": ('''def relu(z):
+    "relu": (
+        '''def relu(z):
     """max(0, z)"""
     return np.maximum(z, 0.0)
-''', ()),
-    "tanh": ('''def tanh(z):
+''',
+        (),
+    ),
+    "tanh": (
+        '''def tanh(z):
     """tanh(z)"""
     return np.tanh(z)
-''', ()),
+''',
+        (),
+    ),
     "sigmoid": (_SIGMOID, ()),
-    "linear": ('''def linear(z):
+    "linear": (
+        '''def linear(z):
     """z (the identity)"""
     return z
-''', ()),
-    "leaky_relu": (f'''LEAKY_SLOPE = {LEAKY_SLOPE!r}
+''',
+        (),
+    ),
+    "leaky_relu": (
+        f'''LEAKY_SLOPE = {LEAKY_SLOPE!r}
 
 
 def leaky_relu(z):
     """z if z > 0 else LEAKY_SLOPE * z"""
     return np.where(z > 0, z, LEAKY_SLOPE * z)
-''', ()),
-    "elu": (f'''ELU_ALPHA = {ELU_ALPHA!r}
+''',
+        (),
+    ),
+    "elu": (
+        f'''ELU_ALPHA = {ELU_ALPHA!r}
 
 
 def elu(z):
     """z if z > 0 else ELU_ALPHA * (e^z - 1)"""
     return np.where(z > 0, z, ELU_ALPHA * np.expm1(np.minimum(z, 0.0)))
-''', ()),
-    "gelu": (f'''GELU_C = {_GELU_C!r}  # sqrt(2 / pi)
+''',
+        (),
+    ),
+    "gelu": (
+        f'''GELU_C = {_GELU_C!r}  # sqrt(2 / pi)
 
 
 def gelu(z):
     """z * Phi(z), tanh approximation: 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))"""
     return 0.5 * z * (1.0 + np.tanh(GELU_C * (z + 0.044715 * z**3)))
-''', ()),
-    "softplus": ('''def softplus(z):
+''',
+        (),
+    ),
+    "softplus": (
+        '''def softplus(z):
     """log(1 + e^z) = max(z, 0) + log1p(e^-|z|), stable for large |z|"""
     return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
-''', ()),
-    "swish": ('''def swish(z):
+''',
+        (),
+    ),
+    "swish": (
+        '''def swish(z):
     """z * sigmoid(z)"""
     return z * sigmoid(z)
-''', ("sigmoid",)),
-    "softmax": ('''def softmax(z):
+''',
+        ("sigmoid",),
+    ),
+    "softmax": (
+        '''def softmax(z):
     """Row-wise e^z / sum(e^z); subtracting the row max keeps exp from overflowing."""
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
-''', ()),
+''',
+        (),
+    ),
 }
 
 
@@ -279,8 +308,9 @@ def _checked_features(features: list[str] | None, d0: int) -> list[str] | None:
     return features
 
 
-def model_python(model_dict: dict, *, features: list[str] | None, problem: str,
-                 title: str = "MLP Playground model") -> str:
+def model_python(
+    model_dict: dict, *, features: list[str] | None, problem: str, title: str = "MLP Playground model"
+) -> str:
     """Source text of a standalone NumPy script reproducing the network's predictions.
 
     features: the feature names (x1, x2, x1sq, …) when the raw input is a 2-D point,
@@ -303,39 +333,53 @@ def model_python(model_dict: dict, *, features: list[str] | None, problem: str,
 
     sizes = [d0] + [len(b) for b in bs]
     shape = " -> ".join([f"{d0} inputs"] + [f"{n} {a}" for n, a in zip(sizes[1:], acts)])
-    if features is not None:
-        feat_src = "{\n" + "".join(f'    "{f}": lambda x: {FEATURE_SOURCE[f]},\n' for f in features) + "}"
-        input_doc = (f"The raw input is a 2-D point (x1, x2); the network sees the features\n"
-                     f"{', '.join(features)} computed from it by features().")
-    else:
-        feat_src = "{}"
-        input_doc = f"The raw input is a row of {d0} numbers ({raw[0]} … {raw[-1]}) fed to the network as is."
-    if problem == "classification":
-        out_doc = ("predict(points) gives class probabilities (n, classes); classify(points) the most\n"
-                   "probable class index. Run as a script, it prints one class index per line.")
-        main_out = "for k in classify(points):\n            print(int(k))"
-        classify_src = '''
+    return PROGRAM.format(
+        title=title, problem=problem, shape=shape, d0=d0, n_raw=len(raw), raw_repr=repr(raw),
+        features_repr=repr(features), acts_repr=repr(acts), weights=_literal(Ws, ""), biases=_literal(bs, ""),
+        act_defs=act_defs, act_table=act_table,
+        csv_columns=", ".join(raw) if len(raw) <= 4 else f"{raw[0]}, …, {raw[-1]}",
+        **_input_text(features, raw), **PROBLEM_TEXT[problem],
+    )  # fmt: skip
+
+
+def _input_text(features: list[str] | None, raw: list[str]) -> dict[str, str]:
+    """The program's feature table and how its docstring describes the input."""
+    if features is None:
+        return {
+            "feat_src": "{}",
+            "input_doc": f"The raw input is a row of {len(raw)} numbers ({raw[0]} … {raw[-1]}) fed to the network as is.",
+        }
+    return {"feat_src": "{\n" + "".join(f'    "{f}": lambda x: {FEATURE_SOURCE[f]},\n' for f in features) + "}",
+            "input_doc": "The raw input is a 2-D point (x1, x2); the network sees the features\n"
+                         f"{', '.join(features)} computed from it by features()."}  # fmt: skip
+
+
+# What the generated program says and does differently for each kind of problem.
+PROBLEM_TEXT = {
+    "classification": {
+        "out_doc": "predict(points) gives class probabilities (n, classes); classify(points) the most\n"
+        "probable class index. Run as a script, it prints one class index per line.",
+        "main_out": "for k in classify(points):\n            print(int(k))",
+        "classify_src": '''
 
 def classify(points):
     """The most probable class index for each point: (n,) integers."""
     return predict(points).argmax(axis=1)
-'''
-    else:
-        out_doc = ("predict(points) gives the predicted value for each point, shape (n,).\n"
-                   "Run as a script, it prints one value per line.")
-        main_out = "for v in predict(points):\n            print(repr(float(v)))"
-        classify_src = ""
-
-    return PROGRAM.format(
-        title=title, problem=problem, shape=shape, input_doc=input_doc, out_doc=out_doc, raw_repr=repr(raw),
-        features_repr=repr(features), acts_repr=repr(acts), weights=_literal(Ws, ""), biases=_literal(bs, ""),
-        act_defs=act_defs, act_table=act_table, feat_src=feat_src, n_raw=len(raw), d0=d0,
-        classify_src=classify_src, main_out=main_out,
-        last_layer="softmax, giving class probabilities" if problem == "classification"
-        else "linear, giving the predicted value",
-        csv_columns=", ".join(raw) if len(raw) <= 4 else f"{raw[0]}, …, {raw[-1]}",
-        predict_doc="Class probabilities (n, classes)" if problem == "classification" else "Predicted values (n,)",
-        predict_tail="" if problem == "classification" else "[:, 0]")
+''',
+        "last_layer": "softmax, giving class probabilities",
+        "predict_doc": "Class probabilities (n, classes)",
+        "predict_tail": "",
+    },
+    "regression": {
+        "out_doc": "predict(points) gives the predicted value for each point, shape (n,).\n"
+        "Run as a script, it prints one value per line.",
+        "main_out": "for v in predict(points):\n            print(repr(float(v)))",
+        "classify_src": "",
+        "last_layer": "linear, giving the predicted value",
+        "predict_doc": "Predicted values (n,)",
+        "predict_tail": "[:, 0]",
+    },
+}
 
 
 # --- data_csv ---------------------------------------------------------------------------------

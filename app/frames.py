@@ -21,6 +21,7 @@ Grid rows run from x2 = +6 (top) to −6 (bottom) and columns from x1 = −6 to 
 map can be drawn as an image without flipping. Thumbnails take every `stride`-th grid
 point, centred: rows and columns offset, offset + stride, … with equal margins.
 """
+
 from __future__ import annotations
 
 import base64
@@ -31,8 +32,8 @@ import numpy as np
 
 from app.data.features import expand
 from app.data.plane import PLANE
-from app.nn import LOSS_NAME, OUTPUT_ACTIVATION, output
 from app.layout import COMPACT_UNITS
+from app.nn import LOSS_NAME, OUTPUT_ACTIVATION, output
 from app.numbers import finite_or_none, rounded, rounded_many
 
 INLINE_WEIGHTS = 4096  # larger weight matrices travel quantised to int8
@@ -104,6 +105,7 @@ def drop_grid_scratch() -> None:
 GRID_MACS = 40_000_000  # multiply-adds allowed for one frame's heatmaps (about 10 ms here)
 MIN_GRID = 16
 
+
 class FrameBuilder:
     """Builds frames for one session; caches the grid and its feature expansion per config."""
 
@@ -125,7 +127,7 @@ class FrameBuilder:
         than GRID_MACS multiply-adds (very wide layers), then a coarser grid that fits, so one
         frame of a huge network cannot hold up the other sessions on its worker."""
         per_point = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-        if per_point * self.full_res ** 2 <= GRID_MACS:
+        if per_point * self.full_res**2 <= GRID_MACS:
             return self.full_res
         return max(MIN_GRID, int((GRID_MACS / per_point) ** 0.5))
 
@@ -163,9 +165,11 @@ class FrameBuilder:
         # Every number of the layers, rounded in one go: (layer, key, array, significant digits).
         numbers = [(layers[0], "activations", probe_acts[0][0], 4)]
         for l, (W, b) in enumerate(zip(model.W, model.b)):
-            layer = {"units": int(W.shape[1]),
-                     "activation": model.hidden[l] if l < len(model.hidden) else out_act}
-            numbers += [(layer, "activations", probe_acts[l + 1][0], 4), (layer, "z", probe_z[l][0], 4)]  # 4 digits: the inspector writes the sum out
+            layer = {"units": int(W.shape[1]), "activation": model.hidden[l] if l < len(model.hidden) else out_act}
+            numbers += [
+                (layer, "activations", probe_acts[l + 1][0], 4),
+                (layer, "z", probe_z[l][0], 4),
+            ]  # 4 digits: the inspector writes the sum out
             if W.size <= INLINE_WEIGHTS:  # 4 digits: the hover tooltip shows them
                 numbers += [(layer, "weights", W, 4), (layer, "biases", b, 4)]
             else:
@@ -175,11 +179,18 @@ class FrameBuilder:
             layer[key] = value
 
         frame = {
-            "epoch": s.epoch, "step": s.step, "status": s.status, "message": s.message,
-            "structure": s.shape_version, "problem": problem,
+            "epoch": s.epoch,
+            "step": s.step,
+            "status": s.status,
+            "message": s.message,
+            "structure": s.shape_version,
+            "problem": problem,
             "lr": s.lr,
-            "loss": {"train": finite_or_none(s.loss_train), "test": finite_or_none(s.loss_test),
-                     "regularization": finite_or_none(s.regularization_loss())},
+            "loss": {
+                "train": finite_or_none(s.loss_train),
+                "test": finite_or_none(s.loss_test),
+                "regularization": finite_or_none(s.regularization_loss()),
+            },
             "layers": layers,
             "loss_layer": self._loss_layer(s, probe_acts[-1][0]),
             "probe": {"x": rounded(s.probe)},
@@ -198,14 +209,18 @@ class FrameBuilder:
         scale = float(np.max(np.abs(W))) if np.isfinite(W).all() and W.size else 1.0
         scale = scale or 1.0
         q = np.clip(np.rint(np.nan_to_num(W) / scale * 127), -127, 127).astype(np.int8)
-        return {"weights_q": {"scale": scale, "shape": list(W.shape),
-                              "data": base64.b64encode(q.tobytes()).decode("ascii")},
-                "biases": rounded(b)}
+        return {
+            "weights_q": {
+                "scale": scale,
+                "shape": list(W.shape),
+                "data": base64.b64encode(q.tobytes()).decode("ascii"),
+            },
+            "biases": rounded(b),
+        }
 
     def _loss_layer(self, s, out: np.ndarray) -> dict:
         problem = s.cfg.problem
-        layer = {"kind": LOSS_NAME[problem], "train": finite_or_none(s.loss_train),
-                 "test": finite_or_none(s.loss_test)}
+        layer = {"kind": LOSS_NAME[problem], "train": finite_or_none(s.loss_train), "test": finite_or_none(s.loss_test)}
         target = s.probe_y
         if target is not None:
             if problem == "classification":
@@ -259,10 +274,17 @@ class FrameBuilder:
                 maps = [p.argmax(axis=0).astype(np.uint8), np.clip(np.rint(conf * 255), 0, 255).astype(np.uint8)]
         scale_list = [round(v, 4) for v in scales.tolist()]
         ends = np.cumsum(model.sizes).tolist()
-        scale_lists = [scale_list[e - d:e] for d, e in zip(model.sizes, ends)]
+        scale_lists = [scale_list[e - d : e] for d, e in zip(model.sizes, ends)]
         blob = [med_residuals(thumbs), med_residuals(np.stack(maps).reshape(-1, res, res))]
-        return {"res": res, "thumb": self.thumb, "scales": scale_lists, "output_scale": round(out_scale, 4),
-                "maps": names, "encoding": "med+zlib+base64", "data": encode_blob(blob)}
+        return {
+            "res": res,
+            "thumb": self.thumb,
+            "scales": scale_lists,
+            "output_scale": round(out_scale, 4),
+            "maps": names,
+            "encoding": "med+zlib+base64",
+            "data": encode_blob(blob),
+        }
 
     def _gradients(self, s) -> dict:
         """∂loss/∂W and ∂loss/∂b over the whole training set; a neuron's gradient is its bias's.
@@ -272,6 +294,10 @@ class FrameBuilder:
         with np.errstate(all="ignore"):
             _, grads = s.model.loss_and_grads(d.f_train, d.train.y, need_loss=False)
         drawn = [max(W.shape) <= COMPACT_UNITS and not (l == 0 and s.dims != 2) for l, W in enumerate(s.model.W)]
-        return {"batch": "train",
-                "layers": [{"weights": rounded(grads[2 * l], 3), "biases": rounded(grads[2 * l + 1], 3)} if drawn[l]
-                           else None for l in range(len(s.model.W))]}
+        return {
+            "batch": "train",
+            "layers": [
+                {"weights": rounded(grads[2 * l], 3), "biases": rounded(grads[2 * l + 1], 3)} if drawn[l] else None
+                for l in range(len(s.model.W))
+            ],
+        }

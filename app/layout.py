@@ -8,6 +8,7 @@ Columns, left to right: input layer, hidden layers, output layer, loss layer (th
 article's figure). A layer of more than COMPACT_UNITS neurons is drawn as a compact
 column of cells, and links touching it as one weight-matrix image instead of lines.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -131,8 +132,10 @@ def build_layout(cfg: SessionConfig, dims: int | None = None, *, all_features: b
         active = [n for n in names if n in cfg.features]
         ys, pitch = _spread(len(names), 52.0)
         size = min(NODE, pitch * 0.78)
-        nodes = [Node(active.index(n) if n in active else -1, x, y, size, n, LABELS[n], n in active)
-                 for n, y in zip(names, ys)]
+        nodes = [
+            Node(active.index(n) if n in active else -1, x, y, size, n, LABELS[n], n in active)
+            for n, y in zip(names, ys)
+        ]
         columns.append(Column(0, "input", x, len(active), "input", nodes=nodes))
     else:
         side = 110.0
@@ -142,8 +145,9 @@ def build_layout(cfg: SessionConfig, dims: int | None = None, *, all_features: b
         x += COL_GAP
         columns.append(_unit_column(l, "hidden", x, units, cfg.hidden_layers[l - 1].activation, plane))
     x += COL_GAP
-    out = _unit_column(len(hidden) + 1, "output", x, outputs,
-                       "softmax" if cfg.problem == "classification" else "linear", plane)
+    out = _unit_column(
+        len(hidden) + 1, "output", x, outputs, "softmax" if cfg.problem == "classification" else "linear", plane
+    )
     for node in out.nodes:
         node.name = str(node.j)
     columns.append(out)
@@ -196,5 +200,7 @@ def _links(columns: list[Column]) -> tuple[list[Link], list[MatrixLink]]:
             ya = _anchor(a, i)
             for j in range(b.units):
                 yb = _anchor(b, j)
-                links.append(Link(l, i, j, f"M{xa:.1f},{ya:.1f} C{mid:.1f},{ya:.1f} {mid:.1f},{yb:.1f} {xb:.1f},{yb:.1f}"))
+                links.append(
+                    Link(l, i, j, f"M{xa:.1f},{ya:.1f} C{mid:.1f},{ya:.1f} {mid:.1f},{yb:.1f} {xb:.1f},{yb:.1f}")
+                )
     return links, matrices

@@ -1,5 +1,6 @@
 """create_app(): the routers, the lifespan of the session and snapshot stores, error
 handlers and middleware."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,9 @@ def create_app(settings: Settings | None = None) -> SecurityHeaders:
     async def lifespan(app: FastAPI):
         # Open the snapshot database first: a corrupt or foreign file stops the start-up
         # with its message (CorruptStoreError) instead of being overwritten.
-        snapshots = SnapshotStore(settings.db_path, max_bytes=settings.max_snapshot_bytes,
-                                  max_count=settings.max_snapshots)
+        snapshots = SnapshotStore(
+            settings.db_path, max_bytes=settings.max_snapshot_bytes, max_count=settings.max_snapshots
+        )
         store = SessionStore(settings)
         store.start()
         app.state.store, app.state.snapshots = store, snapshots
@@ -41,8 +43,12 @@ def create_app(settings: Settings | None = None) -> SecurityHeaders:
             store.stop()
             snapshots.close()
 
-    app = FastAPI(title="MLP Playground", version="0.1.0", lifespan=lifespan,
-                  description="Train small NumPy neural networks on the server and watch them learn live.")
+    app = FastAPI(
+        title="MLP Playground",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Train small NumPy neural networks on the server and watch them learn live.",
+    )
     app.state.settings = settings
     install_error_handlers(app)
 
@@ -56,8 +62,11 @@ def create_app(settings: Settings | None = None) -> SecurityHeaders:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     import_limit = max(settings.max_body_bytes, settings.max_snapshot_bytes + 64_000)  # + multipart framing
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
-                       larger={"/api/snapshots/import": import_limit, "/ui/snapshots/import": import_limit})
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        larger={"/api/snapshots/import": import_limit, "/ui/snapshots/import": import_limit},
+    )
 
     return SecurityHeaders(app, settings)
 

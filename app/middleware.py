@@ -1,4 +1,5 @@
 """ASGI middleware around the whole app: the request-body limit and the security headers."""
+
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse
@@ -9,8 +10,15 @@ from app.settings import Settings
 
 
 def too_large_response(limit: int) -> JSONResponse:
-    return JSONResponse(error_body("body", f"the request body is larger than {limit} bytes (limit max_body_bytes)",
-                                   code="body_too_large", params={"max": limit}), status_code=413)
+    return JSONResponse(
+        error_body(
+            "body",
+            f"the request body is larger than {limit} bytes (limit max_body_bytes)",
+            code="body_too_large",
+            params={"max": limit},
+        ),
+        status_code=413,
+    )
 
 
 class BodyLimit:
@@ -61,11 +69,16 @@ class SecurityHeaders:
     def __init__(self, app, settings: Settings):
         self.app = app
         self.state = app.state  # the wrapped app's state (the store), for the server's shutdown hook
-        csp = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-               f"frame-ancestors {settings.embed_origins}")
-        self.headers = [(b"content-security-policy", csp.encode()), (b"x-content-type-options", b"nosniff"),
-                        (b"referrer-policy", b"no-referrer")]
+        csp = (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+            "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            f"frame-ancestors {settings.embed_origins}"
+        )
+        self.headers = [
+            (b"content-security-policy", csp.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -75,7 +88,8 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
-                    (k, v) for k, v in self.headers if k not in present]
+                    (k, v) for k, v in self.headers if k not in present
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

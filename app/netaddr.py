@@ -1,4 +1,5 @@
 """Addresses people can reach this server at (for watch links and QR codes)."""
+
 from __future__ import annotations
 
 import socket

@@ -3,6 +3,7 @@
 Starlette's JSON encoder refuses NaN (allow_nan=False), and browsers' JSON.parse
 rejects NaN literals, so every float that leaves the server passes through here.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,12 +62,12 @@ def rounded_many(arrays: list, digits: list[int]) -> list:
         if a.ndim == 0:
             out.append(v[o])
         elif a.ndim == 1:
-            out.append(v[o:o + n])
+            out.append(v[o : o + n])
         elif a.ndim == 2:
             c = a.shape[1]
-            out.append([v[i:i + c] for i in range(o, o + n, c)])
+            out.append([v[i : i + c] for i in range(o, o + n, c)])
         else:
-            out.append(np.asarray(v[o:o + n]).reshape(a.shape).tolist())
+            out.append(np.asarray(v[o : o + n]).reshape(a.shape).tolist())
         o += n
     return out
 

@@ -4,6 +4,7 @@ Each value is read from the Python module that owns it, so a change there reache
 page without a second copy in JS (the page reads them through static/js/constants.js).
 The colours have no other owner in Python, so they are defined here.
 """
+
 from __future__ import annotations
 
 from app.data.plane import PLANE
@@ -21,8 +22,16 @@ PALETTES = {
 COLORS = {
     "palettes": PALETTES,
     # Classes 2…9 (Okabe–Ito, distinguishable with colour-blindness); a class k ≥ 10 reuses k mod 10.
-    "more_classes": [[0, 158, 115], [204, 121, 167], [86, 180, 233], [213, 94, 0], [240, 228, 66],
-                     [110, 110, 110], [0, 114, 178], [150, 80, 30]],
+    "more_classes": [
+        [0, 158, 115],
+        [204, 121, 167],
+        [86, 180, 233],
+        [213, 94, 0],
+        [240, 228, 66],
+        [110, 110, 110],
+        [0, 114, 178],
+        [150, 80, 30],
+    ],
     "link_zero": [200, 204, 210],  # a zero weight: mid grey, so weak links stay visible on white
     "train_edge": [255, 255, 255],  # outline of a training point on the output plot
     "test_edge": [26, 26, 26],  # outline of a test point, and the probe's ring

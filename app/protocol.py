@@ -9,6 +9,7 @@ follows a command from here to its one handler by name.
 `read_only` commands leave a timeline preview showing; any other command returns the view to
 the live session first (and cuts a long /step short).
 """
+
 from __future__ import annotations
 
 import typing
@@ -27,6 +28,7 @@ class Command:
 @dataclass(frozen=True)
 class Create(Command):
     """A new session, from a snapshot payload when `payload` is given."""
+
     cfg: SessionConfig
     payload: dict | None = None
 
@@ -64,6 +66,7 @@ class Reset(Command):
 @dataclass(frozen=True)
 class Change(Command):
     """Merge the given fields into the session's current config (PATCH)."""
+
     fields: ConfigFields
 
 
@@ -74,6 +77,7 @@ STRUCTURE_OPS: tuple[StructureOpName, ...] = typing.get_args(StructureOpName)
 @dataclass(frozen=True)
 class StructureOp:
     """One structure button: `layer` for unit and activation ops, `activation`, `feature`."""
+
     op: StructureOpName
     layer: int | None = None
     activation: str | None = None
@@ -88,6 +92,7 @@ class EditStructure(Command):
 @dataclass(frozen=True)
 class Regenerate(Command):
     """New data from a new data seed; the network stays."""
+
     data_seed: int
 
 
@@ -99,6 +104,7 @@ class Recover(Command):
 @dataclass(frozen=True)
 class Watch(Command):
     """The viewers' highest fps (0 = none) and gradient wish; `fresh` asks for a frame now."""
+
     fps: float
     gradients: bool
     fresh: bool = False
@@ -109,6 +115,7 @@ class Watch(Command):
 class Model(Command):
     """Weights, biases and activations; as JSON bytes (encoded in the worker, so the server's
     event loop never walks every number) unless a dict is asked for."""
+
     as_json: bool = True
     read_only: ClassVar[bool] = True
 
@@ -116,6 +123,7 @@ class Model(Command):
 @dataclass(frozen=True)
 class Data(Command):
     """The raw points; as JSON bytes unless a dict is asked for."""
+
     as_json: bool = True
     read_only: ClassVar[bool] = True
 
@@ -135,6 +143,7 @@ class Probe(Command):
 @dataclass(frozen=True)
 class SetParam(Command):
     """Set W[layer][i, j], or the bias b[layer][j] when i is None."""
+
     layer: int
     i: int | None
     j: int
@@ -150,12 +159,14 @@ class AddPoint(Command):
 @dataclass(frozen=True)
 class RemovePoint(Command):
     """Remove the point nearest to x."""
+
     x: tuple[float, float]
 
 
 @dataclass(frozen=True)
 class Upload(Command):
     """Replace the data with parsed CSV points."""
+
     x: list
     y: list
     problem: str
@@ -170,6 +181,7 @@ class Timeline(Command):
 @dataclass(frozen=True)
 class View(Command):
     """Show a checkpoint (training pauses) without changing the session; None: back to live."""
+
     epoch: int | None
     read_only: ClassVar[bool] = True
 
@@ -177,10 +189,12 @@ class View(Command):
 @dataclass(frozen=True)
 class Resume(Command):
     """Continue from a checkpoint: the live session goes back to it."""
+
     epoch: int
 
 
 @dataclass(frozen=True)
 class Export(Command):
     """The snapshot payload of the session."""
+
     read_only: ClassVar[bool] = True

@@ -3,6 +3,7 @@
 How each value is read follows from its field's declared type in schema.py (a whole number,
 a number, a choice, or a list), so adding a field to the schema adds it here too.
 """
+
 from __future__ import annotations
 
 import typing

@@ -7,6 +7,7 @@ what a session runs with, also checked when it comes from a snapshot file). The 
 codec (querycodec.py) and the sliders' bounds (`field_bounds`) are derived from the same
 declarations, so a range is written in one place only.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -20,6 +21,7 @@ from app.data import DATASETS
 from app.data.features import FEATURES
 from app.errors import FieldError
 from app.nn import HIDDEN_ACTIVATIONS, INITS, OPTIMIZERS, REGULARIZATIONS, SCHEDULES
+
 
 # --- the fields -------------------------------------------------------------------------
 def _distinct(features: list[str]) -> list[str]:
@@ -163,19 +165,31 @@ class Limits:
 
 def check_limits(cfg: SessionConfig, limits: Limits) -> None:
     if len(cfg.hidden_layers) > limits.max_hidden_layers:
-        raise FieldError("hidden_layers", f"at most {limits.max_hidden_layers} hidden layers (limit max_hidden_layers)",
-                         code="limit_hidden_layers", max=limits.max_hidden_layers)
+        raise FieldError(
+            "hidden_layers",
+            f"at most {limits.max_hidden_layers} hidden layers (limit max_hidden_layers)",
+            code="limit_hidden_layers",
+            max=limits.max_hidden_layers,
+        )
     for i, layer in enumerate(cfg.hidden_layers):
         if layer.units > limits.max_units:
-            raise FieldError(f"hidden_layers.{i}.units", f"at most {limits.max_units} units per layer (limit max_units)",
-                             code="limit_units", max=limits.max_units)
+            raise FieldError(
+                f"hidden_layers.{i}.units",
+                f"at most {limits.max_units} units per layer (limit max_units)",
+                code="limit_units",
+                max=limits.max_units,
+            )
     check_point_count(cfg.n_points, limits)
 
 
 def check_point_count(n_points: int, limits: Limits) -> None:
     if n_points > limits.max_points:
-        raise FieldError("n_points", f"at most {limits.max_points} points (limit max_points)",
-                         code="limit_points", max=limits.max_points)
+        raise FieldError(
+            "n_points",
+            f"at most {limits.max_points} points (limit max_points)",
+            code="limit_points",
+            max=limits.max_points,
+        )
 
 
 def resolve(base: SessionConfig | None, change: ConfigFields, limits: Limits) -> SessionConfig:
@@ -221,8 +235,12 @@ def _fill_from_dataset(name: str, merged: dict, given: dict, fresh: bool) -> Non
             allowed = ", ".join(map(str, spec.classes))
             raise FieldError("classes", f"dataset {name!r} supports {allowed} classes")
         if merged["n_points"] < merged["classes"]:
-            raise FieldError("n_points", f"{merged['classes']} classes need at least {merged['classes']} points",
-                             code="points_per_class", min=merged["classes"])
+            raise FieldError(
+                "n_points",
+                f"{merged['classes']} classes need at least {merged['classes']} points",
+                code="points_per_class",
+                min=merged["classes"],
+            )
     if spec.dims != 2:  # bundled images: a fixed set of samples and their own inputs
         if merged["n_points"] > spec.default_points:
             raise FieldError("n_points", f"dataset {name!r} has {spec.default_points} samples")
@@ -238,4 +256,4 @@ def validate_model(model: type[BaseModel], data: Any):
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "body"
-        raise FieldError(field, err["msg"], code="invalid", name=field)
+        raise FieldError(field, err["msg"], code="invalid", name=field) from None

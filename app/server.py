@@ -1,13 +1,14 @@
 """Runs uvicorn, and makes Ctrl-C end open streams promptly instead of waiting on them."""
+
 from __future__ import annotations
 
 import sys
 
 import uvicorn
 
-from app.settings import env_settings
 from app.main import create_app
 from app.netaddr import lan_address
+from app.settings import env_settings
 from app.snapshots import SnapshotError, SnapshotStore
 
 
@@ -28,14 +29,15 @@ def main() -> None:
     except SnapshotError as e:
         print(f"MLP Playground cannot start: {e}", file=sys.stderr)
         print("Move that file away, or set DB_PATH to another file.", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     app = create_app(settings)
     if settings.host in ("0.0.0.0", "::"):
         print(f"MLP Playground on your network: http://{lan_address()}:{settings.port}/", file=sys.stderr)
-        print("Warning: anyone on this network can open and watch sessions; only token holders can control them.",
-              file=sys.stderr)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=3,
-                            log_level="info")
+        print(
+            "Warning: anyone on this network can open and watch sessions; only token holders can control them.",
+            file=sys.stderr,
+        )
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=3, log_level="info")
     try:
         Server(config).run()
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; the shutdown already happened

@@ -3,6 +3,7 @@
 Each limit is named in the 4xx/429 a request over it receives. Routes read the app's
 settings through routes/deps.py; the core receives the values it needs as arguments.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ A snapshot payload is JSON: {"config", "epoch", "step", "weights", "biases", "hi
 (snapshots.py), exported as a file, imported again, and opened as a new session; every
 payload from outside is checked by `validate_payload` before a session is built from it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,11 +23,18 @@ MAX_COUNTER = 2**53  # epochs and steps stay exact in a JSON (double) number
 
 def payload_of(s: Session) -> dict:
     """Everything a snapshot keeps of a session: config, weights, counters, history, own data."""
-    return {"config": s.cfg.model_dump(), "epoch": s.epoch, "step": s.step,
-            "weights": [W.tolist() for W in s.model.W], "biases": [b.tolist() for b in s.model.b],
-            "history": [list(h) for h in s.history], "structure": s.shape_version,
-            "custom": None if s.custom is None else
-            {"x": s.custom[0].tolist(), "y": s.custom[1].tolist(), "is_train": s.custom[2].tolist()}}
+    return {
+        "config": s.cfg.model_dump(),
+        "epoch": s.epoch,
+        "step": s.step,
+        "weights": [W.tolist() for W in s.model.W],
+        "biases": [b.tolist() for b in s.model.b],
+        "history": [list(h) for h in s.history],
+        "structure": s.shape_version,
+        "custom": None
+        if s.custom is None
+        else {"x": s.custom[0].tolist(), "y": s.custom[1].tolist(), "is_train": s.custom[2].tolist()},
+    }
 
 
 def custom_points(cfg: SessionConfig, custom: dict | None):
@@ -44,7 +52,7 @@ def restore_payload(s: Session, payload: dict) -> None:
         s.model.b[layer][...] = np.asarray(b, dtype=float)
     s.epoch, s.step = int(payload["epoch"]), int(payload.get("step", 0))
     rows = [tuple(h) for h in payload.get("history", []) if isinstance(h, (list, tuple)) and len(h) == 3]
-    s.history = rows[-s.history_len:]
+    s.history = rows[-s.history_len :]
     s.evaluate()
 
 
@@ -111,6 +119,10 @@ def _check_counters(payload: dict) -> None:
             raise _bad(key, f"{key} must be a whole number from 0 to 2^53")
     history = payload.get("history", [])
     if not isinstance(history, list) or not all(
-            isinstance(row, list) and len(row) == 3 and isinstance(row[0], int)
-            and all(v is None or isinstance(v, (int, float)) for v in row[1:]) for row in history):
+        isinstance(row, list)
+        and len(row) == 3
+        and isinstance(row[0], int)
+        and all(v is None or isinstance(v, (int, float)) for v in row[1:])
+        for row in history
+    ):
         raise _bad("history", "history rows are [epoch, train loss, test loss]")

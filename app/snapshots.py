@@ -27,20 +27,20 @@ Design
   few milliseconds, JSON encoding/decoding happens outside the lock, so the lock is never held
   long. Another *process* on the same file is handled by SQLite's locking (busy_timeout).
 """
+
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 import secrets
 import sqlite3
 import threading
 import unicodedata
-from datetime import datetime, timezone
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "NAME_MAX", "SnapshotError", "CorruptStoreError",
-           "SnapshotStore"]
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "NAME_MAX", "SnapshotError", "CorruptStoreError", "SnapshotStore"]
 
 APPLICATION_ID = 0x4D4C5050  # "MLPP"
 SCHEMA_VERSION = 1
@@ -87,7 +87,7 @@ class CorruptStoreError(SnapshotError):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def validate_name(name: Any) -> str:
@@ -141,9 +141,11 @@ class SnapshotStore:
     # --- opening and checking -----------------------------------------------------------
 
     def _corrupt(self, what: str) -> CorruptStoreError:
-        return CorruptStoreError(f"{self.path} is not an MLP Playground snapshot database "
-                                 f"or is damaged: {what}. It was left untouched; move it aside "
-                                 f"or point db_path elsewhere.")
+        return CorruptStoreError(
+            f"{self.path} is not an MLP Playground snapshot database "
+            f"or is damaged: {what}. It was left untouched; move it aside "
+            f"or point db_path elsewhere."
+        )
 
     def _check_header(self) -> bool:
         """True if the file is new (missing or 0 bytes). Raises for foreign files.
@@ -176,8 +178,9 @@ class SnapshotStore:
             raise SnapshotError(f"cannot create the directory for {self.path}: {e}") from None
         new = self._check_header()
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as e:
             raise SnapshotError(f"cannot open snapshot database {self.path}: {e}") from None
         try:
@@ -215,9 +218,11 @@ class SnapshotStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # Re-read under the write lock: another process may have initialised it.
-                if (conn.execute("PRAGMA application_id").fetchone()[0] == 0
-                        and conn.execute("PRAGMA user_version").fetchone()[0] == 0
-                        and not self._objects(conn)):
+                if (
+                    conn.execute("PRAGMA application_id").fetchone()[0] == 0
+                    and conn.execute("PRAGMA user_version").fetchone()[0] == 0
+                    and not self._objects(conn)
+                ):
                     conn.execute(_SCHEMA)
                     conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -228,16 +233,15 @@ class SnapshotStore:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         if app_id != APPLICATION_ID:
-            raise self._corrupt(f"application_id is 0x{app_id & 0xFFFFFFFF:08X}, "
-                                f"expected 0x{APPLICATION_ID:08X}")
+            raise self._corrupt(f"application_id is 0x{app_id & 0xFFFFFFFF:08X}, expected 0x{APPLICATION_ID:08X}")
         if version != SCHEMA_VERSION:
-            raise self._corrupt(f"schema version (user_version) is {version}, "
-                                f"this program reads version {SCHEMA_VERSION}")
+            raise self._corrupt(
+                f"schema version (user_version) is {version}, this program reads version {SCHEMA_VERSION}"
+            )
         objects = [o for o in self._objects(conn) if not o[1].startswith("sqlite_autoindex_")]
         if objects != [("table", "snapshots")]:
             raise self._corrupt(f"unexpected schema objects {objects}")
-        cols = [(r[1], r[2].upper(), r[3], r[5])
-                for r in conn.execute("PRAGMA table_info(snapshots)").fetchall()]
+        cols = [(r[1], r[2].upper(), r[3], r[5]) for r in conn.execute("PRAGMA table_info(snapshots)").fetchall()]
         if cols != _COLUMNS:
             raise self._corrupt(f"table snapshots has columns {cols}")
         problems = [r[0] for r in conn.execute("PRAGMA integrity_check(5)").fetchall()]
@@ -293,10 +297,14 @@ class SnapshotStore:
         with self._transaction() as conn:
             count = conn.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0]
             if count >= self.max_count:
-                raise SnapshotError(f"the snapshot store is full ({count} snapshots, "
-                                    f"limit max_snapshots={self.max_count}); delete some first")
-            conn.execute("INSERT INTO snapshots (id, name, created, epoch, bytes, payload) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (sid, name, created, epoch, size, text))
+                raise SnapshotError(
+                    f"the snapshot store is full ({count} snapshots, "
+                    f"limit max_snapshots={self.max_count}); delete some first"
+                )
+            conn.execute(
+                "INSERT INTO snapshots (id, name, created, epoch, bytes, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                (sid, name, created, epoch, size, text),
+            )
         return {"snapshot_id": sid, "name": name, "created": created, "epoch": epoch, "bytes": size}
 
     def get(self, snapshot_id: str) -> dict | None:
@@ -304,9 +312,11 @@ class SnapshotStore:
             return None
         with self._lock:
             try:
-                row = self._db().execute(
-                    "SELECT id, name, created, epoch, payload FROM snapshots WHERE id = ?",
-                    (snapshot_id,)).fetchone()
+                row = (
+                    self._db()
+                    .execute("SELECT id, name, created, epoch, payload FROM snapshots WHERE id = ?", (snapshot_id,))
+                    .fetchone()
+                )
             except sqlite3.Error as e:
                 raise self._fail(e) from None
         if row is None:
@@ -314,10 +324,8 @@ class SnapshotStore:
         try:
             payload = json.loads(row[4])
         except ValueError as e:
-            raise CorruptStoreError(f"snapshot {snapshot_id} in {self.path} has an unreadable "
-                                    f"payload: {e}") from None
-        return {"snapshot_id": row[0], "name": row[1], "created": row[2], "epoch": row[3],
-                "payload": payload}
+            raise CorruptStoreError(f"snapshot {snapshot_id} in {self.path} has an unreadable payload: {e}") from None
+        return {"snapshot_id": row[0], "name": row[1], "created": row[2], "epoch": row[3], "payload": payload}
 
     def list(self, *, limit: int = 100, offset: int = 0) -> list[dict]:
         """Metadata of stored snapshots, newest first; never the payloads."""
@@ -326,9 +334,14 @@ class SnapshotStore:
                 raise ValueError(f"{label} must be a non-negative integer")
         with self._lock:
             try:
-                rows = self._db().execute(
-                    "SELECT id, name, created, epoch, bytes FROM snapshots "
-                    "ORDER BY seq DESC LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+                rows = (
+                    self._db()
+                    .execute(
+                        "SELECT id, name, created, epoch, bytes FROM snapshots ORDER BY seq DESC LIMIT ? OFFSET ?",
+                        (limit, offset),
+                    )
+                    .fetchall()
+                )
             except sqlite3.Error as e:
                 raise self._fail(e) from None
         return [self._meta(r) for r in rows]
@@ -347,8 +360,9 @@ class SnapshotStore:
             return None
         with self._transaction() as conn:
             conn.execute("UPDATE snapshots SET name = ? WHERE id = ?", (name, snapshot_id))
-            row = conn.execute("SELECT id, name, created, epoch, bytes FROM snapshots "
-                               "WHERE id = ?", (snapshot_id,)).fetchone()
+            row = conn.execute(
+                "SELECT id, name, created, epoch, bytes FROM snapshots WHERE id = ?", (snapshot_id,)
+            ).fetchone()
         return None if row is None else self._meta(row)
 
     def delete(self, snapshot_id: str) -> bool:

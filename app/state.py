@@ -5,6 +5,7 @@ generator's state and the epoch and step counters. Captured, it is a checkpoint 
 keeps and a preview shows; restored, training continues exactly as the uninterrupted run
 would have. Snapshots (snapshot_format.py) keep only its portable part: weights and counters.
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,8 +28,13 @@ class TrainingState:
     @classmethod
     def capture(cls, s) -> TrainingState:
         """A copy of session `s`'s state: later training does not change it."""
-        return cls(s.epoch, s.step, s.model.copy(), copy.deepcopy(s.optimizer),
-                   copy.deepcopy(s.shuffle_rng.bit_generator.state))
+        return cls(
+            s.epoch,
+            s.step,
+            s.model.copy(),
+            copy.deepcopy(s.optimizer),
+            copy.deepcopy(s.shuffle_rng.bit_generator.state),
+        )
 
     def restore(self, s) -> None:
         """Put session `s` back in this state (copies: this state stays reusable)."""

@@ -6,6 +6,7 @@ once: the control token, the config, and the newest frame. A frame arriving from
 worker replaces the previous one (coalescing), so a slow viewer always gets the newest
 frame and memory stays bounded whatever the viewers do.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -129,11 +130,16 @@ class SessionStore:
     def stats(self) -> dict:
         """Counts for operators and for leak tests: sessions, streams, tasks, threads, memory."""
         procs = [os.getpid()] + [w.proc.pid for w in self.workers if w.proc.pid]
-        return {"sessions": len(self.sessions), "running": sum(h.status == Status.RUNNING for h in self.sessions.values()),
-                "watchers": sum(len(h.watchers) for h in self.sessions.values()),
-                "tasks": len(asyncio.all_tasks()), "threads": threading.active_count(),
-                "workers": len(self.workers), "pending_calls": sum(len(w.pending) for w in self.workers),
-                "rss_bytes": {"server": rss_bytes(procs[0]), "workers": [rss_bytes(p) for p in procs[1:]]}}
+        return {
+            "sessions": len(self.sessions),
+            "running": sum(h.status == Status.RUNNING for h in self.sessions.values()),
+            "watchers": sum(len(h.watchers) for h in self.sessions.values()),
+            "tasks": len(asyncio.all_tasks()),
+            "threads": threading.active_count(),
+            "workers": len(self.workers),
+            "pending_calls": sum(len(w.pending) for w in self.workers),
+            "rss_bytes": {"server": rss_bytes(procs[0]), "workers": [rss_bytes(p) for p in procs[1:]]},
+        }
 
     # --- lookup --------------------------------------------------------------------------
     def get(self, sid: str) -> SessionRecord:
@@ -141,8 +147,13 @@ class SessionStore:
         if record is None:
             reason = self.gone.get(sid)
             if reason is not None:
-                raise FieldError("id", f"this session has ended ({reason}); create a new one",
-                                 code="session_gone", reason=reason, successor=self.successor_of(sid))
+                raise FieldError(
+                    "id",
+                    f"this session has ended ({reason}); create a new one",
+                    code="session_gone",
+                    reason=reason,
+                    successor=self.successor_of(sid),
+                )
             raise FieldError("id", "no such session", code="session_unknown")
         record.last_active = time.monotonic()
         return record
@@ -150,11 +161,13 @@ class SessionStore:
     def authorize(self, sid: str, token: str | None) -> SessionRecord:
         record = self.get(sid)
         if not token:
-            raise FieldError("authorization", "send the session's control token as 'Authorization: Bearer <token>'",
-                             code="auth_missing")
+            raise FieldError(
+                "authorization",
+                "send the session's control token as 'Authorization: Bearer <token>'",
+                code="auth_missing",
+            )
         if not record.token_ok(token):
-            raise FieldError("authorization", "this control token does not control this session",
-                             code="auth_wrong")
+            raise FieldError("authorization", "this control token does not control this session", code="auth_wrong")
         return record
 
     # --- commands --------------------------------------------------------------------------
@@ -163,9 +176,13 @@ class SessionStore:
         if len(self.sessions) >= self.settings.max_sessions:
             self.evict_idle()
             if len(self.sessions) >= self.settings.max_sessions:
-                raise FieldError("max_sessions", f"the server already holds {self.settings.max_sessions} sessions "
-                                 "(limit max_sessions); try again later",
-                                 code="limit_sessions", max=self.settings.max_sessions)
+                raise FieldError(
+                    "max_sessions",
+                    f"the server already holds {self.settings.max_sessions} sessions "
+                    "(limit max_sessions); try again later",
+                    code="limit_sessions",
+                    max=self.settings.max_sessions,
+                )
         worker = min(self.workers, key=lambda w: len(w.sessions))
         sid = secrets.token_urlsafe(24)  # 192 bits
         record = SessionRecord(sid, secrets.token_urlsafe(32), worker, cfg)
@@ -233,8 +250,11 @@ class SessionStore:
         """Pause running sessions that no stream watches and no request touched for a while
         (a closed tab): they would train for nobody. Their weights stay; play resumes them."""
         cutoff = time.monotonic() - self.settings.idle_pause_seconds
-        idle = [h for h in self.sessions.values()
-                if h.status == Status.RUNNING and not h.watchers and h.last_active < cutoff]
+        idle = [
+            h
+            for h in self.sessions.values()
+            if h.status == Status.RUNNING and not h.watchers and h.last_active < cutoff
+        ]
         for h in idle:
             h.status = Status.PAUSED
             self._spawn_task(self._quietly(h, cmd.Pause(h.id)))
@@ -255,8 +275,11 @@ class SessionStore:
     def evict_idle(self) -> int:
         """End sessions that nobody watches, that are not running, and that were idle past the TTL."""
         cutoff = time.monotonic() - self.settings.session_ttl_seconds
-        idle = [h for h in self.sessions.values()
-                if not h.watchers and h.status != Status.RUNNING and h.last_active < cutoff]
+        idle = [
+            h
+            for h in self.sessions.values()
+            if not h.watchers and h.status != Status.RUNNING and h.last_active < cutoff
+        ]
         for h in idle:
             self._end(h.id, "expired")
             self._spawn_task(self._quietly(h, cmd.Delete(h.id)))
@@ -265,9 +288,12 @@ class SessionStore:
     # --- viewers ---------------------------------------------------------------------------
     async def add_watcher(self, record: SessionRecord, watcher: Watcher) -> None:
         if len(record.watchers) >= self.settings.max_watchers:
-            raise FieldError("max_watchers", f"this session already has {self.settings.max_watchers} viewers "
-                             "(limit max_watchers)",
-                             code="limit_watchers", max=self.settings.max_watchers)
+            raise FieldError(
+                "max_watchers",
+                f"this session already has {self.settings.max_watchers} viewers (limit max_watchers)",
+                code="limit_watchers",
+                max=self.settings.max_watchers,
+            )
         record.watchers.append(watcher)
         record.publish(None)  # other streams report the new viewer count
         await self._tell_worker(record)

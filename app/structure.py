@@ -1,4 +1,5 @@
 """Structure editing: what one structure button does to a config, as a pure function."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -8,6 +8,7 @@ memory passes `max_bytes`, every other one is dropped (the first, at the start o
 timeline, always stays) and `every` doubles, so a long run keeps an evenly spread,
 bounded history instead of its most recent part only.
 """
+
 from __future__ import annotations
 
 import sys
@@ -97,6 +98,9 @@ class Timeline:
         self._nbytes = sum(c.nbytes for c in self.points)
 
     def summary(self) -> dict:
-        return {"epochs": [c.epoch for c in self.points], "every": self.every, "bytes": self.nbytes,
-                "max_bytes": self.max_bytes}
-
+        return {
+            "epochs": [c.epoch for c in self.points],
+            "every": self.every,
+            "bytes": self.nbytes,
+            "max_bytes": self.max_bytes,
+        }

@@ -8,6 +8,7 @@ minibatch order ([seed, 2]), and `reset` returns exactly to the start.
 Arrays: x_train/x_test are raw points (n, dims); f_train/f_test the feature-expanded
 inputs (n, d0) the network sees; y is (n,) class indices or regression targets.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,12 +18,12 @@ from enum import StrEnum
 
 import numpy as np
 
-from app.errors import FieldError
-from app.schema import DATA_FIELDS, SessionConfig
 from app.data import Dataset, make_dataset, split_train_test
 from app.data.features import expand
+from app.errors import FieldError
 from app.nn import LOSSES, MLP, OPTIMIZERS, EpochPass, output, penalty, scheduled_lr
 from app.numbers import finite_or_none, json_safe
+from app.schema import DATA_FIELDS, SessionConfig
 from app.state import TrainingState
 from app.timeline import Timeline
 
@@ -59,8 +60,14 @@ class Status(StrEnum):
 class Session:
     """One learner's network. Methods mutate in place."""
 
-    def __init__(self, cfg: SessionConfig, *, history_len: int = 2000, timeline_bytes: int = 4_000_000,
-                 custom: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None):
+    def __init__(
+        self,
+        cfg: SessionConfig,
+        *,
+        history_len: int = 2000,
+        timeline_bytes: int = 4_000_000,
+        custom: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ):
         self.cfg = cfg
         self.history_len = history_len
         self.timeline = Timeline(timeline_bytes)
@@ -81,8 +88,13 @@ class Session:
             train = Dataset(x[is_train], y[is_train], problem, classes, x.shape[1])
             test = Dataset(x[~is_train], y[~is_train], problem, classes, x.shape[1])
         else:
-            ds = make_dataset(cfg.dataset, n_points=cfg.n_points, noise=cfg.noise,
-                              classes=cfg.classes or None, seed=cfg.effective_data_seed)
+            ds = make_dataset(
+                cfg.dataset,
+                n_points=cfg.n_points,
+                noise=cfg.noise,
+                classes=cfg.classes or None,
+                seed=cfg.effective_data_seed,
+            )
             train, test = split_train_test(ds, cfg.train_fraction, seed=cfg.effective_data_seed)
         self.dims = train.dims
         self.data = Split(train, test, self._features(train.X), self._features(test.X))
@@ -96,8 +108,13 @@ class Session:
 
     def _new_model(self) -> MLP:
         cfg = self.cfg
-        return MLP(sizes_for(cfg, self.dims), [h.activation for h in cfg.hidden_layers], cfg.problem,
-                   cfg.init, np.random.default_rng([cfg.seed, 1]))
+        return MLP(
+            sizes_for(cfg, self.dims),
+            [h.activation for h in cfg.hidden_layers],
+            cfg.problem,
+            cfg.init,
+            np.random.default_rng([cfg.seed, 1]),
+        )
 
     def reset(self) -> None:
         """New initial weights from the seed, same data, epoch 0, paused."""
@@ -129,8 +146,11 @@ class Session:
     # --- status -----------------------------------------------------------------------
     def require_trainable(self) -> None:
         if self.status == Status.DIVERGED:
-            raise FieldError("status", "the network has diverged; lower the learning rate and reset first",
-                             code="diverged_reset_first")
+            raise FieldError(
+                "status",
+                "the network has diverged; lower the learning rate and reset first",
+                code="diverged_reset_first",
+            )
 
     def play(self) -> None:
         """Train continuously (the worker gives it ticks) until paused or diverged."""
@@ -149,8 +169,18 @@ class Session:
     def showing(self, state: TrainingState):
         """Within the block the session shows `state` (a checkpoint's weights and counters),
         then goes back to its live state; used to build a preview frame."""
-        names = ("model", "optimizer", "shuffle_rng", "epoch", "step",
-                 "loss_train", "loss_test", "acc_train", "acc_test", "_test_z_out")
+        names = (
+            "model",
+            "optimizer",
+            "shuffle_rng",
+            "epoch",
+            "step",
+            "loss_train",
+            "loss_test",
+            "acc_train",
+            "acc_test",
+            "_test_z_out",
+        )
         saved = {name: getattr(self, name) for name in names}
         try:
             state.restore(self)
@@ -181,8 +211,9 @@ class Session:
             epoch_pass = self._pass or EpochPass(self.model, d.f_train, d.train.y, cfg.batch_size, self.shuffle_rng)
             self._pass = epoch_pass
             with np.errstate(all="ignore"):  # overflow is caught below as divergence, not raised
-                self.step += epoch_pass.run(self.model, self.optimizer, self.lr, cfg.regularization,
-                                            cfg.regularization_rate, deadline)
+                self.step += epoch_pass.run(
+                    self.model, self.optimizer, self.lr, cfg.regularization, cfg.regularization_rate, deadline
+                )
             if not epoch_pass.done:
                 break  # out of time in the middle of an epoch
             self._pass = None
@@ -285,15 +316,22 @@ class Session:
             err = out[:, 0] - d.test.y
             sse = float(np.sum(err * err))
         ss_tot = float(np.sum((d.test.y - d.test.y.mean()) ** 2))
-        return {"rmse": finite_or_none(np.sqrt(sse / len(err))),
-                "r2": finite_or_none(1.0 - sse / ss_tot) if ss_tot > 0 else None}
+        return {
+            "rmse": finite_or_none(np.sqrt(sse / len(err))),
+            "r2": finite_or_none(1.0 - sse / ss_tot) if ss_tot > 0 else None,
+        }
 
     def status_dict(self) -> dict:
-        status = {"status": self.status, "epoch": self.epoch, "step": self.step,
-                  "loss": {"train": finite_or_none(self.loss_train), "test": finite_or_none(self.loss_test)},
-                  "message": self.message,
-                  "structure": self.shape_version, "dims": self.dims,
-                  "probe": {"x": json_safe(self.probe.tolist()), "y": self.probe_y}}
+        status = {
+            "status": self.status,
+            "epoch": self.epoch,
+            "step": self.step,
+            "loss": {"train": finite_or_none(self.loss_train), "test": finite_or_none(self.loss_test)},
+            "message": self.message,
+            "structure": self.shape_version,
+            "dims": self.dims,
+            "probe": {"x": json_safe(self.probe.tolist()), "y": self.probe_y},
+        }
         if self.cfg.problem == "classification":
             status["accuracy"] = {"train": finite_or_none(self.acc_train), "test": finite_or_none(self.acc_test)}
         return status
@@ -301,14 +339,19 @@ class Session:
     def model_dict(self) -> dict:
         m = self.model
         acts = m.hidden + ["softmax" if self.cfg.problem == "classification" else "linear"]
-        return {"inputs": self.input_names(),
-                "layers": [{"weights": json_safe(W.tolist()), "biases": json_safe(b.tolist()), "activation": a}
-                           for W, b, a in zip(m.W, m.b, acts)]}
+        return {
+            "inputs": self.input_names(),
+            "layers": [
+                {"weights": json_safe(W.tolist()), "biases": json_safe(b.tolist()), "activation": a}
+                for W, b, a in zip(m.W, m.b, acts)
+            ],
+        }
 
     def data_dict(self) -> dict:
         def part(ds: Dataset) -> dict:
             y = ds.y.tolist()
             return {"x": ds.X.tolist(), "y": y}
+
         # The problem travels with the points, so a page colours them by their own kind of y
         # even while a frame of the previous problem is still on its way.
         return {"problem": self.cfg.problem, "train": part(self.data.train), "test": part(self.data.test)}
@@ -405,14 +448,21 @@ class Session:
             raise FieldError("x", "points can be added to 2-D data only", code="points_2d_only")
         if self.cfg.problem == "classification":
             if not float(label).is_integer() or not 0 <= label < self.cfg.classes:
-                raise FieldError("label", f"label must be a class 0 … {self.cfg.classes - 1}", code="point_label",
-                                 max=self.cfg.classes - 1)
+                raise FieldError(
+                    "label",
+                    f"label must be a class 0 … {self.cfg.classes - 1}",
+                    code="point_label",
+                    max=self.cfg.classes - 1,
+                )
             label = int(label)
         elif not -1.0 <= label <= 1.0:
             raise FieldError("label", "a regression target must be between −1 and 1", code="point_target")
         px, py, is_train = self._points()
-        return self._use_points(np.vstack([px, np.asarray(x, float)[None, :]]),
-                                np.append(py, np.asarray(label, dtype=py.dtype)), np.append(is_train, True))
+        return self._use_points(
+            np.vstack([px, np.asarray(x, float)[None, :]]),
+            np.append(py, np.asarray(label, dtype=py.dtype)),
+            np.append(is_train, True),
+        )
 
     def remove_nearest(self, x: np.ndarray) -> dict:
         """Remove the data point nearest to x (at least 4 points and one test point stay)."""
@@ -438,7 +488,9 @@ class Session:
         Input rows follow their feature by name, so toggling a feature keeps the others' weights."""
         cfg, previous = self.cfg, self.model
         rng = np.random.default_rng([cfg.seed, 3, self.shape_version])  # new weights, reproducible
-        self.model = previous.resized(sizes_for(cfg, self.dims), [h.activation for h in cfg.hidden_layers], cfg.init, rng)
+        self.model = previous.resized(
+            sizes_for(cfg, self.dims), [h.activation for h in cfg.hidden_layers], cfg.init, rng
+        )
         if self.dims == 2 and old.features != cfg.features:
             W0_old, W0 = previous.W[0], self.model.W[0]
             cols = min(W0_old.shape[1], W0.shape[1])
@@ -446,4 +498,3 @@ class Session:
                 if name in old.features:
                     W0[row, :cols] = W0_old[old.features.index(name), :cols]
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.model.params)
-

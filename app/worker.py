@@ -10,6 +10,7 @@ Scheduling: each running session has a due time; the worker runs due sessions
 round-robin, one tick each (epochs_per_frame epochs, capped at max_tick_ms), and
 checks for commands between ticks so control stays responsive under load.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -31,7 +32,6 @@ from app.schema import ConfigFields, Limits, SessionConfig, check_point_count, r
 from app.snapshot_format import custom_points, payload_of, restore_payload
 from app.structure import edit_structure
 from app.training import Session, Status
-
 
 DEFERRED = object()  # a handler's answer when the reply will be sent later
 
@@ -89,9 +89,11 @@ HANDLERS: dict[type, Handler] = {}
 
 def handles(command: type):
     """Register the decorated method as the one handler of `command`."""
+
     def register(fn: Handler) -> Handler:
         HANDLERS[command] = fn
         return fn
+
     return register
 
 
@@ -133,8 +135,9 @@ class Worker:
 
     def create(self, c: cmd.Create) -> dict:
         custom = custom_points(c.cfg, c.payload.get("custom")) if c.payload else None
-        session = Session(c.cfg, history_len=self.conf.history_len, timeline_bytes=self.conf.timeline_bytes,
-                          custom=custom)
+        session = Session(
+            c.cfg, history_len=self.conf.history_len, timeline_bytes=self.conf.timeline_bytes, custom=custom
+        )
         if c.payload is not None:
             restore_payload(session, c.payload)
         self.slots[c.sid] = Slot(c.sid, session, FrameBuilder(self.conf.grid, self.conf.thumb_stride))
@@ -213,8 +216,11 @@ class Worker:
     @handles(cmd.Regenerate)
     def regenerate(self, slot: Slot, c: cmd.Regenerate) -> dict:
         if slot.session.cfg.dataset == "custom":
-            raise FieldError("dataset", "uploaded or edited data cannot be regenerated; choose a dataset first",
-                             code="custom_no_regenerate")
+            raise FieldError(
+                "dataset",
+                "uploaded or edited data cannot be regenerated; choose a dataset first",
+                code="custom_no_regenerate",
+            )
         return self._reconfigure(slot, resolve(slot.session.cfg, ConfigFields(data_seed=c.data_seed), self.conf.limits))
 
     @handles(cmd.Recover)
@@ -287,8 +293,9 @@ class Worker:
     @handles(cmd.Upload)
     def upload(self, slot: Slot, c: cmd.Upload) -> dict:
         dtype = np.int64 if c.problem == "classification" else np.float64
-        result = slot.session.load_points(np.asarray(c.x, dtype=float), np.asarray(c.y, dtype=dtype),
-                                          c.problem, c.classes)
+        result = slot.session.load_points(
+            np.asarray(c.x, dtype=float), np.asarray(c.y, dtype=dtype), c.problem, c.classes
+        )
         return {**self._changed(slot), **result}
 
     @handles(cmd.Timeline)

@@ -4,6 +4,7 @@ that reads what it sends.
 Replies resolve the futures of pending calls on the event loop; frames are coalesced
 before they reach the loop (newest per session), so a busy loop never builds a backlog.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -83,7 +84,7 @@ class WorkerProcess:
         try:
             self.conn.send((rid, command))
             ok, payload = await asyncio.wait_for(fut, RPC_TIMEOUT_S)
-        except (asyncio.TimeoutError, OSError, EOFError):
+        except (TimeoutError, OSError, EOFError):
             raise FieldError("server", "the training process did not answer; try again", code="server_busy") from None
         finally:
             self.pending.pop(rid, None)

@@ -20,8 +20,7 @@ from app.data.plane import PLANE
 
 MIN_ROWS = 4
 MIN_CLASSES, MAX_CLASSES = 2, 10
-LABEL_NAMES = {"label": "classification", "class": "classification",
-               "target": "regression", "y": None}
+LABEL_NAMES = {"label": "classification", "class": "classification", "target": "regression", "y": None}
 COLUMN_NAMES = ("x1", "x2", "label/target")
 
 
@@ -70,11 +69,14 @@ def _decode(raw: bytes) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise CsvError("file is not UTF-8 text (is it a spreadsheet or binary file?)", line, code="not_utf8")
+        line = raw[: err.start].count(b"\n") + 1
+        raise CsvError("file is not UTF-8 text (is it a spreadsheet or binary file?)", line, code="not_utf8") from None
     if "\x00" in text:
-        raise CsvError("file contains NUL bytes; it looks binary, not CSV",
-                       text[:text.index("\x00")].count("\n") + 1, code="binary")
+        raise CsvError(
+            "file contains NUL bytes; it looks binary, not CSV",
+            text[: text.index("\x00")].count("\n") + 1,
+            code="binary",
+        )
     return text
 
 
@@ -100,9 +102,13 @@ def _rows(text: str) -> list[tuple[int, list[str]]]:
 def _header_problem(line: int, fields: list[str]) -> str | None:
     name = fields[2].lower() if len(fields) == 3 else ""
     if name not in LABEL_NAMES:
-        raise CsvError("first line looks like a header, but it is not "
-                       "'x1,x2,label' or 'x1,x2,target' (third column may be "
-                       "label, class, target or y)", line, code="header")
+        raise CsvError(
+            "first line looks like a header, but it is not "
+            "'x1,x2,label' or 'x1,x2,target' (third column may be "
+            "label, class, target or y)",
+            line,
+            code="header",
+        )
     return LABEL_NAMES[name]
 
 
@@ -112,13 +118,23 @@ def _coordinates(rows) -> np.ndarray:
         for c in range(2):
             value = _number(fields[c])
             if value is None:
-                raise CsvError(f"column {c + 1} ({COLUMN_NAMES[c]}) is not a number: "
-                               f"{_show(fields[c])}", line, code="not_number", column=c + 1, name=COLUMN_NAMES[c],
-                               value=_show(fields[c]))
+                raise CsvError(
+                    f"column {c + 1} ({COLUMN_NAMES[c]}) is not a number: {_show(fields[c])}",
+                    line,
+                    code="not_number",
+                    column=c + 1,
+                    name=COLUMN_NAMES[c],
+                    value=_show(fields[c]),
+                )
             if not np.isfinite(value):
-                raise CsvError(f"column {c + 1} ({COLUMN_NAMES[c]}) must be a finite "
-                               f"number, not {_show(fields[c])}", line, code="not_finite", column=c + 1,
-                               name=COLUMN_NAMES[c], value=_show(fields[c]))
+                raise CsvError(
+                    f"column {c + 1} ({COLUMN_NAMES[c]}) must be a finite number, not {_show(fields[c])}",
+                    line,
+                    code="not_finite",
+                    column=c + 1,
+                    name=COLUMN_NAMES[c],
+                    value=_show(fields[c]),
+                )
             X[r, c] = value
     return X
 
@@ -138,8 +154,14 @@ def _targets(rows) -> np.ndarray:
     for r, (line, fields) in enumerate(rows):
         value = _number(fields[2])
         if value is None or not np.isfinite(value):
-            raise CsvError(f"column 3 (target) must be a finite number, not {_show(fields[2])}", line,
-                           code="not_finite", column=3, name="target", value=_show(fields[2]))
+            raise CsvError(
+                f"column 3 (target) must be a finite number, not {_show(fields[2])}",
+                line,
+                code="not_finite",
+                column=3,
+                name="target",
+                value=_show(fields[2]),
+            )
         y[r] = value
     peak = np.abs(y).max()
     return y / peak if peak > 1 else y
@@ -157,19 +179,20 @@ def _class_indices(rows) -> tuple[np.ndarray, int]:
         if not label:
             raise CsvError("column 3 (label) is empty", line, code="empty_label")
         if key not in seen and len(seen) == MAX_CLASSES:
-            raise CsvError(f"too many classes: label {_show(label)} would be class "
-                           f"{MAX_CLASSES + 1}, the limit is {MAX_CLASSES}", line, code="too_many_classes",
-                           max=MAX_CLASSES)
+            raise CsvError(
+                f"too many classes: label {_show(label)} would be class {MAX_CLASSES + 1}, the limit is {MAX_CLASSES}",
+                line,
+                code="too_many_classes",
+                max=MAX_CLASSES,
+            )
         seen.add(key)
     if len(seen) < MIN_CLASSES:
-        raise CsvError(f"only one class ({_show(labels[0])}); need at least {MIN_CLASSES} classes",
-                       code="one_class")
+        raise CsvError(f"only one class ({_show(labels[0])}); need at least {MIN_CLASSES} classes", code="one_class")
     index = {key: i for i, key in enumerate(sorted(seen))}
     return np.array([index[key] for key in keys], dtype=np.int64), len(index)
 
 
-def parse_csv(raw: bytes, *, max_bytes: int, max_rows: int,
-              problem: str | None = None) -> Dataset:
+def parse_csv(raw: bytes, *, max_bytes: int, max_rows: int, problem: str | None = None) -> Dataset:
     """Parse and check an upload; ``problem`` overrides the header and the guess."""
     if problem not in (None, "classification", "regression"):
         raise ValueError(f"problem must be 'classification' or 'regression', not {problem!r}")
@@ -185,18 +208,30 @@ def parse_csv(raw: bytes, *, max_bytes: int, max_rows: int,
         rows = rows[1:]
     for count, (line, fields) in enumerate(rows, start=1):
         if count > max_rows:
-            raise CsvError(f"too many rows: the limit is {max_rows} data rows", line, code="too_many_rows",
-                           max=max_rows)
+            raise CsvError(
+                f"too many rows: the limit is {max_rows} data rows", line, code="too_many_rows", max=max_rows
+            )
         if len(fields) != 3:
-            raise CsvError(f"expected 3 columns (x1, x2, label or target), found {len(fields)}", line,
-                           code="columns", found=len(fields))
+            raise CsvError(
+                f"expected 3 columns (x1, x2, label or target), found {len(fields)}",
+                line,
+                code="columns",
+                found=len(fields),
+            )
     coordinates = _coordinates(rows)  # first: a bad number names its line, even in a short file
     if len(rows) < MIN_ROWS:
-        raise CsvError(f"too few rows: need at least {MIN_ROWS} data rows, found {len(rows)}",
-                       code="too_few_rows", min=MIN_ROWS, found=len(rows))
+        raise CsvError(
+            f"too few rows: need at least {MIN_ROWS} data rows, found {len(rows)}",
+            code="too_few_rows",
+            min=MIN_ROWS,
+            found=len(rows),
+        )
     X = fit_to_plane(coordinates)
-    problem = problem or header_problem or (
-        "classification" if _looks_like_classes([f[2] for _, f in rows]) else "regression")
+    problem = (
+        problem
+        or header_problem
+        or ("classification" if _looks_like_classes([f[2] for _, f in rows]) else "regression")
+    )
     if problem == "regression":
         return Dataset(X=X, y=_targets(rows), problem=problem, classes=0, dims=2)
     y, k = _class_indices(rows)

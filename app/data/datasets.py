@@ -6,8 +6,8 @@ Generation and splitting each draw from their own generator, derived from
 (stream, seed), so changing the split never changes the points.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 
@@ -25,20 +25,20 @@ Generator = Callable[[int, float, int, np.random.Generator], tuple[np.ndarray, n
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
-    problem: str                # "classification" | "regression"
+    problem: str  # "classification" | "regression"
     dims: int
-    classes: tuple[int, ...]    # allowed class counts; () for regression
-    default_classes: int        # 0 for regression
+    classes: tuple[int, ...]  # allowed class counts; () for regression
+    default_classes: int  # 0 for regression
     default_points: int
-    generate: Generator         # (n, noise, classes, rng) -> (X, y)
+    generate: Generator  # (n, noise, classes, rng) -> (X, y)
 
 
 @dataclass(frozen=True)
 class Dataset:
-    X: np.ndarray   # (n, dims) float64
-    y: np.ndarray   # (n,) int64 classes or float64 targets
+    X: np.ndarray  # (n, dims) float64
+    y: np.ndarray  # (n,) int64 classes or float64 targets
     problem: str
-    classes: int    # 0 for regression
+    classes: int  # 0 for regression
     dims: int
 
     def __post_init__(self):
@@ -46,8 +46,7 @@ class Dataset:
         if self.problem not in PROBLEMS:
             raise ValueError(f"problem must be one of {PROBLEMS}, not {self.problem!r}")
         if self.X.shape != (n, self.dims) or self.y.shape != (n,):
-            raise ValueError(f"X {self.X.shape} and y {self.y.shape} do not match "
-                             f"{n} points of {self.dims} dims")
+            raise ValueError(f"X {self.X.shape} and y {self.y.shape} do not match {n} points of {self.dims} dims")
 
 
 def _spec(name, problem, classes, default_classes, default_points, generate, dims=2):
@@ -55,16 +54,19 @@ def _spec(name, problem, classes, default_classes, default_points, generate, dim
 
 
 _CLS, _REG = PROBLEMS
-DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
-    _spec("circle", _CLS, (2,), 2, 500, plane.circle),
-    _spec("xor", _CLS, (2,), 2, 500, plane.xor),
-    _spec("gauss", _CLS, (2, 3, 4, 5), 2, 500, plane.gauss),
-    _spec("spiral", _CLS, (2, 3, 4, 5), 2, 500, plane.spiral),
-    _spec("moons", _CLS, (2,), 2, 500, plane.moons),
-    _spec("reg-plane", _REG, (), 0, 1200, plane.reg_plane),
-    _spec("reg-gauss", _REG, (), 0, 1200, plane.reg_gauss),
-    _spec("digits", _CLS, (10,), 10, N_DIGITS, digits, dims=64),
-]}
+DATASETS: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in [
+        _spec("circle", _CLS, (2,), 2, 500, plane.circle),
+        _spec("xor", _CLS, (2,), 2, 500, plane.xor),
+        _spec("gauss", _CLS, (2, 3, 4, 5), 2, 500, plane.gauss),
+        _spec("spiral", _CLS, (2, 3, 4, 5), 2, 500, plane.spiral),
+        _spec("moons", _CLS, (2,), 2, 500, plane.moons),
+        _spec("reg-plane", _REG, (), 0, 1200, plane.reg_plane),
+        _spec("reg-gauss", _REG, (), 0, 1200, plane.reg_gauss),
+        _spec("digits", _CLS, (10,), 10, N_DIGITS, digits, dims=64),
+    ]
+}
 
 
 def _rng(stream: int, seed: int) -> np.random.Generator:
@@ -85,8 +87,7 @@ def _class_count(spec: DatasetSpec, classes: int | None) -> int:
     return k
 
 
-def make_dataset(name: str, *, n_points: int | None, noise: float,
-                 classes: int | None, seed: int) -> Dataset:
+def make_dataset(name: str, *, n_points: int | None, noise: float, classes: int | None, seed: int) -> Dataset:
     """Deterministic for (name, n_points, noise, classes, seed); None → spec default."""
     spec = DATASETS.get(name)
     if spec is None:
@@ -102,9 +103,13 @@ def make_dataset(name: str, *, n_points: int | None, noise: float,
     # Generators emit points grouped by class; shuffle so order carries no label.
     order = rng.permutation(len(y))
     y_dtype = np.int64 if spec.problem == _CLS else np.float64
-    return Dataset(X=np.ascontiguousarray(X[order], dtype=np.float64),
-                   y=np.ascontiguousarray(y[order], dtype=y_dtype),
-                   problem=spec.problem, classes=k, dims=spec.dims)
+    return Dataset(
+        X=np.ascontiguousarray(X[order], dtype=np.float64),
+        y=np.ascontiguousarray(y[order], dtype=y_dtype),
+        problem=spec.problem,
+        classes=k,
+        dims=spec.dims,
+    )
 
 
 def split_train_test(ds: Dataset, train_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
@@ -120,5 +125,4 @@ def split_train_test(ds: Dataset, train_fraction: float, seed: int) -> tuple[Dat
     n_train = min(max(round(n * train_fraction), 1), n - 1)
     order = _rng(SPLIT_STREAM, seed).permutation(n)
     train, test = order[:n_train], order[n_train:]
-    return (replace(ds, X=ds.X[train], y=ds.y[train]),
-            replace(ds, X=ds.X[test], y=ds.y[test]))
+    return (replace(ds, X=ds.X[train], y=ds.y[train]), replace(ds, X=ds.X[test], y=ds.y[test]))

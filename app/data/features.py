@@ -3,6 +3,7 @@
 x (n, 2) raw points in [−6, 6]² → (n, len(names)) feature matrix, one column per name,
 in the order given. The names are fixed by the API contract.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,15 @@ FEATURES = {
     "sin_x2": lambda x: np.sin(x[:, 1]),
 }
 
-LABELS = {"x1": "X₁", "x2": "X₂", "x1sq": "X₁²", "x2sq": "X₂²", "x1x2": "X₁X₂", "sin_x1": "sin(X₁)", "sin_x2": "sin(X₂)"}
+LABELS = {
+    "x1": "X₁",
+    "x2": "X₂",
+    "x1sq": "X₁²",
+    "x2sq": "X₂²",
+    "x1x2": "X₁X₂",
+    "sin_x1": "sin(X₁)",
+    "sin_x2": "sin(X₂)",
+}
 
 
 def expand(x: np.ndarray, names: list[str]) -> np.ndarray:

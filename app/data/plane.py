@@ -17,9 +17,9 @@ Classes are balanced: their sizes differ by at most one point.
 
 import numpy as np
 
-PLANE = 6.0      # half-width of the plane
-RADIUS = 5.0     # clean shapes stay within this, leaving room for jitter
-JITTER = 2.0     # jitter half-width per unit of noise: ±1 at ν = 0.5
+PLANE = 6.0  # half-width of the plane
+RADIUS = 5.0  # clean shapes stay within this, leaving room for jitter
+JITTER = 2.0  # jitter half-width per unit of noise: ±1 at ν = 0.5
 
 
 def balanced_labels(n: int, k: int) -> np.ndarray:
@@ -39,9 +39,7 @@ def _polar(r: np.ndarray, theta: np.ndarray) -> np.ndarray:
 def circle(n, noise, classes, rng):
     """Class 0: disc r ≤ R/2; class 1: ring 0.7R ≤ r ≤ R (a gap of 0.2R)."""
     y = balanced_labels(n, 2)
-    r = np.where(y == 0,
-                 rng.uniform(0.0, 0.5 * RADIUS, n),
-                 rng.uniform(0.7 * RADIUS, RADIUS, n))
+    r = np.where(y == 0, rng.uniform(0.0, 0.5 * RADIUS, n), rng.uniform(0.7 * RADIUS, RADIUS, n))
     X = _polar(r, rng.uniform(0.0, 2 * np.pi, n))
     return _jitter(X, noise, rng), y
 
@@ -110,8 +108,9 @@ def reg_plane(n, noise, classes, rng):
 
 
 # (x, y, sign) of the bumps: a 3×2 checkerboard of hills and dips.
-BUMPS = np.array([[-4.0, 2.5, 1.0], [0.0, 2.5, -1.0], [4.0, 2.5, 1.0],
-                  [-4.0, -2.5, -1.0], [0.0, -2.5, 1.0], [4.0, -2.5, -1.0]])
+BUMPS = np.array(
+    [[-4.0, 2.5, 1.0], [0.0, 2.5, -1.0], [4.0, 2.5, 1.0], [-4.0, -2.5, -1.0], [0.0, -2.5, 1.0], [4.0, -2.5, -1.0]]
+)
 BUMP_SIGMA = 1.5
 
 

@@ -4,6 +4,7 @@ Every visible string lives in en.json and ja.json under the same flat keys; temp
 call t("key") and the page's JS receives the whole catalog of its language. A test
 checks that every key used anywhere exists in both catalogs.
 """
+
 from __future__ import annotations
 
 import json

@@ -12,11 +12,12 @@ allocates nothing it does not have to:
   backprop(da, z, a)   da *= f'(z), in place: turns ∂loss/∂a into ∂loss/∂z
 Both default to the plain f and grad; the common activations get faster versions.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -109,13 +110,31 @@ def _linear_into(z: Array, out: Array) -> None:
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("relu", lambda z: np.maximum(z, 0.0), lambda z, a: (z > 0).astype(z.dtype), "max(0, z)",
-                   f_into=lambda z, out: np.maximum(z, 0.0, out=out), backprop=_relu_backprop),
-        Activation("tanh", np.tanh, lambda z, a: 1.0 - a * a, "tanh(z)",
-                   f_into=lambda z, out: np.tanh(z, out=out), backprop=_tanh_backprop),
+        Activation(
+            "relu",
+            lambda z: np.maximum(z, 0.0),
+            lambda z, a: (z > 0).astype(z.dtype),
+            "max(0, z)",
+            f_into=lambda z, out: np.maximum(z, 0.0, out=out),
+            backprop=_relu_backprop,
+        ),
+        Activation(
+            "tanh",
+            np.tanh,
+            lambda z, a: 1.0 - a * a,
+            "tanh(z)",
+            f_into=lambda z, out: np.tanh(z, out=out),
+            backprop=_tanh_backprop,
+        ),
         Activation("sigmoid", _sigmoid, lambda z, a: a * (1.0 - a), "1 / (1 + e^−z)", backprop=_sigmoid_backprop),
-        Activation("linear", lambda z: z, lambda z, a: np.ones_like(z), "z",
-                   f_into=_linear_into, backprop=lambda da, z, a: None),
+        Activation(
+            "linear",
+            lambda z: z,
+            lambda z, a: np.ones_like(z),
+            "z",
+            f_into=_linear_into,
+            backprop=lambda da, z, a: None,
+        ),
         Activation(
             "leaky_relu",
             lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),

@@ -13,6 +13,7 @@ and mean_squared_error below return:
   cross-entropy  t = onehot(y)/n   dz = softmax(z_out)/n − t
   squared error  t = y (N, 1)      dz = (z_out − t)/n
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -80,7 +81,7 @@ def epoch_targets(problem: str, y: Array, k: int, batch_size: int) -> Array:
     inv_n = np.full(N, 1.0 / batch_size)
     last = N % batch_size
     if last:
-        inv_n[N - last:] = 1.0 / last
+        inv_n[N - last :] = 1.0 / last
     t = np.zeros((N, k))
     t[np.arange(N), y] = inv_n
     return t

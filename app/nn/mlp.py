@@ -20,6 +20,7 @@ The public forward/backward below compute the same maths in the plain form.
 Heatmap path (`forward_by_unit`): the same augmented product, transposed, so that each
 neuron's values over the grid form one contiguous row, in caller-owned float32 buffers.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,7 +79,7 @@ def layer_blocks(sizes: list[int], flat: Array) -> list[Array]:
     blocks, o = [], 0
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         n = (fan_in + 1) * fan_out
-        blocks.append(flat[o:o + n].reshape(fan_in + 1, fan_out))
+        blocks.append(flat[o : o + n].reshape(fan_in + 1, fan_out))
         o += n
     return blocks
 
@@ -246,12 +247,12 @@ class MLP:
             dz = d
         np.matmul(xa.T, dz, out=self.grad_blocks[0])
 
-    def _workspace(self, n: int) -> "_Workspace":
+    def _workspace(self, n: int) -> _Workspace:
         ws = self._work[n] = _Workspace(self, n)
         return ws
 
     # --- structure changes that keep what was learned ------------------------------
-    def resized(self, sizes: list[int], hidden: list[str], init: str, rng: np.random.Generator) -> "MLP":
+    def resized(self, sizes: list[int], hidden: list[str], init: str, rng: np.random.Generator) -> MLP:
         """A new MLP of the given shape that keeps every weight whose (row, column) still exists.
 
         Hidden layer l of the new network inherits the overlapping block of hidden layer l of
@@ -268,7 +269,7 @@ class MLP:
             new.b[new_l][:c] = self.b[old_l][:c]
         return new
 
-    def copy(self) -> "MLP":
+    def copy(self) -> MLP:
         return _rebuild(self.sizes, self.hidden, self.problem, self.theta)
 
     def is_finite(self) -> bool:
@@ -303,5 +304,7 @@ class _Workspace:
         units = [A[:, :-1] for A in a]  # the activations themselves, without the ones
         self.z_out = z[-1]
         self.forward = [(m.Wb[l], z[l], m._acts[l].f_into, units[l], a[l]) for l in range(len(hidden))]
-        self.backward = [(a[l - 1].T, m.grad_blocks[l], m._WT[l], d[l - 1], m._acts[l - 1].backprop, z[l - 1],
-                          units[l - 1]) for l in range(len(hidden), 0, -1)]
+        self.backward = [
+            (a[l - 1].T, m.grad_blocks[l], m._WT[l], d[l - 1], m._acts[l - 1].backprop, z[l - 1], units[l - 1])
+            for l in range(len(hidden), 0, -1)
+        ]

@@ -11,6 +11,7 @@ same order, so both paths give bit-identical results. Conventions (fixed by the 
             θ ← θ − η m̂ / (√v̂ + ε),  m̂ = m/(1−β1ᵗ), v̂ = v/(1−β2ᵗ)   (β = 0.9, 0.999; ε = 1e-8)
 Regularization penalises weights only, never biases: L2 adds rate·½‖W‖², L1 rate·‖W‖₁.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,7 +50,7 @@ class _Optimizer:
         out, o = [], 0
         for shape in self._shapes:
             n = int(np.prod(shape))
-            out.append(flat[o:o + n].reshape(shape))
+            out.append(flat[o : o + n].reshape(shape))
             o += n
         return out
 
@@ -219,8 +220,9 @@ class EpochPass:
     def done(self) -> bool:
         return self.pos >= self.n
 
-    def run(self, model: MLP, optimizer, lr: float, reg: str = "none", reg_rate: float = 0.0,
-            deadline: float | None = None) -> int:
+    def run(
+        self, model: MLP, optimizer, lr: float, reg: str = "none", reg_rate: float = 0.0, deadline: float | None = None
+    ) -> int:
         """Minibatches until the epoch ends, or until time.perf_counter() passes `deadline`
         (at least one is made); returns the number of updates. No loss is computed here:
         the caller evaluates the whole sets when it needs to."""
@@ -232,7 +234,7 @@ class EpochPass:
         while self.pos < n:
             start = self.pos
             self.pos = start + b
-            fill_grads(xa[start:start + b], t[start:start + b])
+            fill_grads(xa[start : start + b], t[start : start + b])
             if regularize:
                 add_penalty_grads(model, grads, reg, reg_rate)
             step(params, grads, lr)
@@ -242,7 +244,16 @@ class EpochPass:
         return updates
 
 
-def train_epoch(model: MLP, optimizer, x: Array, y: Array, batch_size: int, lr: float,
-                rng: np.random.Generator, reg: str = "none", reg_rate: float = 0.0) -> int:
+def train_epoch(
+    model: MLP,
+    optimizer,
+    x: Array,
+    y: Array,
+    batch_size: int,
+    lr: float,
+    rng: np.random.Generator,
+    reg: str = "none",
+    reg_rate: float = 0.0,
+) -> int:
     """One whole pass over (x, y) in shuffled minibatches; returns the number of updates."""
     return EpochPass(model, x, y, batch_size, rng).run(model, optimizer, lr, reg, reg_rate)

@@ -4,6 +4,7 @@ Reads need only the session id; anything that changes a session needs its contro
 as `Authorization: Bearer <token>` (401 when missing, 403 when wrong). Each endpoint is a
 thin adapter: it parses the body, calls the control layer, and shapes the answer.
 """
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -34,9 +35,14 @@ async def create_session(request: Request, control: Actions, body: CreateBody | 
     """Create a session. Every field is optional; `seed` is chosen at random when absent.
     With `snapshot`, the session starts from a saved network (same weights, same data)."""
     record = await control.create(body or CreateBody())
-    return {"id": record.id, "control_token": record.token, "config": record.config.model_dump(),
-            "watch_url": str(request.url_for("watch_page", sid=record.id)),
-            "events_url": str(request.url_for("session_events", sid=record.id)), "status": record.status}
+    return {
+        "id": record.id,
+        "control_token": record.token,
+        "config": record.config.model_dump(),
+        "watch_url": str(request.url_for("watch_page", sid=record.id)),
+        "events_url": str(request.url_for("session_events", sid=record.id)),
+        "status": record.status,
+    }
 
 
 @router.get("/sessions/{sid}")
@@ -157,8 +163,9 @@ class ParamBody(BaseModel):
 @router.post("/sessions/{sid}/params")
 async def set_param(body: ParamBody, record: Controlled, store: Store):
     """Edit one weight W[layer][i][j] (or bias b[layer][j]) of the live network."""
-    return status_body(record, await store.call(record, cmd.SetParam(record.id, body.layer, body.i, body.j,
-                                                                     body.value)))
+    return status_body(
+        record, await store.call(record, cmd.SetParam(record.id, body.layer, body.i, body.j, body.value))
+    )
 
 
 @router.post("/sessions/{sid}/regenerate")
@@ -180,8 +187,12 @@ async def remove_point(body: NearBody, record: Controlled, control: Actions):
 
 
 @router.post("/sessions/{sid}/upload")
-async def upload_csv(record: Controlled, control: Actions, settings: AppSettings,
-                     file: UploadFile = File(description="CSV: x1,x2,label or x1,x2,target")):
+async def upload_csv(
+    record: Controlled,
+    control: Actions,
+    settings: AppSettings,
+    file: UploadFile = File(description="CSV: x1,x2,label or x1,x2,target"),
+):
     """Replace the data with a CSV upload. A bad file gets 422 naming the line."""
     return status_body(record, await control.upload(record, await file.read(settings.max_upload_bytes + 1)))
 
@@ -189,12 +200,18 @@ async def upload_csv(record: Controlled, control: Actions, settings: AppSettings
 @router.get("/sessions/{sid}/export/model.py", tags=["export"])
 async def export_model(record: Viewed, control: Actions):
     """The trained network as a standalone Python file that needs only NumPy."""
-    return Response(await control.export_model(record), media_type="text/x-python; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="mlp_model.py"'})
+    return Response(
+        await control.export_model(record),
+        media_type="text/x-python; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="mlp_model.py"'},
+    )
 
 
 @router.get("/sessions/{sid}/export/data.csv", tags=["export"])
 async def export_data(record: Viewed, control: Actions):
     """The data as CSV: x1,x2 (or p0…p63), label or target, and split (train/test)."""
-    return Response(await control.export_data(record), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="mlp_data.csv"'})
+    return Response(
+        await control.export_data(record),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="mlp_data.csv"'},
+    )

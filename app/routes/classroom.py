@@ -3,6 +3,7 @@
 A watch page shows a session live without controls and never contains its token. The
 links handed out use an address students can reach (see app/netaddr.py).
 """
+
 from __future__ import annotations
 
 import io
@@ -38,9 +39,17 @@ async def watch_page(sid: SessionId, request: Request, store: Store, control: Ac
         return RedirectResponse(f"/s/{moved}{query}", status_code=307)
     record = store.get(sid)
     status = await control.status(record)
-    ctx = page_context(request, record.config, settings, session_id=sid, query="", controls=False,
-                       body_class="watching", entry="watch",
-                       **network_context(record.config, status["dims"], status["structure"], controls=False))
+    ctx = page_context(
+        request,
+        record.config,
+        settings,
+        session_id=sid,
+        query="",
+        controls=False,
+        body_class="watching",
+        entry="watch",
+        **network_context(record.config, status["dims"], status["structure"], controls=False),
+    )
     return templates.TemplateResponse(request, "watch.html", ctx)
 
 
@@ -59,13 +68,22 @@ async def share_info(sid: SessionId, request: Request, store: Store, settings: A
     """Links to hand out: watch page, its QR code, the config link and an embed snippet. No token."""
     record = store.get(sid)
     base = base_url(request, settings)
-    info = {"watch_url": f"{base}/s/{sid}", "qr_url": f"/s/{sid}/qr.svg", "config_url": None, "embed_url": None,
-            "embed_html": None, "reachable": reachable_from_others(settings.host), "watchers": len(record.watchers)}
+    info = {
+        "watch_url": f"{base}/s/{sid}",
+        "qr_url": f"/s/{sid}/qr.svg",
+        "config_url": None,
+        "embed_url": None,
+        "embed_html": None,
+        "reachable": reachable_from_others(settings.host),
+        "watchers": len(record.watchers),
+    }
     if record.config.dataset != "custom":  # uploaded or edited points do not fit in a URL: save a snapshot
         query = urlencode(to_query(record.config))
         info["config_url"], info["embed_url"] = f"{base}/?{query}", f"{base}/embed?{query}"
-        info["embed_html"] = (f'<iframe src="{info["embed_url"]}" width="1000" height="640" style="border:0" '
-                              'title="MLP Playground" loading="lazy"></iframe>')
+        info["embed_html"] = (
+            f'<iframe src="{info["embed_url"]}" width="1000" height="640" style="border:0" '
+            'title="MLP Playground" loading="lazy"></iframe>'
+        )
     return info
 
 
@@ -84,9 +102,17 @@ async def embed(request: Request, control: Actions, settings: AppSettings):
     params = dict(request.query_params)
     hide = parse_hide(params.get("hide"))
     cfg = control.config_from_query(params)
-    ctx = page_context(request, cfg, settings, session_id="", query=urlencode(to_query(cfg)), embed=True,
-                       hide=hide, autoplay=params.get("autoplay") == "1",
-                       **network_context(cfg, None, 0))
+    ctx = page_context(
+        request,
+        cfg,
+        settings,
+        session_id="",
+        query=urlencode(to_query(cfg)),
+        embed=True,
+        hide=hide,
+        autoplay=params.get("autoplay") == "1",
+        **network_context(cfg, None, 0),
+    )
     ctx["body_class"] = "embed " + " ".join(f"hide-{h}" for h in sorted(hide))
     return templates.TemplateResponse(request, "index.html", ctx)
 
@@ -96,8 +122,17 @@ async def embed_snapshot(snapshot_id: str, request: Request, control: Actions, s
     """An embed of a saved snapshot: each viewer gets a session with its trained weights."""
     found, cfg = await control.snapshot_config(snapshot_id[:64])
     hide = parse_hide(request.query_params.get("hide"))
-    ctx = page_context(request, cfg, settings, session_id="", query="", embed=True, hide=hide,
-                       autoplay=request.query_params.get("autoplay") == "1", snapshot_id=found["snapshot_id"],
-                       **network_context(cfg, None, 0))
+    ctx = page_context(
+        request,
+        cfg,
+        settings,
+        session_id="",
+        query="",
+        embed=True,
+        hide=hide,
+        autoplay=request.query_params.get("autoplay") == "1",
+        snapshot_id=found["snapshot_id"],
+        **network_context(cfg, None, 0),
+    )
     ctx["body_class"] = "embed " + " ".join(f"hide-{h}" for h in sorted(hide))
     return templates.TemplateResponse(request, "index.html", ctx)

@@ -1,5 +1,6 @@
 """The dependencies routes declare, as `Annotated` aliases: `record: Controlled` is a session
 the request carries the control token of; `control: Actions` is the control layer."""
+
 from __future__ import annotations
 
 import hmac
@@ -49,14 +50,17 @@ async def _viewed(sid: SessionId, store: Store) -> SessionRecord:
     return store.get(sid)
 
 
-def _admin(settings: AppSettings,
-           x_admin_token: Annotated[str | None, Header(description="needed when ADMIN_TOKEN is set")] = None) -> None:
+def _admin(
+    settings: AppSettings,
+    x_admin_token: Annotated[str | None, Header(description="needed when ADMIN_TOKEN is set")] = None,
+) -> None:
     """On a shared server (ADMIN_TOKEN set), managing snapshots and reading stats need the admin token."""
     if settings.admin_token is None:
         return
     if not x_admin_token:
-        raise FieldError("x-admin-token", "this server needs the admin token (X-Admin-Token) for that",
-                         code="admin_missing")
+        raise FieldError(
+            "x-admin-token", "this server needs the admin token (X-Admin-Token) for that", code="admin_missing"
+        )
     if not hmac.compare_digest(x_admin_token.encode(), settings.admin_token.encode()):
         raise FieldError("x-admin-token", "wrong admin token", code="admin_wrong")
 

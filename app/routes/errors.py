@@ -5,6 +5,7 @@ JSON shape every error answer has, whatever raised it:
 `detail` is FastAPI's usual list (clients that know FastAPI keep working); `field` and
 `message` name the first problem plainly; `code` and `params` let the page translate it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,13 +21,21 @@ log = logging.getLogger("mlp")
 
 # Every code whose answer is not 422 (a bad value). One table, so a reader sees them all.
 STATUS_BY_CODE = {
-    "auth_missing": 401, "admin_missing": 401,
-    "auth_wrong": 403, "admin_wrong": 403,
-    "session_unknown": 404, "snapshot_unknown": 404, "no_checkpoint": 404,
-    "diverged_reset_first": 409, "custom_no_regenerate": 409, "model_not_finite": 409,
+    "auth_missing": 401,
+    "admin_missing": 401,
+    "auth_wrong": 403,
+    "admin_wrong": 403,
+    "session_unknown": 404,
+    "snapshot_unknown": 404,
+    "no_checkpoint": 404,
+    "diverged_reset_first": 409,
+    "custom_no_regenerate": 409,
+    "model_not_finite": 409,
     "session_gone": 410,
-    "snapshot_too_large": 413, "body_too_large": 413,
-    "limit_sessions": 429, "limit_watchers": 429,
+    "snapshot_too_large": 413,
+    "body_too_large": 413,
+    "limit_sessions": 429,
+    "limit_watchers": 429,
     "server_error": 500,
     "server_busy": 503,
     "snapshot_store_full": 507,
@@ -37,10 +46,19 @@ def status_of(e: FieldError) -> int:
     return STATUS_BY_CODE.get(e.code or "", 422)
 
 
-def error_body(field: str, message: str, loc: list | None = None, kind: str = "value_error",
-               code: str | None = None, params: dict | None = None) -> dict:
-    body: dict = {"detail": [{"loc": loc or field.split("."), "msg": message, "type": kind}],
-                  "field": field, "message": message}
+def error_body(
+    field: str,
+    message: str,
+    loc: list | None = None,
+    kind: str = "value_error",
+    code: str | None = None,
+    params: dict | None = None,
+) -> dict:
+    body: dict = {
+        "detail": [{"loc": loc or field.split("."), "msg": message, "type": kind}],
+        "field": field,
+        "message": message,
+    }
     if code:  # the page translates "error.<code>" with these params
         body["code"], body["params"] = code, params or {}
     return body
@@ -57,8 +75,11 @@ def _field_of(loc: tuple) -> str:
 def wants_page(request: Request) -> bool:
     """A browser opening a page (not the API or an htmx/fetch call) gets HTML errors."""
     path = request.url.path
-    return (not path.startswith(("/api/", "/ui/", "/static/")) and "text/html" in request.headers.get("accept", "")
-            and "hx-request" not in request.headers)
+    return (
+        not path.startswith(("/api/", "/ui/", "/static/"))
+        and "text/html" in request.headers.get("accept", "")
+        and "hx-request" not in request.headers
+    )
 
 
 def _error_page(request: Request, status: int, field: str, message: str):
@@ -77,12 +98,13 @@ def _validation_answer(request: Request, exc: RequestValidationError):
     elif first.get("type") == "model_attributes_type" and field == "body":
         # Usually a form post or a missing Content-Type: say what the API expects.
         message = "the body must be a JSON object sent with Content-Type: application/json"
-    detail = [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
-              for e in errors]
+    detail = [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", "")), "type": e.get("type", "")} for e in errors]
     if wants_page(request):
         return _error_page(request, 422, field, message)
-    return JSONResponse({"detail": detail, "field": field, "message": message, "code": "invalid",
-                         "params": {"name": field}}, status_code=422)
+    return JSONResponse(
+        {"detail": detail, "field": field, "message": message, "code": "invalid", "params": {"name": field}},
+        status_code=422,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -101,8 +123,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception):
         # A bug, never a user error: logged in full, answered in the usual shape.
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("server", "something went wrong on the server", code="server_error"),
-                            status_code=500)
+        return JSONResponse(
+            error_body("server", "something went wrong on the server", code="server_error"), status_code=500
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -110,5 +133,6 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
         if wants_page(request):
             return _error_page(request, exc.status_code, field, message)
-        return JSONResponse(error_body(field, message), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(field, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )

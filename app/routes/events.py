@@ -10,12 +10,14 @@ Events, in order:
 A stream never queues frames: it sends whatever is newest when its turn comes, so a slow
 client skips frames instead of falling behind.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from typing import Annotated, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -30,10 +32,16 @@ router = APIRouter(prefix="/api", tags=["stream"])
 DEFAULT_FPS = 30  # frames a second when the client does not say
 
 
-async def watching(sid: SessionId, store: Store, settings: AppSettings,
-                   fps: Annotated[int | None, Query(ge=1, le=60, description="frames per second at most; "
-                                                    "default 30, or MAX_FPS when that is lower")] = None,
-                   gradients: Annotated[bool, Query(description="include ∂loss/∂W in frames (backprop view)")] = False):
+async def watching(
+    sid: SessionId,
+    store: Store,
+    settings: AppSettings,
+    fps: Annotated[
+        int | None,
+        Query(ge=1, le=60, description="frames per second at most; default 30, or MAX_FPS when that is lower"),
+    ] = None,
+    gradients: Annotated[bool, Query(description="include ∂loss/∂W in frames (backprop view)")] = False,
+):
     """Register the viewer before the response starts, so a bad id, a full session or a too
     high fps gets a real 4xx; and always unregister it: FastAPI runs this `finally` from the
     request's exit stack, even when it abandons the stream generator."""
@@ -41,8 +49,12 @@ async def watching(sid: SessionId, store: Store, settings: AppSettings,
     if fps is None:  # the page asks for the default, so a server with a lower MAX_FPS still serves it
         fps = min(DEFAULT_FPS, settings.max_fps)
     elif fps > settings.max_fps:
-        raise FieldError("fps", f"at most {settings.max_fps} frames per second (limit max_fps)",
-                         code="limit_fps", max=settings.max_fps)
+        raise FieldError(
+            "fps",
+            f"at most {settings.max_fps} frames per second (limit max_fps)",
+            code="limit_fps",
+            max=settings.max_fps,
+        )
     watcher = Watcher(float(fps), gradients)
     if not record.watchers:
         record.frame = None  # nobody watched, so frames were not built: wait for a fresh one
@@ -69,8 +81,9 @@ async def session_events(
     sent, last_seq, next_at, watchers = 0, -1, 0.0, -1
     while True:
         if record.closed is not None:
-            yield ServerSentEvent(event="closed", raw_data=json.dumps({"reason": record.closed,
-                                                                       "successor": record.successor}))
+            yield ServerSentEvent(
+                event="closed", raw_data=json.dumps({"reason": record.closed, "successor": record.successor})
+            )
             return
         if len(record.watchers) != watchers:
             watchers = len(record.watchers)

@@ -1,4 +1,5 @@
 """For operators: health and server statistics."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter

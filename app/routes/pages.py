@@ -1,4 +1,5 @@
 """The playground page (GET /): the query pre-fills the config; ?session=<id> reopens a session."""
+
 from __future__ import annotations
 
 from urllib.parse import urlencode
@@ -25,6 +26,7 @@ async def index(request: Request, store: Store, control: Actions, settings: AppS
     else:
         sid = ""
         cfg, dims, structure = control.config_from_query(params), None, 0
-    ctx = page_context(request, cfg, settings, session_id=sid, query=urlencode(to_query(cfg)),
-                       **network_context(cfg, dims, structure))
+    ctx = page_context(
+        request, cfg, settings, session_id=sid, query=urlencode(to_query(cfg)), **network_context(cfg, dims, structure)
+    )
     return templates.TemplateResponse(request, "index.html", ctx)

@@ -1,5 +1,6 @@
 """HTML rendering shared by the page routers: the Jinja environment, a page's context,
 the network partial and the control panels (rendered again after every htmx control)."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ templates.env.globals["bounds"] = {name: field_bounds(name) for name in SLIDERS}
 
 def request_language(request: Request) -> str:
     # htmx and fetch calls say the page's language in X-Lang; pages use ?lang= or Accept-Language.
-    return pick_language(request.query_params.get("lang") or request.headers.get("x-lang"),
-                         request.headers.get("accept-language"))
+    return pick_language(
+        request.query_params.get("lang") or request.headers.get("x-lang"), request.headers.get("accept-language")
+    )
 
 
 def control_choices(t, cfg: SessionConfig, settings: Settings) -> dict:
@@ -70,39 +72,73 @@ def page_context(request: Request, cfg: SessionConfig, settings: Settings, **ext
     lang = request_language(request)
     t = translator(lang)
     present = request.query_params.get("present") == "1"
-    return {"request": request, "t": t, "lang": lang, "cfg": cfg, "choices": control_choices(t, cfg, settings),
-            "limits": settings, "controls": True, "embed": False, "hide": set(), "autoplay": False,
-            "present": present,
-            "messages_json": json_for_script(catalog(lang)), "page_title": t("app.title"),
-            "body_class": "present" if present else "", "entry": "playground", **extra}
+    return {
+        "request": request,
+        "t": t,
+        "lang": lang,
+        "cfg": cfg,
+        "choices": control_choices(t, cfg, settings),
+        "limits": settings,
+        "controls": True,
+        "embed": False,
+        "hide": set(),
+        "autoplay": False,
+        "present": present,
+        "messages_json": json_for_script(catalog(lang)),
+        "page_title": t("app.title"),
+        "body_class": "present" if present else "",
+        "entry": "playground",
+        **extra,
+    }
 
 
 def network_context(cfg: SessionConfig, dims: int | None, structure: int, controls: bool = True) -> dict:
     """What partials/_network.html needs besides cfg, t, limits and controls."""
-    return {"layout": build_layout(cfg, dims, all_features=controls), "structure": structure,
-            "activations": HIDDEN_ACTIVATIONS, "presets": list(PRESETS)}
+    return {
+        "layout": build_layout(cfg, dims, all_features=controls),
+        "structure": structure,
+        "activations": HIDDEN_ACTIVATIONS,
+        "presets": list(PRESETS),
+    }
 
 
 def error_response(request: Request, status: int, field: str, message: str):
     lang = pick_language(request.query_params.get("lang"), request.headers.get("accept-language"))
-    ctx = {"request": request, "t": translator(lang), "lang": lang, "status": status, "field": field,
-           "message": message, "messages_json": json_for_script(catalog(lang)),
-           "page_title": translator(lang)("page.error_title"), "body_class": "error", "entry": "page"}
+    ctx = {
+        "request": request,
+        "t": translator(lang),
+        "lang": lang,
+        "status": status,
+        "field": field,
+        "message": message,
+        "messages_json": json_for_script(catalog(lang)),
+        "page_title": translator(lang)("page.error_title"),
+        "body_class": "error",
+        "entry": "page",
+    }
     return templates.TemplateResponse(request, "error.html", ctx, status_code=status)
 
 
-def render_network(request: Request, record: SessionRecord, status: dict, settings: Settings,
-                   controls: bool = True, oob: bool = False) -> str:
-    ctx = {"request": request, "t": translator(request_language(request)), "limits": settings,
-           "controls": controls, "cfg": record.config, "oob": oob,
-           **network_context(record.config, status.get("dims"), status.get("structure", 0), controls)}
+def render_network(
+    request: Request, record: SessionRecord, status: dict, settings: Settings, controls: bool = True, oob: bool = False
+) -> str:
+    ctx = {
+        "request": request,
+        "t": translator(request_language(request)),
+        "limits": settings,
+        "controls": controls,
+        "cfg": record.config,
+        "oob": oob,
+        **network_context(record.config, status.get("dims"), status.get("structure", 0), controls),
+    }
     return templates.get_template("partials/_network.html").render(ctx)
 
 
 def render_captions(request: Request, cfg: SessionConfig, *, oob: bool) -> str:
     # The captions follow the problem: the output and loss ones differ for regression.
     return templates.get_template("partials/_captions.html").render(
-        {"request": request, "t": translator(request_language(request)), "cfg": cfg, "oob": oob})
+        {"request": request, "t": translator(request_language(request)), "cfg": cfg, "oob": oob}
+    )
 
 
 def render_panels(request: Request, record: SessionRecord, settings: Settings) -> str:
@@ -110,20 +146,32 @@ def render_panels(request: Request, record: SessionRecord, settings: Settings) -
     change they show the session's real config (a dataset's class counts, a lowered learning
     rate, regression's loss instead of cross-entropy…)."""
     t = translator(request_language(request))
-    ctx = {"request": request, "t": t, "cfg": record.config, "limits": settings, "oob": True,
-           "choices": control_choices(t, record.config, settings)}
+    ctx = {
+        "request": request,
+        "t": t,
+        "cfg": record.config,
+        "limits": settings,
+        "oob": True,
+        "choices": control_choices(t, record.config, settings),
+    }
     panels = "".join(templates.get_template(f"partials/{name}.html").render(ctx) for name in ("_hyper", "_data_panel"))
     return panels + render_captions(request, record.config, oob=True)
 
 
-def controls_response(request: Request, record: SessionRecord, settings: Settings, result: dict,
-                      *, network: bool) -> HTMLResponse:
+def controls_response(
+    request: Request, record: SessionRecord, settings: Settings, result: dict, *, network: bool
+) -> HTMLResponse:
     """The answer to an htmx control: the network partial (when asked or reshaped) plus the panels."""
     body = render_panels(request, record, settings)
     if network:  # the request targets #network
         body = render_network(request, record, result, settings) + body
     elif result.get("rebuilt"):  # a config change reshaped it: swap it out of band
         body = render_network(request, record, result, settings, oob=True) + body
-    trigger = {"mlp:config": {"changed": result.get("changed", []), "rebuilt": result.get("rebuilt", []),
-                              "reset": bool(result.get("reset"))}}
+    trigger = {
+        "mlp:config": {
+            "changed": result.get("changed", []),
+            "rebuilt": result.get("rebuilt", []),
+            "reset": bool(result.get("reset")),
+        }
+    }
     return HTMLResponse(body, headers={"HX-Trigger": json.dumps(trigger)})

@@ -3,6 +3,7 @@
 Reading one needs nothing (embed links publish snapshot ids); with ADMIN_TOKEN set,
 listing, renaming, deleting, importing and saving also need `X-Admin-Token`.
 """
+
 from __future__ import annotations
 
 from fastapi import APIRouter, File, Response, UploadFile
@@ -42,7 +43,11 @@ async def delete_snapshot(snapshot_id: SnapshotId, control: Actions, _: Admin):
 
 
 @router.post("/api/snapshots/import", status_code=201)
-async def import_snapshot(control: Actions, settings: AppSettings, _: Admin,
-                          file: UploadFile = File(description="a snapshot JSON file exported from here")):
+async def import_snapshot(
+    control: Actions,
+    settings: AppSettings,
+    _: Admin,
+    file: UploadFile = File(description="a snapshot JSON file exported from here"),
+):
     """Store a snapshot from an exported JSON file. A bad file gets 422 naming what is wrong."""
     return await control.import_snapshot(await file.read(settings.max_snapshot_bytes + 1))

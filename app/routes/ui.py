@@ -4,6 +4,7 @@ htmx posts form fields (with the control token in the Authorization header, adde
 page's JS); each endpoint turns the form into the control layer's typed input, and answers
 with the panels rendered again, plus the network when its shape changed.
 """
+
 from __future__ import annotations
 
 import typing
@@ -18,8 +19,7 @@ from app.i18n import translator
 from app.protocol import STRUCTURE_OPS, StructureOp
 from app.querycodec import fields_from_strings, to_query
 from app.routes.deps import Actions, Admin, AppSettings, Controlled, SessionId, SnapshotId, Store
-from app.routes.render import (controls_response, render_captions, render_network, request_language,
-                               templates)
+from app.routes.render import controls_response, render_captions, render_network, request_language, templates
 from app.schema import validate_model
 
 router = APIRouter(prefix="/ui", tags=["pages"], include_in_schema=False)
@@ -50,18 +50,27 @@ def _float(form: dict, key: str) -> float:
 async def ui_create(request: Request, control: Actions):
     """Create a session from the page's query string (form-encoded, same names as the URL)."""
     record = await control.create_from_query(await form_of(request))
-    return JSONResponse({"id": record.id, "control_token": record.token, "config": record.config.model_dump(),
-                         "query": urlencode(to_query(record.config))}, status_code=201)
+    return JSONResponse(
+        {
+            "id": record.id,
+            "control_token": record.token,
+            "config": record.config.model_dump(),
+            "query": urlencode(to_query(record.config)),
+        },
+        status_code=201,
+    )
 
 
 @router.get("/sessions/{sid}/network", response_class=HTMLResponse)
-async def ui_network(sid: SessionId, request: Request, store: Store, control: Actions, settings: AppSettings,
-                     controls: bool = True):
+async def ui_network(
+    sid: SessionId, request: Request, store: Store, control: Actions, settings: AppSettings, controls: bool = True
+):
     """The network drawing (and its captions) of any session: watchers redraw with it too."""
     record = store.get(sid)
     status = await control.status(record)
-    return HTMLResponse(render_network(request, record, status, settings, controls)
-                        + render_captions(request, record.config, oob=False))
+    return HTMLResponse(
+        render_network(request, record, status, settings, controls) + render_captions(request, record.config, oob=False)
+    )
 
 
 @router.post("/sessions/{sid}/config")
@@ -105,8 +114,9 @@ async def ui_recover(request: Request, record: Controlled, control: Actions, set
 
 
 @router.post("/sessions/{sid}/upload")
-async def ui_upload(request: Request, record: Controlled, control: Actions, settings: AppSettings,
-                    file: UploadFile = File()):
+async def ui_upload(
+    request: Request, record: Controlled, control: Actions, settings: AppSettings, file: UploadFile = File()
+):
     result = await control.upload(record, await file.read(settings.max_upload_bytes + 1))
     return controls_response(request, record, settings, result, network=True)
 
@@ -129,7 +139,8 @@ async def ui_points(request: Request, record: Controlled, control: Actions, sett
 async def _snapshot_list(request: Request, control: Actions) -> HTMLResponse:
     rows = await control.list_snapshots(limit=100)
     html = templates.get_template("partials/_snapshots.html").render(
-        {"request": request, "t": translator(request_language(request)), "snapshots": rows})
+        {"request": request, "t": translator(request_language(request)), "snapshots": rows}
+    )
     return HTMLResponse(html)
 
 
@@ -162,5 +173,3 @@ async def ui_delete(snapshot_id: SnapshotId, request: Request, control: Actions,
 async def ui_import(request: Request, control: Actions, settings: AppSettings, _: Admin, file: UploadFile = File()):
     await control.import_snapshot(await file.read(settings.max_snapshot_bytes + 1))
     return await _snapshot_list(request, control)
-
-
