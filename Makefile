@@ -37,8 +37,15 @@ static/vendor/htmx.min.js: node_modules/.installed
 run: setup
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m app
 
-test: setup lint-js test-js
+test: setup lint-py lint-js test-js
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Python: ruff's lint rules and formatter over the repo, mypy over app/ (pyproject.toml), zero findings.
+.PHONY: lint-py
+lint-py: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # The page's scripts: ESLint's recommended rules (eslint.config.js), zero findings.
 .PHONY: lint-js test-js

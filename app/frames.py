@@ -183,7 +183,7 @@ class FrameBuilder:
             "step": s.step,
             "status": s.status,
             "message": s.message,
-            "structure": s.shape_version,
+            "shape_version": s.shape_version,
             "problem": problem,
             "lr": s.lr,
             "loss": {

@@ -55,8 +55,10 @@ def rounded_many(arrays: list, digits: list[int]) -> list:
     dec = np.repeat(decimals, sizes)
     factor = _power_of_ten(np.abs(dec))
     up = dec >= 0
-    np.copyto(v, np.rint(np.where(up, v * factor, v / factor)))
-    v = np.where(up, v / factor, v * factor).tolist()
+    # np.where evaluates both branches; the one not taken may overflow (1e300 · 1e297), harmlessly.
+    with np.errstate(over="ignore"):
+        np.copyto(v, np.rint(np.where(up, v * factor, v / factor)))
+        v = np.where(up, v / factor, v * factor).tolist()
     out, o = [], 0
     for a, n in zip(flat, sizes):
         if a.ndim == 0:

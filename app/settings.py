@@ -55,6 +55,27 @@ class Settings(BaseSettings):
     admin_token: str | None = None
     db_path: Path = Field(default_factory=_default_db_path)
 
+    # --- connections (slow or stalled clients) -------------------------------------------
+    header_timeout_seconds: float = 10.0  # a request line and headers must arrive within this
+    body_timeout_seconds: float = 30.0  # a request body must arrive within this
+    keepalive_timeout_seconds: float = 5.0  # an idle keep-alive connection is closed after this
+    keepalive_max_requests: int = 1000  # requests on one connection before it is closed
+    max_connections: int = 2000  # open connections, all clients together
+    max_connections_per_client: int = 200  # open connections from one client address
+    log_repeats_per_minute: int = 20  # the same log message at most this often; then a summary line
+    # --- streams --------------------------------------------------------------------------
+    max_streams: int = 1000  # SSE streams, all sessions together
+    max_streams_per_client: int = 50  # SSE streams from one client address
+    send_timeout_seconds: float = 5.0  # a stream whose client has not drained its socket for this long ends
+    # --- memory ---------------------------------------------------------------------------
+    max_session_mb: float = 256.0  # estimated memory of one session (parameters, optimizer, data, timeline)
+    max_memory_mb: float = 4096.0  # estimated memory of all sessions together
+    # --- who may call -----------------------------------------------------------------------
+    allowed_hosts: str = ""  # extra Host names to accept, comma-separated (localhost names always are)
+    public_url: str | None = None  # the address share links use (e.g. https://playground.example.org)
+    snapshot_writes_per_minute: int = 30  # saves and imports from one client address
+    trusted_proxies: str = "127.0.0.1,::1"  # addresses whose X-Forwarded-For is believed
+
 
 @lru_cache
 def env_settings() -> Settings:

@@ -1,7 +1,7 @@
 """The snapshot format: what a saved network is, how a session becomes one, and back.
 
 A snapshot payload is JSON: {"config", "epoch", "step", "weights", "biases", "history",
-"structure", "custom"}. `custom` holds the points of uploaded or hand-edited data
+"shape_version", "custom"}. `custom` holds the points of uploaded or hand-edited data
 ({"x", "y", "is_train"}), null otherwise. The same payload is stored in SQLite
 (snapshots.py), exported as a file, imported again, and opened as a new session; every
 payload from outside is checked by `validate_payload` before a session is built from it.
@@ -30,7 +30,7 @@ def payload_of(s: Session) -> dict:
         "weights": [W.tolist() for W in s.model.W],
         "biases": [b.tolist() for b in s.model.b],
         "history": [list(h) for h in s.history],
-        "structure": s.shape_version,
+        "shape_version": s.shape_version,
         "custom": None
         if s.custom is None
         else {"x": s.custom[0].tolist(), "y": s.custom[1].tolist(), "is_train": s.custom[2].tolist()},

@@ -328,7 +328,7 @@ class Session:
             "step": self.step,
             "loss": {"train": finite_or_none(self.loss_train), "test": finite_or_none(self.loss_test)},
             "message": self.message,
-            "structure": self.shape_version,
+            "shape_version": self.shape_version,
             "dims": self.dims,
             "probe": {"x": json_safe(self.probe.tolist()), "y": self.probe_y},
         }

@@ -11,14 +11,14 @@ same work.
 
 Run: .venv/bin/python benchmarks/bench_engine.py
 """
+
 from __future__ import annotations
 
 import statistics
 import time
 
-from common import row, session_for
-
 import numpy as np
+from common import row, session_for
 
 from app.nn import OPTIMIZERS, train_epoch
 
@@ -31,7 +31,7 @@ def reference_default_epoch(W1, b1, W2, b2, W3, b3, x, y, batch, lr, rng):
     n = len(x)
     order = rng.permutation(n)
     for start in range(0, n, batch):
-        idx = order[start:start + batch]
+        idx = order[start : start + batch]
         xb, yb = x[idx], y[idx]
         m = len(idx)
         # forward
@@ -81,7 +81,7 @@ def reference_digits_epoch(params, adam, x, y, batch, lr, rng):
     n = len(x)
     order = rng.permutation(n)
     for start in range(0, n, batch):
-        idx = order[start:start + batch]
+        idx = order[start : start + batch]
         xb, yb = x[idx], y[idx]
         m = len(idx)
         z1 = xb @ W1 + b1
@@ -146,11 +146,22 @@ def digits_reference(params):
     return lambda x, y, batch, lr, rng: reference_digits_epoch(params, adam, x, y, batch, lr, rng)
 
 
-SEED_FIGURE = dict(dataset="digits", hidden_layers=[{"units": 128, "activation": "relu"},
-                                                    {"units": 64, "activation": "relu"}],
-                   optimizer="adam", learning_rate=0.001, batch_size=32, init="he")
-SPIRAL = dict(dataset="spiral", hidden_layers=[{"units": 8, "activation": "tanh"}] * 6, optimizer="adam",
-              learning_rate=0.003, batch_size=10, noise=0)
+SEED_FIGURE = dict(
+    dataset="digits",
+    hidden_layers=[{"units": 128, "activation": "relu"}, {"units": 64, "activation": "relu"}],
+    optimizer="adam",
+    learning_rate=0.001,
+    batch_size=32,
+    init="he",
+)
+SPIRAL = dict(
+    dataset="spiral",
+    hidden_layers=[{"units": 8, "activation": "tanh"}] * 6,
+    optimizer="adam",
+    learning_rate=0.003,
+    batch_size=10,
+    noise=0,
+)
 
 
 def main() -> None:
@@ -161,7 +172,9 @@ def main() -> None:
     cfg, x, y = s.cfg, s.data.f_train, s.data.train.y
     model, rng = s.model, np.random.default_rng(1)
     opt = OPTIMIZERS[cfg.optimizer](model.params)
-    times = [timed(lambda: train_epoch(model, opt, x, y, cfg.batch_size, cfg.learning_rate, rng)) for _ in range(ROUNDS)]
+    times = [
+        timed(lambda: train_epoch(model, opt, x, y, cfg.batch_size, cfg.learning_rate, rng)) for _ in range(ROUNDS)
+    ]
     print(f"Spiral: 6 × 8 tanh, Adam, batch {cfg.batch_size} ({len(y)} training points)")
     row("ours: train_epoch (median)", f"{statistics.median(times):.3f} ms")
     s = session_for(seed=1)

@@ -3,6 +3,7 @@
 
 Run: .venv/bin/python benchmarks/bench_fit.py
 """
+
 from __future__ import annotations
 
 import json
@@ -13,11 +14,21 @@ from common import median_ms, row, session_for
 
 from app.frames import FrameBuilder
 
-SPIRAL = dict(dataset="spiral", hidden_layers=[{"units": 8, "activation": "tanh"}] * 6, optimizer="adam",
-              learning_rate=0.003, batch_size=10)
-SEED_FIGURE = dict(dataset="digits", hidden_layers=[{"units": 128, "activation": "relu"},
-                                                    {"units": 64, "activation": "relu"}],
-                   optimizer="adam", learning_rate=0.001, batch_size=32, init="he")
+SPIRAL = dict(
+    dataset="spiral",
+    hidden_layers=[{"units": 8, "activation": "tanh"}] * 6,
+    optimizer="adam",
+    learning_rate=0.003,
+    batch_size=10,
+)
+SEED_FIGURE = dict(
+    dataset="digits",
+    hidden_layers=[{"units": 128, "activation": "relu"}, {"units": 64, "activation": "relu"}],
+    optimizer="adam",
+    learning_rate=0.001,
+    batch_size=32,
+    init="he",
+)
 SEEDS = (1, 2, 3)
 
 
@@ -39,8 +50,11 @@ def report(name: str, config: dict, epochs_per_frame: int) -> None:
     runs = [time_to_fit(config, epochs_per_frame, seed) for seed in SEEDS]
     for seed, (secs, epochs) in zip(SEEDS, runs):
         row(f"seed {seed}: time to 95 % test accuracy", f"{secs:.2f} s", f"({epochs} epochs)")
-    row("median time to 95 %", f"{statistics.median(r[0] for r in runs):.2f} s",
-        f"(median {statistics.median(r[1] for r in runs):.0f} epochs)")
+    row(
+        "median time to 95 %",
+        f"{statistics.median(r[0] for r in runs):.2f} s",
+        f"(median {statistics.median(r[1] for r in runs):.0f} epochs)",
+    )
     s = session_for(seed=1, **config)
     s.train(epochs_per_frame)
     builder = FrameBuilder()

@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python benchmarks/bench_foundation.py
 """
+
 from __future__ import annotations
 
 import json

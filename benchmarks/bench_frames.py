@@ -6,6 +6,7 @@ the compressibility) of a network that has learned something.
 
 Run: .venv/bin/python benchmarks/bench_frames.py
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,14 @@ from app.frames import FrameBuilder
 
 TANH_6x8 = [{"units": 8, "activation": "tanh"}] * 6
 SPIRAL = dict(dataset="spiral", hidden_layers=TANH_6x8, optimizer="adam", learning_rate=0.003, batch_size=10, noise=0)
-SEED_FIGURE = dict(dataset="digits", hidden_layers=[{"units": 128, "activation": "relu"},
-                                                    {"units": 64, "activation": "relu"}],
-                   optimizer="adam", learning_rate=0.001, batch_size=32, init="he")
+SEED_FIGURE = dict(
+    dataset="digits",
+    hidden_layers=[{"units": 128, "activation": "relu"}, {"units": 64, "activation": "relu"}],
+    optimizer="adam",
+    learning_rate=0.001,
+    batch_size=32,
+    init="he",
+)
 # (name, config, epochs trained before timing, further epoch counts at which to report the size)
 NETWORKS = [
     ("Default network (circle, 2-4-2-2 tanh/softmax)", {}, 20, (0, 200)),
@@ -42,7 +48,7 @@ def main() -> None:
             s.train(e - s.epoch)
             sizes[e] = frame_bytes(builder.build(s))
             if e == epochs:
-                build_ms = median_ms(lambda: builder.build(s), repeats=REPEATS)
+                build_ms = median_ms(lambda b=builder, s=s: b.build(s), repeats=REPEATS)
                 with_grads = frame_bytes(builder.build(s, gradients=True))
         print(name)
         row(f"frame build at epoch {epochs} (median of {REPEATS})", f"{build_ms:.2f} ms")
@@ -51,11 +57,14 @@ def main() -> None:
         row(f"bytes per frame at epoch {epochs} with gradients", f"{with_grads:,} B")
         if s.dims == 2 and len(s.model.sizes) == 8:
             xa, (hidden, out) = builder.grid_input(s.cfg.features), builder.grid_buffers(s.model.sizes)
-            grid_ms = median_ms(lambda: s.model.forward_by_unit(xa, hidden, out), repeats=REPEATS)
+            grid_ms = median_ms(lambda m=s.model, x=xa, h=hidden, o=out: m.forward_by_unit(x, h, o), repeats=REPEATS)
             row("of which the 100×100 grid pass over all neurons", f"{grid_ms:.2f} ms")
     print("Peer: TensorFlow Playground, 6 × 8 hidden")
-    row("100×100 grid pass over all neurons", f"{PEER_GRID_PASS_6x8_MS:.1f} ms",
-        "peer, measured on this kind of machine (from tf-playground-facts.md)")
+    row(
+        "100×100 grid pass over all neurons",
+        f"{PEER_GRID_PASS_6x8_MS:.1f} ms",
+        "peer, measured on this kind of machine (from tf-playground-facts.md)",
+    )
 
 
 if __name__ == "__main__":

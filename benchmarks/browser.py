@@ -11,6 +11,7 @@ The script starts its own server on a free loopback port and stops it at the end
 
 Run: .venv/bin/python benchmarks/browser.py [--seconds 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,15 +23,22 @@ import time
 from pathlib import Path
 
 import httpx
-
 from support import LiveServer, Samples, row, verdict, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
-PAGES = [("spiral preset (6×8 tanh)", "/?preset=spiral&debug=1", True),
-         ("seed preset (digits 64-128-64-10)", "/?preset=seed&debug=1", True),
-         ("default page (2-4-2-2)", "/?debug=1", False)]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+PAGES = [
+    ("spiral preset (6×8 tanh)", "/?preset=spiral&debug=1", True),
+    ("seed preset (digits 64-128-64-10)", "/?preset=seed&debug=1", True),
+    ("default page (2-4-2-2)", "/?debug=1", False),
+]
 VIEWPORTS = [(1280, 800), (1920, 1080)]
 
 READ_MEASURES = """() => performance.getEntriesByName("mlp:apply").map(e => [e.startTime, e.duration])"""
@@ -39,9 +47,13 @@ OVERLAY = """() => { const o = document.querySelector('.debug-overlay'); return 
 
 def overlay_numbers(text: str) -> dict:
     out = {}
-    for key, pattern in (("fps", r"frames/s received\s+([\d.]+)"), ("apply", r"apply ms \(median\)\s+([\d.]+|NaN)"),
-                         ("decode", r"decode ms \(median\)\s+([\d.]+|NaN)"), ("bytes", r"bytes per frame\s+([\d,]+)"),
-                         ("total", r"frames total\s+(\d+)")):
+    for key, pattern in (
+        ("fps", r"frames/s received\s+([\d.]+)"),
+        ("apply", r"apply ms \(median\)\s+([\d.]+|NaN)"),
+        ("decode", r"decode ms \(median\)\s+([\d.]+|NaN)"),
+        ("bytes", r"bytes per frame\s+([\d,]+)"),
+        ("total", r"frames total\s+(\d+)"),
+    ):
         m = re.search(pattern, text)
         if m:
             out[key] = float(m.group(1).replace(",", "")) if m.group(1) != "NaN" else float("nan")
@@ -61,9 +73,14 @@ def run_page(browser, base_url: str, path: str, viewport: tuple[int, int], secon
         play = page.get_by_role("button", name="Play", exact=True)
         play.wait_for(state="visible", timeout=20_000)
         # page.evaluate, not wait_for_function: our CSP forbids the eval that one needs.
-        if not wait_until(lambda: page.evaluate("(() => { const o = document.querySelector('.debug-overlay');"
-                                                " return !!o && /frames total\\s+[1-9]/.test(o.textContent); })()"),
-                          20, interval=0.1):
+        if not wait_until(
+            lambda: page.evaluate(
+                "(() => { const o = document.querySelector('.debug-overlay');"
+                " return !!o && /frames total\\s+[1-9]/.test(o.textContent); })()"
+            ),
+            20,
+            interval=0.1,
+        ):
             raise RuntimeError(f"{path}: no frame within 20 s ({errors})")
         sid = page.evaluate("new URLSearchParams(location.search).get('session')")
         token = page.evaluate(f"sessionStorage.getItem('mlp:token:{sid}')") if sid else None
@@ -88,12 +105,18 @@ def run_page(browser, base_url: str, path: str, viewport: tuple[int, int], secon
         page.screenshot(path=str(shot))
         durations = Samples("ms", list(seen.values()))
         span = (t1 - t0) / 1000
-        return {"apply_median": durations.median, "apply_p90": durations.stat("p90"),
-                "apply_max": durations.stat("max"),
-                "applied_per_s": len(durations) / span,
-                "received_per_s": (o1.get("total", 0) - o0.get("total", 0)) / span,
-                "decode": o1.get("decode", float("nan")), "bytes": o1.get("bytes", 0), "shot": shot,
-                "errors": errors, "n": len(durations)}
+        return {
+            "apply_median": durations.median,
+            "apply_p90": durations.stat("p90"),
+            "apply_max": durations.stat("max"),
+            "applied_per_s": len(durations) / span,
+            "received_per_s": (o1.get("total", 0) - o0.get("total", 0)) / span,
+            "decode": o1.get("decode", float("nan")),
+            "bytes": o1.get("bytes", 0),
+            "shot": shot,
+            "errors": errors,
+            "n": len(durations),
+        }
     finally:
         context.close()  # first: the page would report the deleted session's 410 as a console error
         if sid and token:  # end the session now instead of leaving it training for nobody
@@ -111,8 +134,10 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     shots = Path(tempfile.mkdtemp(prefix="mlp-browser-shots-"))
-    print(f"MLP Playground browser figures, {time.strftime('%Y-%m-%d %H:%M')}, headless {CHROMIUM}, "
-          f"{args.seconds:.0f} s of play per page; load average {__import__('os').getloadavg()[0]:.2f}")
+    print(
+        f"MLP Playground browser figures, {time.strftime('%Y-%m-%d %H:%M')}, headless {CHROMIUM}, "
+        f"{args.seconds:.0f} s of play per page; load average {__import__('os').getloadavg()[0]:.2f}"
+    )
     results = []
     with LiveServer(idle_pause_seconds=5) as srv, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -123,13 +148,21 @@ def main() -> None:
                     r = run_page(browser, srv.url, path, vp, args.seconds, shots)
                     results.append((name, vp, targeted, r))
                     print(f"\n{name}, {vp[0]}×{vp[1]}  ({path})")
-                    row("apply ms per frame: median / p90 / max", f"{r['apply_median']:.2f} / {r['apply_p90']:.2f} / "
-                        f"{r['apply_max']:.1f}", f"{r['n']} frames applied")
-                    row("frames/s received / applied", f"{r['received_per_s']:.1f} / {r['applied_per_s']:.1f}",
-                        "the page asks for fps=30")
-                    row("heatmap decode ms (median, overlay)",
-                        f"{r['decode']:.2f}" if r["decode"] == r["decode"] else "-", "" if r["decode"] == r["decode"]
-                        else "no heatmaps (64-pixel inputs)")
+                    row(
+                        "apply ms per frame: median / p90 / max",
+                        f"{r['apply_median']:.2f} / {r['apply_p90']:.2f} / {r['apply_max']:.1f}",
+                        f"{r['n']} frames applied",
+                    )
+                    row(
+                        "frames/s received / applied",
+                        f"{r['received_per_s']:.1f} / {r['applied_per_s']:.1f}",
+                        "the page asks for fps=30",
+                    )
+                    row(
+                        "heatmap decode ms (median, overlay)",
+                        f"{r['decode']:.2f}" if r["decode"] == r["decode"] else "-",
+                        "" if r["decode"] == r["decode"] else "no heatmaps (64-pixel inputs)",
+                    )
                     row("bytes per frame (last frame)", f"{r['bytes']:,.0f} B")
                     row("page errors", f"{len(r['errors'])}", "; ".join(r["errors"][:2]))
                     row("screenshot", str(r["shot"]))

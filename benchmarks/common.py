@@ -2,6 +2,7 @@
 
 Benchmarks print figures; they never assert. Quote medians: these machines are shared.
 """
+
 from __future__ import annotations
 
 import os

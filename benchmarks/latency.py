@@ -4,6 +4,7 @@ more or less, or another activation) and the htmx POST /ui/sessions/{id}/structu
 
 Run: .venv/bin/python benchmarks/latency.py [--samples 40] [--network default|spiral]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,19 +12,23 @@ import random
 import time
 
 import httpx
-
-from support import SPIRAL_6x8, LiveServer, Samples, SseReader, create, header, row, run_main, verdict
+from support import LiveServer, Samples, SPIRAL_6x8, SseReader, create, header, row, run_main, verdict
 
 
 def first_hidden(frame: dict) -> dict:
     """What a control action changes, as a frame shows it."""
-    return {"structure": frame["structure"], "units": frame["layers"][1]["units"],
-            "activation": frame["layers"][1]["activation"]}
+    return {
+        "shape_version": frame["shape_version"],
+        "units": frame["layers"][1]["units"],
+        "activation": frame["layers"][1]["activation"],
+    }
 
 
 def latency(samples: int = 40, network: str = "default") -> dict:
-    header(f"latency: control action → first frame showing it, one stream at fps=60 on a playing session "
-           f"({network} network), {samples} samples per route")
+    header(
+        f"latency: control action → first frame showing it, one stream at fps=60 on a playing session "
+        f"({network} network), {samples} samples per route"
+    )
     config = {"seed": 3} if network == "default" else {"seed": 3, **SPIRAL_6x8}
     first_act = "tanh"
     out = {}
@@ -48,13 +53,18 @@ def latency(samples: int = 40, network: str = "default") -> dict:
                     if kind == "structure":
                         grow = now["units"] <= base_units[0]["units"]
                         units = now["units"] + (1 if grow else -1)
-                        pred = (lambda f, u=units, s=now["structure"]: first_hidden(f)["units"] == u
-                                or f["structure"] > s)
+
+                        def pred(f, u=units, s=now["shape_version"]):
+                            return first_hidden(f)["units"] == u or f["shape_version"] > s
+
                         layers = [{"units": units, "activation": now["activation"]}, *base_units[1:]]
                         form = {"op": "add_unit" if grow else "remove_unit", "layer": "0"}
                     else:
                         act = "relu" if now["activation"] == first_act else first_act
-                        pred = (lambda f, a=act: first_hidden(f)["activation"] == a)
+
+                        def pred(f, a=act):
+                            return first_hidden(f)["activation"] == a
+
                         layers = [{"units": now["units"], "activation": act}, *base_units[1:]]
                         form = {"op": "activation", "layer": "0", "activation": act}
                     t0 = time.monotonic()
@@ -73,13 +83,21 @@ def latency(samples: int = 40, network: str = "default") -> dict:
                 both = Samples("ms", to_frame["structure"].values + to_frame["activation"].values)
                 name = "PATCH /api/sessions/{id}" if route == "api" else "POST /ui/sessions/{id}/structure (htmx)"
                 print(f"  {name}")
-                both.print("    request → frame showing it (all)", "median", "p90",
-                           note=f"{len(both)} samples, {misses} never seen")
+                both.print(
+                    "    request → frame showing it (all)",
+                    "median",
+                    "p90",
+                    note=f"{len(both)} samples, {misses} never seen",
+                )
                 for kind, xs in to_frame.items():
                     xs.print(f"      {kind} change", "median", "p90", note=f"{len(xs)} samples")
                 to_reply.print("    request → response", "median", "p90")
-                out[route] = {"median": both.median, "p90": both.stat("p90"), "reply_median": to_reply.median,
-                              "misses": misses}
+                out[route] = {
+                    "median": both.median,
+                    "p90": both.stat("p90"),
+                    "reply_median": to_reply.median,
+                    "misses": misses,
+                }
             c.post(f"/api/sessions/{sid}/pause", headers=auth)
         finally:
             reader.close()

@@ -5,6 +5,7 @@ CPU of the server, workers and client from /proc. Runs WORKERS=1, then WORKERS=2
 
 Run: .venv/bin/python benchmarks/many.py [--workers 1,2] [--sessions 30] [--seconds 30] [--client-procs 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,14 +17,13 @@ import threading
 import time
 
 import httpx
-
-from support import (LiveServer, Samples, aparse_sse, cpu_seconds, create, header, mb, row, run_main, stats_line,
-                     verdict)
+from support import LiveServer, Samples, aparse_sse, cpu_seconds, create, header, mb, row, run_main, stats_line, verdict
 
 
 def _stream_process(base_url: str, sids: list[str], fps: int, t_start: float, t_end: float, out) -> None:
     """A client process: one SSE stream per session id (asyncio + httpx.AsyncClient),
     frame arrival times inside [t_start, t_end); also its own CPU time and loop lag."""
+
     async def one(client: httpx.AsyncClient, sid: str) -> dict:
         arrivals, epochs, err = [], [], None
         try:
@@ -40,8 +40,13 @@ def _stream_process(base_url: str, sids: list[str], fps: int, t_start: float, t_
         except Exception as e:  # noqa: BLE001 - reported, not raised
             err = f"{type(e).__name__}: {e}"
         gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-        return {"sid": sid, "n": len(arrivals), "error": err, "max_gap": max(gaps, default=0.0),
-                "epochs": (epochs[-1] - epochs[0]) if len(epochs) > 1 else 0}
+        return {
+            "sid": sid,
+            "n": len(arrivals),
+            "error": err,
+            "max_gap": max(gaps, default=0.0),
+            "epochs": (epochs[-1] - epochs[0]) if len(epochs) > 1 else 0,
+        }
 
     async def lag_probe() -> list[float]:
         lags = []
@@ -61,8 +66,14 @@ def _stream_process(base_url: str, sids: list[str], fps: int, t_start: float, t_
     cpu0 = os.times()
     results, lags = asyncio.run(main())
     cpu1 = os.times()
-    out.send({"streams": results, "cpu": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
-              "lag_ms": lags, "pid": os.getpid()})
+    out.send(
+        {
+            "streams": results,
+            "cpu": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
+            "lag_ms": lags,
+            "pid": os.getpid(),
+        }
+    )
     out.close()
 
 
@@ -91,11 +102,20 @@ class StatsSampler(threading.Thread):
         self.join(15)
 
 
-def many(workers: int, n_sessions: int = 30, fps: int = 30, seconds: float = 30.0, warmup: float = 5.0,
-         poll_hz: float = 20.0, client_procs: int = 1) -> dict:
-    header(f"many: {n_sessions} default-network sessions playing, one stream each at fps={fps}, "
-           f"WORKERS={workers}, {seconds:.0f} s after {warmup:.0f} s warm-up, "
-           f"{client_procs} client process(es), GET poller at {poll_hz:.0f}/s")
+def many(
+    workers: int,
+    n_sessions: int = 30,
+    fps: int = 30,
+    seconds: float = 30.0,
+    warmup: float = 5.0,
+    poll_hz: float = 20.0,
+    client_procs: int = 1,
+) -> dict:
+    header(
+        f"many: {n_sessions} default-network sessions playing, one stream each at fps={fps}, "
+        f"WORKERS={workers}, {seconds:.0f} s after {warmup:.0f} s warm-up, "
+        f"{client_procs} client process(es), GET poller at {poll_hz:.0f}/s"
+    )
     ctx = mp.get_context("spawn")
     latencies, get_errors = Samples("ms"), []
     with LiveServer(workers=workers) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
@@ -111,15 +131,20 @@ def many(workers: int, n_sessions: int = 30, fps: int = 30, seconds: float = 30.
             procs, pipes = [], []
             for k in range(client_procs):
                 recv, send = ctx.Pipe(duplex=False)
-                p = ctx.Process(target=_stream_process, args=(srv.url, [s for s, _ in made[k::client_procs]],
-                                                               fps, t_start, t_end, send), daemon=True)
+                p = ctx.Process(
+                    target=_stream_process,
+                    args=(srv.url, [s for s, _ in made[k::client_procs]], fps, t_start, t_end, send),
+                    daemon=True,
+                )
                 p.start()
                 send.close()
                 procs.append(p)
                 pipes.append(recv)
-            pids = {"server": srv.proc.pid, **{f"worker {pid}": pid for pid, role in srv.child_pids().items()
-                                               if role == "worker"},
-                    **{f"client process {i}": p.pid for i, p in enumerate(procs)}}
+            pids = {
+                "server": srv.proc.pid,
+                **{f"worker {pid}": pid for pid, role in srv.child_pids().items() if role == "worker"},
+                **{f"client process {i}": p.pid for i, p in enumerate(procs)},
+            }
             time.sleep(max(0.0, t_start - time.monotonic()))
             cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
             # The poller: GET /api/sessions/{id}, round robin, at a steady pace (open loop is
@@ -166,30 +191,52 @@ def many(workers: int, n_sessions: int = 30, fps: int = 30, seconds: float = 30.
     during = [st for t, _, st in samples if t_start <= t <= t_end]
     start_rss = samples[0][1] if samples else 0
     peak = max(samples, key=lambda s: s[1]) if samples else None
-    res = {"workers": workers, "fps_min": rates.stat("min") if rates else 0,
-           "fps_median": rates.median if rates else 0, "fps_p10": rates.stat("p10"),
-           "get_p50": latencies.median, "get_p99": latencies.stat("p99"),
-           "get_max": latencies.stat("max") if latencies else 0, "rss_peak": peak[1] if peak else 0,
-           "streams": len(streams)}
-    row("streams measured / with errors", f"{len(streams)} / {len(errors)}",
-        "; ".join(f"{e['error']}" for e in errors[:3]))
+    res = {
+        "workers": workers,
+        "fps_min": rates.stat("min") if rates else 0,
+        "fps_median": rates.median if rates else 0,
+        "fps_p10": rates.stat("p10"),
+        "get_p50": latencies.median,
+        "get_p99": latencies.stat("p99"),
+        "get_max": latencies.stat("max") if latencies else 0,
+        "rss_peak": peak[1] if peak else 0,
+        "streams": len(streams),
+    }
+    row(
+        "streams measured / with errors",
+        f"{len(streams)} / {len(errors)}",
+        "; ".join(f"{e['error']}" for e in errors[:3]),
+    )
     rates.print("frames/s per stream", "min", "p10", "median")
-    row("longest gap between two frames of a stream", f"{max((s['max_gap'] for s in streams), default=0) * 1000:.0f} ms")
+    row(
+        "longest gap between two frames of a stream", f"{max((s['max_gap'] for s in streams), default=0) * 1000:.0f} ms"
+    )
     epf = Samples("", [s["epochs"] / max(1, s["n"] - 1) for s in streams if s["n"] > 1])
     row("epochs per frame (median over streams)", epf.figures("median", digits=2))
-    latencies.print(f"GET /api/sessions/{{id}} ({len(latencies)} requests)", "median", "p99", "max",
-                    note=f"{len(get_errors)} errors" if get_errors else "")
+    latencies.print(
+        f"GET /api/sessions/{{id}} ({len(latencies)} requests)",
+        "median",
+        "p99",
+        "max",
+        note=f"{len(get_errors)} errors" if get_errors else "",
+    )
     if samples:
-        row("RSS total (server + workers): start / peak / end",
-            f"{mb(start_rss)} / {mb(peak[1])} / {mb(end_sample[1])}")
+        row(
+            "RSS total (server + workers): start / peak / end", f"{mb(start_rss)} / {mb(peak[1])} / {mb(end_sample[1])}"
+        )
         _, srv_rss, w_rss = stats_line(peak[2])
         row("  at peak: server / workers", f"{mb(srv_rss)} / " + " + ".join(mb(w) for w in w_rss))
         if during:
-            row("  tasks / threads during the run (max)", f"{max(st['tasks'] for st in during)} / "
-                f"{max(st['threads'] for st in during)}", f"watchers {max(st['watchers'] for st in during)}")
-    row("after deleting every session: sessions / watchers / tasks / threads",
+            row(
+                "  tasks / threads during the run (max)",
+                f"{max(st['tasks'] for st in during)} / {max(st['threads'] for st in during)}",
+                f"watchers {max(st['watchers'] for st in during)}",
+            )
+    row(
+        "after deleting every session: sessions / watchers / tasks / threads",
         f"{after['sessions']} / {after['watchers']} / {after['tasks']} / {after['threads']}",
-        f"RSS {mb(stats_line(after)[0])}")
+        f"RSS {mb(stats_line(after)[0])}",
+    )
     span = seconds
     used = {k: cpu1[k] - cpu0[k] for k in pids if cpu0.get(k) is not None and cpu1.get(k) is not None}
     for k, v in used.items():
@@ -198,25 +245,36 @@ def many(workers: int, n_sessions: int = 30, fps: int = 30, seconds: float = 30.
     worker_cpu = sum(v for k, v in used.items() if k.startswith("worker"))
     res["cpu_total"] = sum(used.values()) / span
     if frames:
-        row("worker CPU per frame (train 1 epoch + build + send)", f"{worker_cpu / frames * 1000:.2f} ms",
-            f"{frames / span:.0f} frames/s in all")
+        row(
+            "worker CPU per frame (train 1 epoch + build + send)",
+            f"{worker_cpu / frames * 1000:.2f} ms",
+            f"{frames / span:.0f} frames/s in all",
+        )
         row("server CPU per frame relayed", f"{used.get('server', 0) / frames * 1000:.2f} ms")
         res["worker_ms"] = worker_cpu / frames * 1000
         res["server_ms"] = used.get("server", 0) / frames * 1000
-    row("CPU of this benchmark's processes, all together", f"{res['cpu_total'] * 100:.0f} %",
-        f"of {os.cpu_count() * 100} %; the rest went to other processes (load average {os.getloadavg()[0]:.1f})")
+    row(
+        "CPU of this benchmark's processes, all together",
+        f"{res['cpu_total'] * 100:.0f} %",
+        f"of {os.cpu_count() * 100} %; the rest went to other processes (load average {os.getloadavg()[0]:.1f})",
+    )
     for i, r in enumerate(results):
         lag = Samples("ms", r["lag_ms"])
         busy = r["cpu"] / span > 0.7 or lag.stat("p99") > 100
-        row(f"client process {i}: CPU / event-loop lag p99 / max",
+        row(
+            f"client process {i}: CPU / event-loop lag p99 / max",
             f"{r['cpu'] / span * 100:.0f} % / {lag.stat('p99'):.1f} / {lag.stat('max'):.0f} ms",
-            f"{len(r['streams'])} streams; " + ("busy: try --client-procs 2" if busy else "keeps up"))
+            f"{len(r['streams'])} streams; " + ("busy: try --client-procs 2" if busy else "keeps up"),
+        )
     if during and len(during) > 1:
         d = [(t, tot) for t, tot, _ in samples if t_start <= t <= t_end]
         row("RSS growth during the run", f"{(d[-1][1] - d[0][1]) / 1e6 / ((d[-1][0] - d[0][0]) / 60):+.1f} MB/min")
     ok = res["fps_min"] >= 25 and res["get_p99"] <= 50 and res["rss_peak"] <= 1e9 and not errors
-    row("target 4: every stream ≥ 25 f/s, GET p99 ≤ 50 ms, RSS ≤ 1 GB", verdict(ok),
-        f"(min {res['fps_min']:.1f} f/s, p99 {res['get_p99']:.1f} ms, peak {mb(res['rss_peak'])})")
+    row(
+        "target 4: every stream ≥ 25 f/s, GET p99 ≤ 50 ms, RSS ≤ 1 GB",
+        verdict(ok),
+        f"(min {res['fps_min']:.1f} f/s, p99 {res['get_p99']:.1f} ms, peak {mb(res['rss_peak'])})",
+    )
     res["ok"] = ok
     return res
 
@@ -225,12 +283,16 @@ def many_table(results: list[dict]) -> None:
     if len(results) < 2:
         return
     header("many: what each worker count gives")
-    print(f"  {'WORKERS':>7}  {'f/s min':>7}  {'f/s p10':>7}  {'f/s median':>10}  {'GET p50':>8}  {'GET p99':>8}  "
-          f"{'RSS peak':>9}  {'CPU used':>8}  {'worker ms/frame':>15}  {'server ms/frame':>15}")
+    print(
+        f"  {'WORKERS':>7}  {'f/s min':>7}  {'f/s p10':>7}  {'f/s median':>10}  {'GET p50':>8}  {'GET p99':>8}  "
+        f"{'RSS peak':>9}  {'CPU used':>8}  {'worker ms/frame':>15}  {'server ms/frame':>15}"
+    )
     for r in results:
-        print(f"  {r['workers']:>7}  {r['fps_min']:7.1f}  {r['fps_p10']:7.1f}  {r['fps_median']:10.1f}  "
-              f"{r['get_p50']:6.1f}ms  {r['get_p99']:6.1f}ms  {mb(r['rss_peak']):>9}  {r.get('cpu_total', 0) * 100:7.0f}%  "
-              f"{r.get('worker_ms', float('nan')):15.2f}  {r.get('server_ms', float('nan')):15.2f}")
+        print(
+            f"  {r['workers']:>7}  {r['fps_min']:7.1f}  {r['fps_p10']:7.1f}  {r['fps_median']:10.1f}  "
+            f"{r['get_p50']:6.1f}ms  {r['get_p99']:6.1f}ms  {mb(r['rss_peak']):>9}  {r.get('cpu_total', 0) * 100:7.0f}%  "
+            f"{r.get('worker_ms', float('nan')):15.2f}  {r.get('server_ms', float('nan')):15.2f}"
+        )
 
 
 def main() -> None:
@@ -240,8 +302,14 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2", help="comma-separated WORKERS values to run (default 1,2)")
     ap.add_argument("--client-procs", type=int, default=1, help="processes that read the streams")
     args = ap.parse_args()
-    run_main(lambda: many_table([many(int(w), n_sessions=args.sessions, seconds=args.seconds,
-                                      client_procs=args.client_procs) for w in args.workers.split(",")]))
+    run_main(
+        lambda: many_table(
+            [
+                many(int(w), n_sessions=args.sessions, seconds=args.seconds, client_procs=args.client_procs)
+                for w in args.workers.split(",")
+            ]
+        )
+    )
 
 
 if __name__ == "__main__":

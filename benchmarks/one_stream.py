@@ -4,15 +4,14 @@ port, temporary DB_PATH) and stops it with SIGINT at the end.
 
 Run: .venv/bin/python benchmarks/one_stream.py [--seconds 10]
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 
 import httpx
-
-from support import (SPIRAL_6x8, LiveServer, Samples, SseReader, cpu_seconds, create, header, row, run_main,
-                     verdict)
+from support import LiveServer, Samples, SPIRAL_6x8, SseReader, cpu_seconds, create, header, row, run_main, verdict
 
 
 def one_stream(seconds: float = 10.0, warmup: float = 2.0) -> dict:
@@ -24,8 +23,10 @@ def one_stream(seconds: float = 10.0, warmup: float = 2.0) -> dict:
             reader.response.raise_for_status()
             c.post(f"/api/sessions/{sid}/play", headers=auth).raise_for_status()
             time.sleep(warmup)
-            pids = {"server": srv.proc.pid, **{f"{role} {pid}": pid for pid, role in srv.child_pids().items()
-                                               if role == "worker"}}
+            pids = {
+                "server": srv.proc.pid,
+                **{f"{role} {pid}": pid for pid, role in srv.child_pids().items() if role == "worker"},
+            }
             cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
             t0 = time.monotonic()
             time.sleep(seconds)
@@ -38,21 +39,31 @@ def one_stream(seconds: float = 10.0, warmup: float = 2.0) -> dict:
         c.delete(f"/api/sessions/{sid}", headers=auth)
     srv.cleanup()
 
-    windows = Samples("frames/s", [sum(1 for t, _, _ in frames if t0 + i <= t < t0 + i + 1) for i in range(int(seconds))])
+    windows = Samples(
+        "frames/s", [sum(1 for t, _, _ in frames if t0 + i <= t < t0 + i + 1) for i in range(int(seconds))]
+    )
     overall = (len(frames) - 1) / (frames[-1][0] - frames[0][0]) if len(frames) > 1 else 0.0
     deltas = Samples("epochs", [b[1] - a[1] for a, b in zip(frames, frames[1:])])
     gaps = Samples("ms", [(b[0] - a[0]) * 1000 for a, b in zip(frames, frames[1:])])
     sizes = Samples("B", [n for _, _, n in frames])
-    res = {"fps_median": windows.median if windows else 0, "fps_overall": overall,
-           "epf_median": deltas.median if deltas else 0}
+    res = {
+        "fps_median": windows.median if windows else 0,
+        "fps_overall": overall,
+        "epf_median": deltas.median if deltas else 0,
+    }
     row("frames delivered", f"{len(frames)}", f"in {t1 - t0:.1f} s")
     row("frames/s, median of 1 s windows", f"{res['fps_median']:.1f}", f"windows: {windows.values}")
     row("frames/s overall", f"{overall:.1f}")
-    row("epochs per frame (median delta)", f"{res['epf_median']:.0f}",
+    row(
+        "epochs per frame (median delta)",
+        f"{res['epf_median']:.0f}",
         f"min {min(deltas.values, default=0)}, max {max(deltas.values, default=0)}, "
-        f"{sum(d < 1 for d in deltas.values)} frames with no new epoch")
-    row("epochs per second", f"{(frames[-1][1] - frames[0][1]) / (frames[-1][0] - frames[0][0]):.1f}"
-        if len(frames) > 1 else "-")
+        f"{sum(d < 1 for d in deltas.values)} frames with no new epoch",
+    )
+    row(
+        "epochs per second",
+        f"{(frames[-1][1] - frames[0][1]) / (frames[-1][0] - frames[0][0]):.1f}" if len(frames) > 1 else "-",
+    )
     gaps.print("gap between frames", "median", "p99", "max")
     row("bytes per frame (median)", sizes.figures("median", digits=0))
     for k in pids:

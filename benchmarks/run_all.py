@@ -1,10 +1,11 @@
 """Run benchmarks in turn; each prints its own figures.
 
-  run_all.py           every bench_*.py (make bench)
-  run_all.py --load    the load figures through a server: one_stream.py, many.py (WORKERS=1
-                       and 2), latency.py (minutes, not seconds; soak.py and browser.py are
-                       run on their own)
+run_all.py           every bench_*.py (make bench)
+run_all.py --load    the load figures through a server: one_stream.py, many.py (WORKERS=1
+                     and 2), latency.py (minutes, not seconds; soak.py and browser.py are
+                     run on their own)
 """
+
 from __future__ import annotations
 
 import argparse

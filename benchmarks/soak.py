@@ -6,6 +6,7 @@ temporary DB_PATH) and stops it with SIGINT at the end; clients and run time are
 
 Run: .venv/bin/python benchmarks/soak.py [--minutes 10] [--actors 16]   (--minutes 1 for a dry run)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
-
-from support import SPIRAL_6x8, LiveServer, Samples, aparse_sse, header, mb, row, run_main, stats_line, verdict
+from support import LiveServer, Samples, SPIRAL_6x8, aparse_sse, header, mb, row, run_main, stats_line, verdict
 
 SOAK_CONFIGS = [
     {},  # the default network
@@ -28,16 +28,39 @@ SOAK_CONFIGS = [
     {"dataset": "gauss", "classes": 3, "optimizer": "momentum", "learning_rate": 0.01},
     {**SPIRAL_6x8},
     {**SPIRAL_6x8, "epochs_per_frame": 10},
-    {"dataset": "moons", "hidden_layers": [{"units": 16, "activation": "relu"}] * 3, "optimizer": "adam",
-     "learning_rate": 0.003, "regularization": "l2", "regularization_rate": 0.001},
-    {"dataset": "spiral", "hidden_layers": [{"units": 32, "activation": "relu"}] * 4, "optimizer": "adam",
-     "learning_rate": 0.003, "init": "he"},
+    {
+        "dataset": "moons",
+        "hidden_layers": [{"units": 16, "activation": "relu"}] * 3,
+        "optimizer": "adam",
+        "learning_rate": 0.003,
+        "regularization": "l2",
+        "regularization_rate": 0.001,
+    },
+    {
+        "dataset": "spiral",
+        "hidden_layers": [{"units": 32, "activation": "relu"}] * 4,
+        "optimizer": "adam",
+        "learning_rate": 0.003,
+        "init": "he",
+    },
     {"dataset": "reg-plane", "hidden_layers": [{"units": 8, "activation": "tanh"}] * 2, "learning_rate": 0.01},
     {"dataset": "reg-gauss", "lr_schedule": "cosine", "lr_period": 200},
-    {"dataset": "digits", "hidden_layers": [{"units": 32, "activation": "relu"}], "optimizer": "adam",
-     "learning_rate": 0.001, "batch_size": 32, "init": "he"},
-    {"dataset": "digits", "hidden_layers": [{"units": 128, "activation": "relu"}, {"units": 64, "activation": "relu"}],
-     "optimizer": "adam", "learning_rate": 0.001, "batch_size": 32, "init": "he"},
+    {
+        "dataset": "digits",
+        "hidden_layers": [{"units": 32, "activation": "relu"}],
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "batch_size": 32,
+        "init": "he",
+    },
+    {
+        "dataset": "digits",
+        "hidden_layers": [{"units": 128, "activation": "relu"}, {"units": 64, "activation": "relu"}],
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "batch_size": 32,
+        "init": "he",
+    },
 ]
 
 
@@ -94,8 +117,10 @@ class Soak:
         start = time.monotonic()
         got, end = 0, start + seconds
         try:
-            async with asyncio.timeout(max(seconds, self.FIRST_FRAME_TIMEOUT_S) + 1.0), \
-                    c.stream("GET", f"/api/sessions/{sid}/events", params={"fps": fps}) as r:
+            async with (
+                asyncio.timeout(max(seconds, self.FIRST_FRAME_TIMEOUT_S) + 1.0),
+                c.stream("GET", f"/api/sessions/{sid}/events", params={"fps": fps}) as r,
+            ):
                 if r.status_code != 200:
                     self.errors.append(f"GET events → {r.status_code}")
                     return
@@ -143,16 +168,30 @@ class Soak:
                 if op < 0.25:
                     await self.call(c, "GET", base)
                 elif op < 0.40:
-                    await self.call(c, "PATCH", base, headers=auth, expect=(200,),
-                                    json={"learning_rate": rng.choice((0.001, 0.003, 0.01, 0.03))})
+                    await self.call(
+                        c,
+                        "PATCH",
+                        base,
+                        headers=auth,
+                        expect=(200,),
+                        json={"learning_rate": rng.choice((0.001, 0.003, 0.01, 0.03))},
+                    )
                 elif op < 0.55:
-                    layers = [{"units": rng.randint(1, 12), "activation": rng.choice(("tanh", "relu", "sigmoid"))}
-                              for _ in range(rng.randint(1, 4))]
+                    layers = [
+                        {"units": rng.randint(1, 12), "activation": rng.choice(("tanh", "relu", "sigmoid"))}
+                        for _ in range(rng.randint(1, 4))
+                    ]
                     await self.call(c, "PATCH", base, headers=auth, json={"hidden_layers": layers})
                 elif op < 0.62:
                     # A 422 naming the layer limit is the right answer once the net has 8 layers.
-                    r = await self.call(c, "POST", f"/ui/sessions/{sid}/structure", headers=auth, expect=(200, 422),
-                                        data={"op": rng.choice(("add_unit", "add_layer")), "layer": "0"})
+                    r = await self.call(
+                        c,
+                        "POST",
+                        f"/ui/sessions/{sid}/structure",
+                        headers=auth,
+                        expect=(200, 422),
+                        data={"op": rng.choice(("add_unit", "add_layer")), "layer": "0"},
+                    )
                     if r is not None and r.status_code == 422 and r.json().get("field") != "hidden_layers":
                         self.errors.append(f"POST /ui/sessions/{{id}}/structure → 422: {r.text[:200]}")
                 elif op < 0.72:
@@ -168,8 +207,9 @@ class Soak:
                     if snap is not None:
                         self.snapshots += 1
                         if rng.random() < 0.5:  # start a second session from it, look at it, delete it
-                            r2 = await self.call(c, "POST", "/api/sessions", expect=(201,),
-                                                 json={"snapshot": snap.json()["snapshot_id"]})
+                            r2 = await self.call(
+                                c, "POST", "/api/sessions", expect=(201,), json={"snapshot": snap.json()["snapshot_id"]}
+                            )
                             if r2 is not None:
                                 b2 = r2.json()
                                 a2 = {"Authorization": f"Bearer {b2['control_token']}"}
@@ -206,15 +246,22 @@ class Soak:
         status = await self.call(c, "GET", base)
         timeline = await self.call(c, "GET", base + "/timeline")
         await self.call(c, "POST", base + "/pause", headers=auth)
-        return {"config": config, "epoch": status.json()["epoch"] if status else None,
-                "timeline": timeline.json() if timeline else None, "sid": sid, "auth": auth}
+        return {
+            "config": config,
+            "epoch": status.json()["epoch"] if status else None,
+            "timeline": timeline.json() if timeline else None,
+            "sid": sid,
+            "auth": auth,
+        }
 
     async def server_probe(self, c: httpx.AsyncClient) -> None:
         """GET /healthz (server only) and GET /api/stats (server only) against GET of a resident
         session (a round trip to its worker), every 100 ms: says where slow calls wait."""
         while True:
             await asyncio.sleep(0.1)
-            for name, path in [("healthz", "/healthz")] + [("worker", f"/api/sessions/{sid}") for sid in self.resident_ids[:1]]:
+            for name, path in [("healthz", "/healthz")] + [
+                ("worker", f"/api/sessions/{sid}") for sid in self.resident_ids[:1]
+            ]:
                 t = time.perf_counter()
                 try:
                     r = await c.get(path)
@@ -239,10 +286,13 @@ class Soak:
             minute += 1
             st = (await c.get("/api/stats")).json()
             window, self.window = self.window, Samples()
-            print(f"  {time.monotonic() - t0:6.0f} s  requests {self.requests - last_requests:6d} "
-                  f"(total {self.requests:7d})  errors {len(self.errors):3d}  p99 {window.stat('p99'):7.1f} ms  "
-                  f"RSS {mb(stats_line(st)[0]):>8}  sessions {st['sessions']:3d}  watchers {st['watchers']:3d}  "
-                  f"tasks {st['tasks']:3d}  threads {st['threads']:3d}", flush=True)
+            print(
+                f"  {time.monotonic() - t0:6.0f} s  requests {self.requests - last_requests:6d} "
+                f"(total {self.requests:7d})  errors {len(self.errors):3d}  p99 {window.stat('p99'):7.1f} ms  "
+                f"RSS {mb(stats_line(st)[0]):>8}  sessions {st['sessions']:3d}  watchers {st['watchers']:3d}  "
+                f"tasks {st['tasks']:3d}  threads {st['threads']:3d}",
+                flush=True,
+            )
             last_requests = self.requests
 
     async def run(self) -> dict:
@@ -257,8 +307,9 @@ class Soak:
             rng = random.Random(1000)
             residents = [asyncio.create_task(self.resident(c, cfg, rng)) for cfg in RESIDENTS]
             actors = [asyncio.create_task(self.actor(c, k)) for k in range(self.actors - len(RESIDENTS))]
-            done, pending = await asyncio.wait(actors + residents,
-                                               timeout=max(0.0, self.deadline - time.monotonic()) + 60)
+            done, pending = await asyncio.wait(
+                actors + residents, timeout=max(0.0, self.deadline - time.monotonic()) + 60
+            )
             for t in pending:  # should not happen: every cycle is bounded
                 self.errors.append("an actor did not finish within 60 s of the deadline")
                 t.cancel()
@@ -277,16 +328,23 @@ class Soak:
             await asyncio.sleep(2.0)
             st1 = (await c.get("/api/stats")).json()
             leftover = [sid for sid in self.live if (await c.get(f"/api/sessions/{sid}")).status_code != 410]
-            return {"start": st0, "before_cleanup": st_before, "end": st1, "seconds": time.monotonic() - t0,
-                    "leftover": len(leftover)}
+            return {
+                "start": st0,
+                "before_cleanup": st_before,
+                "end": st1,
+                "seconds": time.monotonic() - t0,
+                "leftover": len(leftover),
+            }
 
 
 def soak(minutes: float, actors: int = 16, workers: int | None = None) -> dict:
     report_every = 60.0 if minutes >= 2 else 15.0
-    header(f"soak: {minutes:g} min, {actors} clients: {len(RESIDENTS)} resident sessions that play and are watched "
-           f"all along, {actors - len(RESIDENTS)} actors cycling create → play → watch → patch/step/snapshot → "
-           f"delete (≤ {actors} sessions at once, plus a snapshot copy now and then), configs from a table of "
-           f"{len(SOAK_CONFIGS)} incl. digits and bigger nets; a line every {report_every:.0f} s")
+    header(
+        f"soak: {minutes:g} min, {actors} clients: {len(RESIDENTS)} resident sessions that play and are watched "
+        f"all along, {actors - len(RESIDENTS)} actors cycling create → play → watch → patch/step/snapshot → "
+        f"delete (≤ {actors} sessions at once, plus a snapshot copy now and then), configs from a table of "
+        f"{len(SOAK_CONFIGS)} incl. digits and bigger nets; a line every {report_every:.0f} s"
+    )
     with LiveServer(workers=workers) as srv:
         s = Soak(srv.url, minutes, actors, report_every)
         res = asyncio.run(s.run())
@@ -299,32 +357,46 @@ def soak(minutes: float, actors: int = 16, workers: int | None = None) -> dict:
     srv.cleanup()
     st0, st1 = res["start"], res["end"]
     print()
-    row("total API requests", f"{s.requests:,}", f"{s.cycles} session cycles, {s.streams} streams, "
-        f"{s.frames:,} frames, {s.snapshots} snapshots")
+    row(
+        "total API requests",
+        f"{s.requests:,}",
+        f"{s.cycles} session cycles, {s.streams} streams, {s.frames:,} frames, {s.snapshots} snapshots",
+    )
     row("errors", f"{len(s.errors)}")
     for e in s.errors[:20]:
         print(f"    - {e}")
     s.latencies.print("API latency", "median", "p99", "max")
-    row("this client: CPU / event-loop lag median / p99", f"{s.client_cpu * 100:.0f} % / "
-        + s.lags.figures("median", "p99"), "(its own delays are part of the latencies)")
-    s.first_frame.print("stream opened → first frame", "median", "p99", "max", digits=0,
-                        note=f"{len(s.first_frame)} streams")
-    for name, label in (("healthz", "probe GET /healthz (server only)"),
-                        ("worker", "probe GET /api/sessions/{id} (via its worker)")):
+    row(
+        "this client: CPU / event-loop lag median / p99",
+        f"{s.client_cpu * 100:.0f} % / " + s.lags.figures("median", "p99"),
+        "(its own delays are part of the latencies)",
+    )
+    s.first_frame.print(
+        "stream opened → first frame", "median", "p99", "max", digits=0, note=f"{len(s.first_frame)} streams"
+    )
+    for name, label in (
+        ("healthz", "probe GET /healthz (server only)"),
+        ("worker", "probe GET /api/sessions/{id} (via its worker)"),
+    ):
         xs = s.probe[name]
         xs.print(label, "median", "p99", "max", note=f"{len(xs)} calls (not counted above)")
     print("  slowest routes by p99 (ms):")
     for route, xs in sorted(s.by_route.items(), key=lambda kv: -kv[1].stat("p99"))[:8]:
         row(f"    {route}", xs.figures("median", "p99", "max", digits=0), f"median / p99 / max, {len(xs)} calls")
-    row("RSS total at start → before cleanup → end", f"{mb(stats_line(st0)[0])} → "
-        f"{mb(stats_line(res['before_cleanup'])[0])} → {mb(stats_line(st1)[0])}",
-        "workers " + " + ".join(mb(w) for w in stats_line(res["before_cleanup"])[2]) + " before cleanup")
+    row(
+        "RSS total at start → before cleanup → end",
+        f"{mb(stats_line(st0)[0])} → {mb(stats_line(res['before_cleanup'])[0])} → {mb(stats_line(st1)[0])}",
+        "workers " + " + ".join(mb(w) for w in stats_line(res["before_cleanup"])[2]) + " before cleanup",
+    )
     for r in s.resident_results:
         tl = r["timeline"] or {}
         name = "default network" if not r["config"] else "6×8 tanh spiral"
-        row(f"resident session ({name}): epochs / checkpoints", f"{r['epoch']} / {len(tl.get('epochs', []))}",
+        row(
+            f"resident session ({name}): epochs / checkpoints",
+            f"{r['epoch']} / {len(tl.get('epochs', []))}",
             f"timeline counts {tl.get('bytes', 0) / 1e6:.2f} MB of {tl.get('max_bytes', 0) / 1e6:.0f} MB, "
-            f"every {tl.get('every')} epochs")
+            f"every {tl.get('every')} epochs",
+        )
     row("sessions / watchers at end", f"{st1['sessions']} / {st1['watchers']}", f"{res['leftover']} left by the client")
     row("tasks at start → end", f"{st0['tasks']} → {st1['tasks']}")
     row("threads at start → end", f"{st0['threads']} → {st1['threads']}")
@@ -332,7 +404,7 @@ def soak(minutes: float, actors: int = 16, workers: int | None = None) -> dict:
     if kept:
         lines = log_text.splitlines()
         first = next(i for i, ln in enumerate(lines) if "Traceback" in ln or '" 50' in ln)
-        print("    first one:\n      " + "\n      ".join(lines[first:first + 25]))
+        print("    first one:\n      " + "\n      ".join(lines[first : first + 25]))
     row("server stop after SIGINT", f"{srv.stop_seconds:.1f} s" if srv.stop_seconds is not None else "-")
     ok = not s.errors and not log_errors and st1["sessions"] == 0
     row("reliability: 0 errors, every session cleaned up", verdict(ok))

@@ -5,6 +5,7 @@ The server and SSE helpers are tests/support's (LiveServer, SseReader, the parse
 tests/support is a plain package with no pytest in it, written for both, so the tests and
 the benchmarks start, stop and read the server in one way. Nothing here imports a test module.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
 from common import ROOT, row  # noqa: F401  (puts the repository root on sys.path; one BLAS thread per process)
 
 from tests.support.live import LOOPBACK, LiveServer  # noqa: F401
@@ -57,7 +57,7 @@ class Samples:
         return len(self.values)
 
     def stat(self, name: str) -> float:
-        """"median", "min", "max", or "pNN" (a percentile)."""
+        """ "median", "min", "max", or "pNN" (a percentile)."""
         if not self.values:
             return float("nan")
         if name == "median":
@@ -109,7 +109,7 @@ def cpu_seconds(pid: int) -> float | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
@@ -124,8 +124,11 @@ def run_main(main) -> None:
     """Run a benchmark's main(): a first line saying when and on what, SIGTERM treated like
     Ctrl-C (so the `finally`s stop the server), and a plain message on Ctrl-C."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    print(f"MLP Playground load figures, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"MLP Playground load figures, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     try:
         main()
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python docs/make_screenshots.py   (starts its own server on a free port)
 """
+
 from __future__ import annotations
 
 import http.server
@@ -19,8 +20,14 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 SIZES = {"laptop": (1280, 800), "projector": (1920, 1080)}
 
 
@@ -32,9 +39,13 @@ def free_port() -> int:
 
 def start_server(tmp: Path, **env) -> tuple[str, subprocess.Popen]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port),
-                                 "DB_PATH": str(tmp / "snapshots.sqlite3"), **env})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DB_PATH": str(tmp / "snapshots.sqlite3"), **env},
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -95,9 +106,17 @@ def main() -> None:
                 scenes = [
                     ("playground", "/?seed=2", 300),
                     ("seed-figure", "/?preset=seed&seed=1", 40),
-                    ("spiral-3-classes", "/?dataset=spiral&classes=3&hidden=8:tanh,8:tanh,8:tanh,8:tanh&optimizer=adam"
-                                         "&learning_rate=0.003&epochs_per_frame=10&seed=3", 1500),
-                    ("regression", "/?dataset=reg-gauss&hidden=8:tanh,8:tanh&optimizer=adam&learning_rate=0.01&seed=4", 300),
+                    (
+                        "spiral-3-classes",
+                        "/?dataset=spiral&classes=3&hidden=8:tanh,8:tanh,8:tanh,8:tanh&optimizer=adam"
+                        "&learning_rate=0.003&epochs_per_frame=10&seed=3",
+                        1500,
+                    ),
+                    (
+                        "regression",
+                        "/?dataset=reg-gauss&hidden=8:tanh,8:tanh&optimizer=adam&learning_rate=0.01&seed=4",
+                        300,
+                    ),
                 ]
                 for name, query, epochs in scenes:
                     for size in SIZES.values():
@@ -110,7 +129,9 @@ def main() -> None:
                 train(page, 200)
                 shot(page, "presentation-1920x1080")
                 sid = page.url.split("session=")[1].split("&")[0]
-                phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+                phone = browser.new_context(
+                    viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+                )
                 watch = phone.new_page()
                 watch.goto(f"{url}/s/{sid}")
                 wait(watch, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
@@ -120,7 +141,10 @@ def main() -> None:
                 phone.close()
                 page.locator("#btn-present").click()
                 page.locator("#btn-share").click()
-                wait(page, "document.querySelector('#share-qr').complete && document.querySelector('#share-qr').naturalWidth > 0")
+                wait(
+                    page,
+                    "document.querySelector('#share-qr').complete && document.querySelector('#share-qr').naturalWidth > 0",
+                )
                 shot(page, "share-dialog-1920x1080")
                 context.close()
 
@@ -166,26 +190,32 @@ def main() -> None:
                 context.close()
 
                 # A wiki page on another origin embedding a snapshot.
-                made = httpx.post(url + "/api/sessions", json={"dataset": "xor", "seed": 5, "hidden_layers":
-                                                               [{"units": 6, "activation": "relu"}]}).json()
+                made = httpx.post(
+                    url + "/api/sessions",
+                    json={"dataset": "xor", "seed": 5, "hidden_layers": [{"units": 6, "activation": "relu"}]},
+                ).json()
                 auth = {"Authorization": f"Bearer {made['control_token']}"}
                 for _ in range(150):
                     httpx.post(f"{url}/api/sessions/{made['id']}/step", headers=auth)
-                snap = httpx.post(f"{url}/api/sessions/{made['id']}/snapshots", json={"name": "xor, trained"},
-                                  headers=auth).json()
+                snap = httpx.post(
+                    f"{url}/api/sessions/{made['id']}/snapshots", json={"name": "xor, trained"}, headers=auth
+                ).json()
                 (wiki_dir / "page.html").write_text(
                     "<!doctype html><meta charset=utf-8><title>Team wiki</title>"
                     "<body style='font-family:sans-serif;margin:2rem;background:#fafafa'>"
                     "<h1>Week 3: what a hidden layer does</h1><p>Press play and watch the XOR boundary form.</p>"
                     f"<iframe src='{url}/embed/snapshot/{snap['snapshot_id']}?hide=data,hyper' width='1200' height='620' "
-                    "style='border:1px solid #ccc;border-radius:8px'></iframe></body>")
+                    "style='border:1px solid #ccc;border-radius:8px'></iframe></body>"
+                )
                 context = browser.new_context(viewport={"width": 1280, "height": 800})
                 page = context.new_page()
                 page.goto(f"{wiki_url}/page.html")
                 frame = None
                 for _ in range(200):
                     frame = next((f for f in page.frames if "/embed/" in f.url), None)
-                    if frame and frame.evaluate("/^[0-9]/.test(document.querySelector('#loss-train')?.textContent || '')"):
+                    if frame and frame.evaluate(
+                        "/^[0-9]/.test(document.querySelector('#loss-train')?.textContent || '')"
+                    ):
                         break
                     time.sleep(0.05)
                 shot(page, "embed-in-wiki-1280x800")

@@ -9,6 +9,7 @@
 `client` is the live one here; tests/api/conftest.py makes it the in-process one there.
 `make_session` creates sessions with whichever `client` the test gets.
 """
+
 from __future__ import annotations
 
 import httpx
@@ -41,8 +42,7 @@ def in_process_app(tmp_path_factory):
     """The app served in this process (one worker process is enough for these tests)."""
     from tests.support.inprocess import InProcessApp  # imports app.*: only when a test needs it
 
-    app = InProcessApp(tmp_path_factory.mktemp("in-process") / "snapshots.sqlite3", workers=1,
-                       idle_pause_seconds=10)
+    app = InProcessApp(tmp_path_factory.mktemp("in-process") / "snapshots.sqlite3", workers=1, idle_pause_seconds=10)
     app.start()
     yield app
     app.stop()

@@ -48,7 +48,7 @@ async def watch_page(sid: SessionId, request: Request, store: Store, control: Ac
         controls=False,
         body_class="watching",
         entry="watch",
-        **network_context(record.config, status["dims"], status["structure"], controls=False),
+        **network_context(record.config, status["dims"], status["shape_version"], controls=False),
     )
     return templates.TemplateResponse(request, "watch.html", ctx)
 

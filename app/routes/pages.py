@@ -22,11 +22,11 @@ async def index(request: Request, store: Store, control: Actions, settings: AppS
     record = store.sessions.get(sid) if sid else None
     if record is not None:
         status = await control.status(record)
-        cfg, dims, structure = record.config, status["dims"], status["structure"]
+        cfg, dims, shape_version = record.config, status["dims"], status["shape_version"]
     else:
         sid = ""
-        cfg, dims, structure = control.config_from_query(params), None, 0
+        cfg, dims, shape_version = control.config_from_query(params), None, 0
     ctx = page_context(
-        request, cfg, settings, session_id=sid, query=urlencode(to_query(cfg)), **network_context(cfg, dims, structure)
+        request, cfg, settings, session_id=sid, query=urlencode(to_query(cfg)), **network_context(cfg, dims, shape_version)
     )
     return templates.TemplateResponse(request, "index.html", ctx)

@@ -92,11 +92,11 @@ def page_context(request: Request, cfg: SessionConfig, settings: Settings, **ext
     }
 
 
-def network_context(cfg: SessionConfig, dims: int | None, structure: int, controls: bool = True) -> dict:
+def network_context(cfg: SessionConfig, dims: int | None, shape_version: int, controls: bool = True) -> dict:
     """What partials/_network.html needs besides cfg, t, limits and controls."""
     return {
         "layout": build_layout(cfg, dims, all_features=controls),
-        "structure": structure,
+        "shape_version": shape_version,
         "activations": HIDDEN_ACTIVATIONS,
         "presets": list(PRESETS),
     }
@@ -129,7 +129,7 @@ def render_network(
         "controls": controls,
         "cfg": record.config,
         "oob": oob,
-        **network_context(record.config, status.get("dims"), status.get("structure", 0), controls),
+        **network_context(record.config, status.get("dims"), status.get("shape_version", 0), controls),
     }
     return templates.get_template("partials/_network.html").render(ctx)
 

@@ -23,7 +23,7 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
   let network = null;
   let backprop = false;
   let stream = null;
-  let dataStructure = -1;
+  let dataShapeVersion = -1;
   let refreshing = false;
 
   const layerName = (l) => $(`#network .column[data-layer="${l}"] .col-title`)?.textContent ?? "";
@@ -67,7 +67,7 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
   let latest = null; // [frame, heat] last received
   function networkSwapped() {
     makeNetwork();
-    if (latest && latest[0].structure === network.structure) network.update(...latest);
+    if (latest && latest[0].shape_version === network.shapeVersion) network.update(...latest);
     if (forward.active) forward.update(null);
   }
 
@@ -89,9 +89,9 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
     }
   }
 
-  async function refreshData(structure) {
-    if (structure === dataStructure) return;
-    dataStructure = structure;
+  async function refreshData(shapeVersion) {
+    if (shapeVersion === dataShapeVersion) return;
+    dataShapeVersion = shapeVersion;
     const res = await fetch(`/api/sessions/${sid}/data`);
     if (!res.ok) return;
     const data = await res.json();
@@ -104,9 +104,9 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
 
   function onFrame(frame, heat) {
     latest = [frame, heat];
-    if (frame.structure > network.structure) refreshNetwork(); // changed elsewhere: redraw, then follow
-    else if (frame.structure === network.structure) network.update(frame, heat);
-    refreshData(frame.structure);
+    if (frame.shape_version > network.shapeVersion) refreshNetwork(); // changed elsewhere: redraw, then follow
+    else if (frame.shape_version === network.shapeVersion) network.update(frame, heat);
+    refreshData(frame.shape_version);
     metrics.update(frame);
     const viewing = frame.timeline?.viewing ?? null;
     if (viewing === null) chart.update(frame);

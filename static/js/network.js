@@ -253,7 +253,7 @@ export function createNetworkView(root, options = {}) {
     input.select();
   }
 
-  return { root, update, weightAt, structure: +root.dataset.structure, get frame() { return frame; } };
+  return { root, update, weightAt, shapeVersion: +root.dataset.shapeVersion, get frame() { return frame; } };
 }
 
 function paintRect(canvas, bytes, w, h, lut) {

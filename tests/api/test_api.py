@@ -3,6 +3,7 @@
 The exactness test recomputes the gradient of the mean cross-entropy with NumPy from what
 /model and /data return, so it checks the contract's key promise end to end.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+
 from tests.support.sse import parse_sse
 from tests.support.waiting import wait_until
 
@@ -42,8 +44,11 @@ def first_frame(client, sid) -> dict:
     """One frame from the stream (max_frames=1 closes it, so a plain GET reads it all)."""
     r = client.get(f"/api/sessions/{sid}/events", params={"max_frames": 1}, timeout=10)
     assert r.status_code == 200
-    frames = [json.loads(e["data"], parse_constant=lambda c: pytest.fail(f"{c} in a frame"))
-              for e in parse_sse(r.text.splitlines()) if e.get("event") == "frame"]
+    frames = [
+        json.loads(e["data"], parse_constant=lambda c: pytest.fail(f"{c} in a frame"))
+        for e in parse_sse(r.text.splitlines())
+        if e.get("event") == "frame"
+    ]
     assert len(frames) == 1, r.text[:500]
     return frames[0]
 
@@ -270,11 +275,14 @@ def test_control_needs_token(client, make_session, op):
     assert r.status_code == (204 if op == "delete" else 200), r.text
 
 
-@pytest.mark.parametrize("path,method,body", [
-    ("probe", "PUT", {"x": [0.0, 0.0]}),
-    ("params", "POST", {"layer": 0, "i": 0, "j": 0, "value": 1.0}),
-    ("regenerate", "POST", None),
-])
+@pytest.mark.parametrize(
+    "path,method,body",
+    [
+        ("probe", "PUT", {"x": [0.0, 0.0]}),
+        ("params", "POST", {"layer": 0, "i": 0, "j": 0, "value": 1.0}),
+        ("regenerate", "POST", None),
+    ],
+)
 def test_other_writes_need_token(client, make_session, path, method, body):
     sid, _ = make_session()
     _, other_auth = make_session()
@@ -335,13 +343,23 @@ def _softmax_ce_grads(m: dict, x: np.ndarray, y: np.ndarray) -> list[tuple[np.nd
     return grads[::-1]
 
 
-@pytest.mark.parametrize("lr,hidden", [
-    (0.03, [{"units": 4, "activation": "tanh"}, {"units": 2, "activation": "tanh"}]),
-    (0.5, [{"units": 3, "activation": "tanh"}]),
-])
+@pytest.mark.parametrize(
+    "lr,hidden",
+    [
+        (0.03, [{"units": 4, "activation": "tanh"}, {"units": 2, "activation": "tanh"}]),
+        (0.5, [{"units": 3, "activation": "tanh"}]),
+    ],
+)
 def test_full_batch_step_is_exact_gradient_descent(client, make_session, lr, hidden):
-    sid, auth = make_session(seed=11, batch_size=10000, optimizer="sgd", regularization="none",
-                             learning_rate=lr, hidden_layers=hidden, noise=0.1)
+    sid, auth = make_session(
+        seed=11,
+        batch_size=10000,
+        optimizer="sgd",
+        regularization="none",
+        learning_rate=lr,
+        hidden_layers=hidden,
+        noise=0.1,
+    )
     before = model(client, sid)
     d = data(client, sid)
     r = client.post(f"/api/sessions/{sid}/step", headers=auth)
@@ -430,7 +448,11 @@ def test_divergence_is_reported_and_recoverable(client, make_session):
 def test_patch_hidden_layers_rebuilds_network(client, make_session):
     sid, auth = make_session()
     d = data(client, sid)
-    layers = [{"units": 3, "activation": "relu"}, {"units": 6, "activation": "tanh"}, {"units": 2, "activation": "tanh"}]
+    layers = [
+        {"units": 3, "activation": "relu"},
+        {"units": 6, "activation": "tanh"},
+        {"units": 2, "activation": "tanh"},
+    ]
     r = client.patch(f"/api/sessions/{sid}", json={"hidden_layers": layers}, headers=auth)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -485,8 +507,7 @@ def test_patch_dataset(client, make_session):
 def test_patch_while_running_keeps_running(client, make_session):
     sid, auth = make_session()
     client.post(f"/api/sessions/{sid}/play", headers=auth)
-    r = client.patch(f"/api/sessions/{sid}", json={"learning_rate": 0.1, "hidden_layers": [{"units": 5}]},
-                     headers=auth)
+    r = client.patch(f"/api/sessions/{sid}", json={"learning_rate": 0.1, "hidden_layers": [{"units": 5}]}, headers=auth)
     assert r.status_code == 200
     assert r.json()["status"] == "running"
     e1 = r.json()["epoch"]
@@ -553,8 +574,9 @@ def test_probe_snaps_to_nearest_point(client, make_session):
 def test_params_edit_weight_and_bias(client, make_session):
     sid, auth = make_session()
     before = model(client, sid)
-    r = client.post(f"/api/sessions/{sid}/params", json={"layer": 0, "i": 1, "j": 2, "value": 0.123456789},
-                    headers=auth)
+    r = client.post(
+        f"/api/sessions/{sid}/params", json={"layer": 0, "i": 1, "j": 2, "value": 0.123456789}, headers=auth
+    )
     assert r.status_code == 200, r.text
     r = client.post(f"/api/sessions/{sid}/params", json={"layer": 1, "j": 1, "value": -0.5}, headers=auth)
     assert r.status_code == 200, r.text
@@ -567,8 +589,7 @@ def test_params_edit_weight_and_bias(client, make_session):
     expected["layers"][1]["biases"][1] = -0.5
     assert after == expected
     # The loss is re-evaluated with the edited weights.
-    big = client.post(f"/api/sessions/{sid}/params", json={"layer": 2, "i": 0, "j": 0, "value": 500.0},
-                      headers=auth)
+    big = client.post(f"/api/sessions/{sid}/params", json={"layer": 2, "i": 0, "j": 0, "value": 500.0}, headers=auth)
     assert big.status_code == 200
     assert big.json()["loss"]["train"] != r.json()["loss"]["train"]
     assert status(client, sid)["loss"]["train"] == big.json()["loss"]["train"]

@@ -1,4 +1,5 @@
 """Watch pages, share links, embeds, snapshots (incl. a real restart) and language choice."""
+
 from __future__ import annotations
 
 import json
@@ -131,14 +132,23 @@ def test_snapshot_export_import_and_bad_files(client, make_session):
         "weights missing": (json.dumps({**payload, "weights": []}).encode(), "snapshot.weights"),
         "wrong shape": (json.dumps({**payload, "weights": [[[1.0]], [[1.0]]]}).encode(), "snapshot.weights"),
         "bad config": (json.dumps({**payload, "config": {"hidden_layers": "x"}}).encode(), "snapshot.config"),
-        "too many units": (json.dumps({**payload, "config": {**payload["config"],
-                                                          "hidden_layers": [{"units": 9999, "activation": "relu"}]}}).encode(),
-                           "hidden_layers.0.units"),
+        "too many units": (
+            json.dumps(
+                {**payload, "config": {**payload["config"], "hidden_layers": [{"units": 9999, "activation": "relu"}]}}
+            ).encode(),
+            "hidden_layers.0.units",
+        ),
         # Each of these was stored once and then made opening the snapshot a 500.
-        "unknown config field": (json.dumps({**payload, "config": {**payload["config"], "colour": "red"}}).encode(),
-                                 "snapshot.config"),
-        "unknown activation": (json.dumps({**payload, "config": {**payload["config"], "hidden_layers": [
-            {"units": 4, "activation": "wobble"}]}}).encode(), "snapshot.config"),
+        "unknown config field": (
+            json.dumps({**payload, "config": {**payload["config"], "colour": "red"}}).encode(),
+            "snapshot.config",
+        ),
+        "unknown activation": (
+            json.dumps(
+                {**payload, "config": {**payload["config"], "hidden_layers": [{"units": 4, "activation": "wobble"}]}}
+            ).encode(),
+            "snapshot.config",
+        ),
         "epoch past 2^53": (json.dumps({**payload, "epoch": 2**60}).encode(), "snapshot.epoch"),
         "history rows": (json.dumps({**payload, "history": [[1, "low", None]]}).encode(), "snapshot.history"),
     }

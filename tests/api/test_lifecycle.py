@@ -1,4 +1,5 @@
 """Session lifecycle on a dedicated server with short timers: idle pause, TTL eviction."""
+
 from __future__ import annotations
 
 import time

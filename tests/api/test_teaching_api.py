@@ -1,4 +1,5 @@
 """Teaching views through the API: probe numbers, backprop gradients, the timeline."""
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,9 @@ def frame_of(client, sid, **query) -> dict:
 
 
 def test_frame_probe_numbers_match_a_numpy_recomputation(client, make_session):
-    sid, auth = make_session(seed=21, hidden_layers=[{"units": 5, "activation": "relu"}, {"units": 3, "activation": "tanh"}])
+    sid, auth = make_session(
+        seed=21, hidden_layers=[{"units": 5, "activation": "relu"}, {"units": 3, "activation": "tanh"}]
+    )
     client.post(f"/api/sessions/{sid}/step", headers=auth)
     status = client.get(f"/api/sessions/{sid}").json()
     probe = np.array(status["probe"]["x"])

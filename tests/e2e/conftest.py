@@ -3,6 +3,7 @@
 Without Chromium the browser tests skip with a loud message on a developer machine, and
 fail in CI (CI=true), where .ci/run installs Chromium first.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,13 +13,24 @@ import pytest
 
 from tests.support.waiting import wait_until
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                      shutil.which("chromium-browser")):
+    for candidate in (
+        os.environ.get("CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if candidate and os.path.exists(candidate):
             return candidate
     return None
@@ -28,8 +40,9 @@ def chromium_path() -> str | None:
 def browser():
     path = chromium_path()
     if path is None:
-        message = ("\n" + "!" * 78 + "\n  BROWSER TESTS SKIPPED: no Chromium found (apt-get install chromium).\n"
-                   + "!" * 78)
+        message = (
+            "\n" + "!" * 78 + "\n  BROWSER TESTS SKIPPED: no Chromium found (apt-get install chromium).\n" + "!" * 78
+        )
         if os.environ.get("CI") == "true":
             pytest.fail("Chromium is missing in CI: browser tests must not skip" + message)
         print(message)

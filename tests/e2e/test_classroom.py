@@ -1,5 +1,6 @@
 """Classroom and wiki in Chromium: watchers following a teacher, a cross-origin embed,
 keyboard shortcuts, presentation mode, Japanese, and the watch page on a phone."""
+
 from __future__ import annotations
 
 import http.server
@@ -55,13 +56,13 @@ def test_five_watchers_follow_the_teacher_live(browser, server, page):
     page.get_by_role("button", name="Add a neuron to hidden layer 1").click()
     for w in watchers:
         wait_for(w, "document.querySelectorAll('.column[data-layer=\"1\"] g.node').length === 5", timeout=10)
-    before = page.evaluate("document.querySelector('#network').dataset.structure")
+    before = page.evaluate("document.querySelector('#network').dataset.shapeVersion")
     page.locator("label:has(#ds-xor)").click()
     # The teacher's own page has drawn the new data before we read what the watchers must reach.
-    wait_for(page, f"document.querySelector('#network').dataset.structure !== '{before}'", timeout=10)
-    structure = page.evaluate("document.querySelector('#network').dataset.structure")
+    wait_for(page, f"document.querySelector('#network').dataset.shapeVersion !== '{before}'", timeout=10)
+    structure = page.evaluate("document.querySelector('#network').dataset.shapeVersion")
     for w in watchers:  # the new data reaches every watcher too
-        wait_for(w, f"document.querySelector('#network').dataset.structure === '{structure}'", timeout=10)
+        wait_for(w, f"document.querySelector('#network').dataset.shapeVersion === '{structure}'", timeout=10)
     assert errors == [] and page.errors == []
     context.close()
 
@@ -113,8 +114,9 @@ def test_watchers_follow_the_teacher_to_a_preset_and_to_a_saved_network(browser,
 def test_saved_times_show_in_the_readers_time_zone(browser, server, make_session, client):
     sid, auth = make_session(seed=6)
     client.post(f"/api/sessions/{sid}/snapshots", json={"name": "zone"}, headers=auth)
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server.url,
-                                  timezone_id="Asia/Tokyo")  # UTC+9, no daylight saving
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, base_url=server.url, timezone_id="Asia/Tokyo"
+    )  # UTC+9, no daylight saving
     tokyo = context.new_page()
     open_playground(tokyo, "?lang=ja")
     tokyo.get_by_role("button", name="保存", exact=True).click()
@@ -144,9 +146,10 @@ def test_a_wiki_on_another_origin_embeds_the_playground(browser, tmp_path):
     refused = start_server(tmp_path / "refused", workers=1)
     try:
         (wiki_dir / "page.html").write_text(
-            f'<!doctype html><title>Team wiki</title><h1>Our wiki</h1>'
+            f"<!doctype html><title>Team wiki</title><h1>Our wiki</h1>"
             f'<iframe id="ok" src="{allowed.url}/embed?dataset=xor&hide=data&autoplay=1" width="1000" height="640"></iframe>'
-            f'<iframe id="no" src="{refused.url}/embed?dataset=xor" width="400" height="300"></iframe>')
+            f'<iframe id="no" src="{refused.url}/embed?dataset=xor" width="400" height="300"></iframe>'
+        )
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         wiki = context.new_page()
         wiki.goto(f"{wiki_url}/page.html")
@@ -155,8 +158,9 @@ def test_a_wiki_on_another_origin_embeds_the_playground(browser, tmp_path):
         assert ok.evaluate("document.body.classList.contains('embed')")
         assert ok.evaluate("getComputedStyle(document.querySelector('.data-panel')).display") == "none"
         # The server without the wiki's origin in EMBED_ORIGINS refuses to be framed.
-        assert not any(f.url.startswith(refused.url) and f.evaluate("!!document.querySelector('#net-svg')")
-                       for f in wiki.frames)
+        assert not any(
+            f.url.startswith(refused.url) and f.evaluate("!!document.querySelector('#net-svg')") for f in wiki.frames
+        )
         context.close()
     finally:
         httpd.shutdown()
@@ -236,7 +240,7 @@ def test_presentation_mode_and_japanese_screenshots(browser, server, shots):
             context = browser.new_context(viewport={"width": w, "height": h}, base_url=server.url)
             pg = context.new_page()
             errors = []
-            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
             pg.goto(f"/?lang={lang}{'&present=1' if present else ''}")
             pg.wait_for_url(re.compile(r"session="))
             wait_for(pg, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
@@ -263,10 +267,46 @@ def test_the_japanese_page_has_no_stray_english(page):
         return parts.join(' ');
     }""")
     # Names that stay the same in Japanese: product and method names, units, file formats.
-    allowed = {"MLP", "SGD", "Adam", "ReLU", "Tanh", "Leaky", "ELU", "GELU", "Swish", "L1", "L2", "He", "Xavier",
-               "CSV", "JSON", "SVG", "PNG", "Python", "NumPy", "Space", "Esc", "HOST", "EMBED_ORIGINS", "QR",
-               "English", "make", "run", "label", "target", "x1", "x2",
-               "NaN", "Wiki", "RMSE", "Shift", "sin", "tanh", "log"}  # key names and maths functions
+    allowed = {
+        "MLP",
+        "SGD",
+        "Adam",
+        "ReLU",
+        "Tanh",
+        "Leaky",
+        "ELU",
+        "GELU",
+        "Swish",
+        "L1",
+        "L2",
+        "He",
+        "Xavier",
+        "CSV",
+        "JSON",
+        "SVG",
+        "PNG",
+        "Python",
+        "NumPy",
+        "Space",
+        "Esc",
+        "HOST",
+        "EMBED_ORIGINS",
+        "QR",
+        "English",
+        "make",
+        "run",
+        "label",
+        "target",
+        "x1",
+        "x2",
+        "NaN",
+        "Wiki",
+        "RMSE",
+        "Shift",
+        "sin",
+        "tanh",
+        "log",
+    }  # key names and maths functions
     words = set(re.findall(r"[A-Za-z][A-Za-z0-9_]+", text))
     stray = sorted(w for w in words if w not in allowed)
     assert stray == [], f"English words on the Japanese page: {stray}"
@@ -278,8 +318,13 @@ def test_the_japanese_page_has_no_stray_english(page):
 def test_watch_page_on_a_phone(browser, server, page, shots):
     open_playground(page)
     sid = session_id(page)
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-                                has_touch=True, base_url=server.url)
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        base_url=server.url,
+    )
     w = phone.new_page()
     w.goto(f"/s/{sid}")
     wait_for(w, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")

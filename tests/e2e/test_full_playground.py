@@ -1,4 +1,5 @@
 """The full playground in Chromium: editing data, CSV upload, weight edits, presets, divergence."""
+
 from __future__ import annotations
 
 import re
@@ -85,7 +86,10 @@ def test_clicking_a_link_edits_its_weight_live(page, server):
         page.wait_for_timeout(100)
     assert model["layers"][0]["weights"][1][2] == -2.5
     # The frame carries the new value to the drawing: the link turns orange (negative).
-    wait_for(page, "document.querySelector('path.link[data-l=\"0\"][data-i=\"1\"][data-j=\"2\"]').getAttribute('stroke').startsWith('rgb(245')")
+    wait_for(
+        page,
+        "document.querySelector('path.link[data-l=\"0\"][data-i=\"1\"][data-j=\"2\"]').getAttribute('stroke').startsWith('rgb(245')",
+    )
     assert page.errors == []
 
 
@@ -94,8 +98,16 @@ def test_seed_figure_preset_learns_digits(page):
     titles = page.locator(".col-title").all_text_contents()
     assert titles == ["Input layer", "Hidden layer 1", "Hidden layer 2", "Output layer", "Loss layer"]
     subs = page.locator(".col-sub").all_text_contents()
-    assert subs == ["64 neurons", "128 neurons", "ReLU", "64 neurons", "ReLU", "10 neurons", "Softmax",
-                    "cross-entropy loss"]
+    assert subs == [
+        "64 neurons",
+        "128 neurons",
+        "ReLU",
+        "64 neurons",
+        "ReLU",
+        "10 neurons",
+        "Softmax",
+        "cross-entropy loss",
+    ]
     assert page.locator("canvas.digit").count() == 1
     page.get_by_role("button", name="Play", exact=True).click()
     wait_for(page, "parseFloat(document.querySelector('#acc-test').textContent) >= 90", timeout=30)

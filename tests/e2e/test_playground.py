@@ -1,4 +1,5 @@
 """The playground page in real Chromium, as a learner uses it."""
+
 from __future__ import annotations
 
 import re
@@ -29,8 +30,7 @@ def test_page_draws_the_default_network(page):
     titles = page.locator(".col-title").all_text_contents()
     assert titles == ["Input layer", "Hidden layer 1", "Hidden layer 2", "Output layer", "Loss layer"]
     subs = page.locator(".col-sub").all_text_contents()
-    assert subs == ["2 neurons", "4 neurons", "Tanh", "2 neurons", "Tanh", "2 neurons", "Softmax",
-                    "cross-entropy loss"]
+    assert subs == ["2 neurons", "4 neurons", "Tanh", "2 neurons", "Tanh", "2 neurons", "Softmax", "cross-entropy loss"]
     assert page.locator('.column[data-layer="1"] g.node').count() == 4
     # Links: 2·4 + 4·2 + 2·2 weights, each drawn.
     assert page.locator("path.link").count() == 20
@@ -51,8 +51,7 @@ def test_page_draws_the_default_network(page):
 def test_play_makes_the_epoch_climb_and_pause_stops_it(page):
     open_playground(page)
     page.get_by_role("button", name="Play", exact=True).click()
-    wait_for(page, "parseInt(document.querySelector('#epoch').textContent.replace(/,/g, '')) >= 20",
-                           timeout=15)
+    wait_for(page, "parseInt(document.querySelector('#epoch').textContent.replace(/,/g, '')) >= 20", timeout=15)
     assert page.locator("#btn-play").get_attribute("data-state") == "running"
     page.keyboard.press("Space")  # the pause shortcut
     wait_for(page, "document.querySelector('#btn-play').dataset.state === 'paused'")

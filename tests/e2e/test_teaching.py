@@ -1,4 +1,5 @@
 """Teaching views in Chromium: inspector, forward pass, backprop view, timeline, captions."""
+
 from __future__ import annotations
 
 import math
@@ -104,16 +105,25 @@ def test_timeline_scrub_resume_and_rewind(page, server, shots):  # noqa: F811
         wait_for(page, f"document.querySelector('#epoch').textContent.trim() === '000,00{k}'")
     wait_for(page, "document.querySelector('#scrub').max === '6'")
     page.locator("#scrub").fill("2")  # drag to epoch 2
-    wait_for(page, "!document.querySelector('#viewing').hidden && document.querySelector('#epoch').textContent.trim() === '000,002'")
+    wait_for(
+        page,
+        "!document.querySelector('#viewing').hidden && document.querySelector('#epoch').textContent.trim() === '000,002'",
+    )
     assert "epoch 2" in page.locator("#viewing").text_content()
     assert httpx.get(f"{server.url}/api/sessions/{sid}").json()["epoch"] == 6  # only viewing
     page.screenshot(path=str(shots / "timeline-viewing.png"))
     # Back to live: the slider goes back to the end with the view.
     page.locator("#btn-live").click()
     wait_for(page, "document.querySelector('#viewing').hidden")
-    wait_for(page, "document.querySelector('#scrub').value === '6' && document.querySelector('#scrub-epoch').textContent.includes('6')")
+    wait_for(
+        page,
+        "document.querySelector('#scrub').value === '6' && document.querySelector('#scrub-epoch').textContent.includes('6')",
+    )
     page.locator("#scrub").fill("2")
-    wait_for(page, "!document.querySelector('#viewing').hidden && document.querySelector('#epoch').textContent.trim() === '000,002'")
+    wait_for(
+        page,
+        "!document.querySelector('#viewing').hidden && document.querySelector('#epoch').textContent.trim() === '000,002'",
+    )
     assert page.locator("#scrub").input_value() == "2" and "2" in page.locator("#scrub-epoch").text_content()
     page.get_by_role("button", name="Resume from here").click()
     wait_for(page, "document.querySelector('#viewing').hidden")
@@ -152,15 +162,17 @@ def test_captions_follow_the_problem_on_the_page_and_for_watchers(browser, serve
         assert "cross-entropy" in p.locator("#captions").text_content()
     page.locator("label:has(#ds-reg-plane)").click()  # classification → regression
     # The network restarts (another kind of output) and the page says so.
-    wait_for(page, "!document.querySelector('#toast').hidden && document.querySelector('#toast').dataset.kind === 'info'")
+    wait_for(
+        page, "!document.querySelector('#toast').hidden && document.querySelector('#toast').dataset.kind === 'info'"
+    )
     assert "epoch 0" in page.locator("#toast").inner_text()
     for p in (page, watcher):
         wait_for(p, "document.querySelector('#captions').textContent.includes('squared error')")
         assert "softmax" not in p.locator("#captions").text_content()
     # The redrawn network shows its numbers at once, although the paused session sends no more frames.
-    structure = page.evaluate("document.querySelector('#network').dataset.structure")
+    structure = page.evaluate("document.querySelector('#network').dataset.shapeVersion")
     for p in (page, watcher):
-        wait_for(p, f"document.querySelector('#network').dataset.structure === '{structure}'")
+        wait_for(p, f"document.querySelector('#network').dataset.shapeVersion === '{structure}'")
         wait_for(p, "/^[0-9]/.test(document.querySelector('#loss-layer-value').textContent)")
         assert p.evaluate("[...document.querySelectorAll('.node-val')].filter(t => t.textContent.trim()).length") > 4
     watcher.context.close()

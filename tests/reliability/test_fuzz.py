@@ -19,6 +19,7 @@ FastAPI's defaults; these checks would report the documentation gap, not a serve
 Excluded: GET /api/sessions/{sid}/events (a stream that never ends by itself; covered by
 tests/stream and test_lifecycle.py).
 """
+
 from __future__ import annotations
 
 import httpx
@@ -91,12 +92,21 @@ def test_no_server_errors(label, schema, fuzz_server, api):
     snapshot_id = _new_snapshot(api, sid, auth)
     path = {"sid": sid, "snapshot_id": snapshot_id}
     path = {k: v for k, v in path.items() if "{" + k + "}" in operation.path}
-    strategy = st.one_of(*(operation.as_strategy(mode, path_parameters=path or None) for mode in
-                           (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)))
+    strategy = st.one_of(
+        *(
+            operation.as_strategy(mode, path_parameters=path or None)
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        )
+    )
     seen: dict[int, int] = {}
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def run(case):
         headers = dict(auth)
@@ -112,8 +122,7 @@ def test_no_server_errors(label, schema, fuzz_server, api):
         finally:
             if label == "POST /api/sessions" and response.status_code == 201:
                 made = response.json()
-                api.delete(f"/api/sessions/{made['id']}",
-                           headers={"Authorization": f"Bearer {made['control_token']}"})
+                api.delete(f"/api/sessions/{made['id']}", headers={"Authorization": f"Bearer {made['control_token']}"})
 
     try:
         run()

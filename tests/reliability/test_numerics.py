@@ -1,5 +1,6 @@
 """Numbers at the edges: a maximal network cannot starve its neighbours, and a diverged
 network never puts NaN or Infinity into JSON (every body parsed by a strict parser)."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,16 @@ from tests.support.sse import parse_sse, strict_json
 
 # The largest network the default limits allow, one image per minibatch, 90 % of the 1797
 # digits for training: one epoch is ~1600 minibatch steps through 8×256 units (seconds).
-HEAVY = {"dataset": "digits", "hidden_layers": [{"units": 256, "activation": "relu"}] * 8, "batch_size": 1,
-         "train_fraction": 0.9, "epochs_per_frame": 100, "optimizer": "adam", "learning_rate": 0.001, "seed": 1}
+HEAVY = {
+    "dataset": "digits",
+    "hidden_layers": [{"units": 256, "activation": "relu"}] * 8,
+    "batch_size": 1,
+    "train_fraction": 0.9,
+    "epochs_per_frame": 100,
+    "optimizer": "adam",
+    "learning_rate": 0.001,
+    "seed": 1,
+}
 
 
 def _stop_now(live) -> None:
@@ -26,8 +35,9 @@ def _stop_now(live) -> None:
     /proc lists the children; elsewhere fall back to the graceful stop."""
     pid = live.proc.pid
     try:
-        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
-                    for c in (task / "children").read_text().split()]
+        children = [
+            int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()
+        ]
     except OSError:
         live.stop()
         return
@@ -73,8 +83,10 @@ def test_heavy_session_does_not_starve_its_neighbour_on_one_worker(tmp_path):
                 assert r.status_code == 200
                 epochs.append(r.json()["epoch"])
                 time.sleep(0.1)
-        print(f"status reads of the neighbour (ms): {[round(x * 1000) if x < 1e9 else '>5000' for x in latencies]}; "
-              f"its epochs {epochs}")
+        print(
+            f"status reads of the neighbour (ms): {[round(x * 1000) if x < 1e9 else '>5000' for x in latencies]}; "
+            f"its epochs {epochs}"
+        )
         assert max(latencies) < 5.0, "a status read waited over 5 s"
         # The neighbour keeps training throughout, not only at the start or the end.
         assert epochs == sorted(epochs)
@@ -92,8 +104,13 @@ def test_heavy_session_does_not_starve_its_neighbour_on_one_worker(tmp_path):
 
 DIVERGING = {
     "hidden 8:linear, lr 3": {"hidden_layers": [{"units": 8, "activation": "linear"}], "learning_rate": 3, "seed": 1},
-    "reg-plane, relu, lr 100, full batch": {"dataset": "reg-plane", "learning_rate": 100, "batch_size": 10000,
-                                            "hidden_layers": [{"units": 8, "activation": "relu"}], "seed": 1},
+    "reg-plane, relu, lr 100, full batch": {
+        "dataset": "reg-plane",
+        "learning_rate": 100,
+        "batch_size": 10000,
+        "hidden_layers": [{"units": 8, "activation": "relu"}],
+        "seed": 1,
+    },
 }
 
 
@@ -144,11 +161,20 @@ def test_diverged_stream_frames_are_strict_json(server, diverged):
 def test_diverged_session_keeps_answering_controls(client, diverged):
     """play, step, pause and a config change on a diverged session: never a 5xx, always strict JSON."""
     sid, auth = diverged
-    for method, path, body in (("POST", "/play", None), ("POST", "/pause", None), ("POST", "/step", None),
-                               ("PATCH", "", {"learning_rate": 0.01}), ("GET", "/export/data.csv", None),
-                               ("GET", "/export/model.py", None)):
-        r = client.request(method, f"/api/sessions/{sid}{path}", headers={**auth, "Content-Type": "application/json"},
-                           content=None if body is None else json.dumps(body))
+    for method, path, body in (
+        ("POST", "/play", None),
+        ("POST", "/pause", None),
+        ("POST", "/step", None),
+        ("PATCH", "", {"learning_rate": 0.01}),
+        ("GET", "/export/data.csv", None),
+        ("GET", "/export/model.py", None),
+    ):
+        r = client.request(
+            method,
+            f"/api/sessions/{sid}{path}",
+            headers={**auth, "Content-Type": "application/json"},
+            content=None if body is None else json.dumps(body),
+        )
         assert r.status_code < 500, (method, path, r.status_code, r.text[:300])
         if r.headers.get("content-type", "").startswith("application/json"):
             strict_json(r.text)

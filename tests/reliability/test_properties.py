@@ -12,6 +12,7 @@ bad nested layers) and POSTs them as raw JSON text. The property:
 Valid sizes are kept modest (≤ 3 layers of ≤ 16 units, ≤ 800 points) so one /step stays
 quick; oversized values are generated as the invalid side of each limit.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,15 +22,19 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from app.schema import ConfigFields
 from app.data import DATASETS
 from app.data.features import FEATURES
 from app.nn import HIDDEN_ACTIVATIONS, INITS, OPTIMIZERS, REGULARIZATIONS, SCHEDULES
+from app.schema import ConfigFields
 
 LIMIT_FIELDS = {"max_sessions", "max_points", "max_units", "max_hidden_layers", "body"}
 
-junk = st.one_of(st.booleans(), st.text(max_size=8), st.lists(st.integers(), max_size=2),
-                 st.dictionaries(st.text(max_size=3), st.integers(), max_size=1))
+junk = st.one_of(
+    st.booleans(),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=1),
+)
 non_finite = st.sampled_from([math.nan, math.inf, -math.inf])
 huge_int = st.sampled_from([2**31, 2**32, 2**53 + 1, 2**64, -(2**63), 10**30])
 
@@ -46,13 +51,16 @@ def bad_choice():
     return st.one_of(st.text(max_size=10), st.integers(-2, 2), junk)
 
 
-valid_layer = st.fixed_dictionaries({"units": st.integers(1, 16)},
-                                    optional={"activation": st.sampled_from(HIDDEN_ACTIVATIONS)})
+valid_layer = st.fixed_dictionaries(
+    {"units": st.integers(1, 16)}, optional={"activation": st.sampled_from(HIDDEN_ACTIVATIONS)}
+)
 bad_layer = st.one_of(
     st.fixed_dictionaries({"units": bad_int([0, -1, 257, 100_000])}),
     st.fixed_dictionaries({"units": st.integers(1, 4), "activation": bad_choice()}),
     st.fixed_dictionaries({"units": st.integers(1, 4), "bias": st.just(1)}),
-    st.integers(1, 4), junk)
+    st.integers(1, 4),
+    junk,
+)
 
 # field: (valid values, invalid values); valid sizes stay small so one /step is quick.
 FIELDS = {
@@ -63,15 +71,19 @@ FIELDS = {
     "noise": (st.floats(0.0, 0.5), bad_float([-0.1, 0.51])),
     "train_fraction": (st.floats(0.1, 0.9), bad_float([0.0, 0.05, 0.95, 1.0])),
     "batch_size": (st.integers(1, 800), bad_int([0, -5])),
-    "hidden_layers": (st.lists(valid_layer, max_size=3),
-                      st.one_of(st.lists(bad_layer, min_size=1, max_size=2),
-                                st.lists(st.just({"units": 2}), min_size=9, max_size=10), junk)),
+    "hidden_layers": (
+        st.lists(valid_layer, max_size=3),
+        st.one_of(
+            st.lists(bad_layer, min_size=1, max_size=2), st.lists(st.just({"units": 2}), min_size=9, max_size=10), junk
+        ),
+    ),
     "learning_rate": (st.floats(1e-4, 3.0), bad_float([0.0, -0.1, 100.5, 1e300])),
     "seed": (st.integers(0, 2**32 - 1), bad_int([-1, 2**32])),
     "data_seed": (st.integers(0, 2**32 - 1), bad_int([-1, 2**32])),
-    "features": (st.lists(st.sampled_from(list(FEATURES)), min_size=1, max_size=4, unique=True),
-                 st.one_of(st.just([]), st.just(["x1", "x1"]), st.lists(st.text(max_size=5), min_size=1, max_size=2),
-                           junk)),
+    "features": (
+        st.lists(st.sampled_from(list(FEATURES)), min_size=1, max_size=4, unique=True),
+        st.one_of(st.just([]), st.just(["x1", "x1"]), st.lists(st.text(max_size=5), min_size=1, max_size=2), junk),
+    ),
     "optimizer": (st.sampled_from(list(OPTIMIZERS)), bad_choice()),
     "regularization": (st.sampled_from(REGULARIZATIONS), bad_choice()),
     "regularization_rate": (st.floats(0.0, 10.0), bad_float([-1.0, 10.5])),
@@ -82,8 +94,10 @@ FIELDS = {
 }
 assert set(FIELDS) == set(ConfigFields.model_fields), "a config field has no generator"
 
-unknown_key = st.one_of(st.sampled_from(["hidden", "learningRate", "lr", "snapshot_id", "__proto__", "units"]),
-                        st.text(min_size=1, max_size=12)).filter(lambda k: k not in FIELDS and k != "snapshot")
+unknown_key = st.one_of(
+    st.sampled_from(["hidden", "learningRate", "lr", "snapshot_id", "__proto__", "units"]),
+    st.text(min_size=1, max_size=12),
+).filter(lambda k: k not in FIELDS and k != "snapshot")
 
 
 @st.composite
@@ -106,9 +120,18 @@ def field_is_named(field: str, config: dict) -> bool:
     return bool(field) and (head in config or field in LIMIT_FIELDS)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
 @given(config=configs())
 def test_config_is_accepted_and_trains_or_refused_naming_the_field(app_client, config):
     client = app_client
@@ -132,15 +155,18 @@ def test_config_is_accepted_and_trains_or_refused_naming_the_field(app_client, c
         assert field_is_named(body["field"], config), (raw, body)
 
 
-@pytest.mark.parametrize("raw, field", [
-    ('{"learning_rate": NaN}', "learning_rate"),
-    ('{"noise": Infinity}', "noise"),
-    ('{"regularization_rate": -Infinity}', "regularization_rate"),
-    ('{"seed": 100000000000000000000000000000}', "seed"),
-    ('{"hidden_layers": [{"units": 1e400}]}', "hidden_layers"),
-    ('{"n_points": 5001}', "n_points"),
-    ('{"hidden_layers": [{"units": 257}]}', "hidden_layers"),
-])
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ('{"learning_rate": NaN}', "learning_rate"),
+        ('{"noise": Infinity}', "noise"),
+        ('{"regularization_rate": -Infinity}', "regularization_rate"),
+        ('{"seed": 100000000000000000000000000000}', "seed"),
+        ('{"hidden_layers": [{"units": 1e400}]}', "hidden_layers"),
+        ('{"n_points": 5001}', "n_points"),
+        ('{"hidden_layers": [{"units": 257}]}', "hidden_layers"),
+    ],
+)
 def test_fixed_nasty_configs_name_their_field(app_client, raw, field):
     """Explicit regression cases for what the property above may or may not have drawn."""
     client = app_client

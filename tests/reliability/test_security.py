@@ -5,6 +5,7 @@ Most tests use one dedicated server (`secure`) started like a classroom server: 
 0.0.0.0, with ADMIN_TOKEN, EMBED_ORIGINS and small upload limits, its output captured in
 a log file we can search for secrets.
 """
+
 from __future__ import annotations
 
 import io
@@ -26,9 +27,17 @@ MAX_FPS, MAX_POINTS = 24, 1000
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("secure")
-    live = start_server(tmp, host="0.0.0.0", workers=1, admin_token=ADMIN, embed_origins=EMBED,
-                        max_upload_bytes=MAX_UPLOAD_BYTES, max_upload_rows=MAX_UPLOAD_ROWS,
-                        max_fps=MAX_FPS, max_points=MAX_POINTS)
+    live = start_server(
+        tmp,
+        host="0.0.0.0",
+        workers=1,
+        admin_token=ADMIN,
+        embed_origins=EMBED,
+        max_upload_bytes=MAX_UPLOAD_BYTES,
+        max_upload_rows=MAX_UPLOAD_ROWS,
+        max_fps=MAX_FPS,
+        max_points=MAX_POINTS,
+    )
     live.log = next(tmp.glob("server-*.log"))
     yield live
     live.stop()
@@ -100,11 +109,17 @@ def test_control_list_covers_every_mutating_session_route():
 
     # Every route of the app itself, so a new router cannot be left out of the list
     # (FastAPI keeps an included router's routes on the router it was given).
-    app_routes = [route for entry in create_app().app.routes
-                  for route in getattr(getattr(entry, "original_router", None), "routes", [entry])]
-    routes = {(sorted(set(r.methods) - {"GET", "HEAD"})[0], r.path)
-              for r in app_routes if hasattr(r, "methods")
-              if set(r.methods) - {"GET", "HEAD"} and "{sid}" in r.path}
+    app_routes = [
+        route
+        for entry in create_app().app.routes
+        for route in getattr(getattr(entry, "original_router", None), "routes", [entry])
+    ]
+    routes = {
+        (sorted(set(r.methods) - {"GET", "HEAD"})[0], r.path)
+        for r in app_routes
+        if hasattr(r, "methods")
+        if set(r.methods) - {"GET", "HEAD"} and "{sid}" in r.path
+    }
     assert routes == {(m, p) for m, p, _, _ in CONTROL}
 
 
@@ -124,12 +139,14 @@ def test_control_needs_the_sessions_own_token(client, victim, method, path, kind
     sid, token, other_token = victim
     url = path.format(sid=sid)
     before = client.get(f"/api/sessions/{sid}").json()
-    for headers, status, code in (({}, 401, "auth_missing"),
-                                  ({"Authorization": "Bearer"}, 401, "auth_missing"),
-                                  ({"Authorization": f"Basic {token}"}, 401, "auth_missing"),
-                                  (bearer("x" * 43), 403, "auth_wrong"),
-                                  (bearer(other_token), 403, "auth_wrong"),
-                                  (bearer(token[:-1]), 403, "auth_wrong")):
+    for headers, status, code in (
+        ({}, 401, "auth_missing"),
+        ({"Authorization": "Bearer"}, 401, "auth_missing"),
+        ({"Authorization": f"Basic {token}"}, 401, "auth_missing"),
+        (bearer("x" * 43), 403, "auth_wrong"),
+        (bearer(other_token), 403, "auth_wrong"),
+        (bearer(token[:-1]), 403, "auth_wrong"),
+    ):
         r = _send(client, method, url, kind, body, headers)
         assert r.status_code == status, (headers, r.status_code, r.text[:300])
         assert r.json()["field"] == "authorization" and r.json()["code"] == code, r.json()
@@ -205,8 +222,12 @@ def test_security_headers_on_every_kind_of_response(secure, sc):
         "405": (sc.put("/healthz"), 405),
         "401": (sc.post(f"/api/sessions/{sid}/play"), 401),
         "422": (sc.post("/api/sessions", json={"noise": 9}), 422),
-        "413": (sc.post("/api/sessions", content=b"{" + b" " * 2_100_000 + b"}",
-                        headers={"Content-Type": "application/json"}), 413),
+        "413": (
+            sc.post(
+                "/api/sessions", content=b"{" + b" " * 2_100_000 + b"}", headers={"Content-Type": "application/json"}
+            ),
+            413,
+        ),
         "admin 401": (sc.get("/api/snapshots"), 401),
         "410": (None, 410),
     }
@@ -278,7 +299,9 @@ def test_upload_limits_name_the_limit_or_the_line(secure, sc):
     r = sc.post(f"/api/sessions/{sid}/upload", files=csv_file(big), headers=auth)
     assert r.status_code == 422, r.text
     body = r.json()
-    assert body["code"] == "csv_too_large" and body["field"] == "file" and body["params"]["max"] == MAX_UPLOAD_BYTES, body
+    assert body["code"] == "csv_too_large" and body["field"] == "file" and body["params"]["max"] == MAX_UPLOAD_BYTES, (
+        body
+    )
     assert str(MAX_UPLOAD_BYTES) in body["message"], body
     # A file over the whole request limit is refused before it is read.
     r = sc.post(f"/api/sessions/{sid}/upload", files=csv_file("1,2,0\n" * 500_000), headers=auth)
@@ -297,22 +320,27 @@ def test_body_limit_is_413_naming_body(client):
 
 def test_body_limit_holds_for_chunked_bodies(client):
     big = json.dumps({"dataset": "circle", "padding": "x" * 3_000_000}).encode()
-    chunks = (big[i:i + 65536] for i in range(0, len(big), 65536))
+    chunks = (big[i : i + 65536] for i in range(0, len(big), 65536))
     r = client.post("/api/sessions", content=chunks, headers={"Content-Type": "application/json"})
     assert r.status_code == 413, r.text[:300]
     assert r.json()["field"] == "body"
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("POST", "/api/sessions", '{"seed": 1}'),
-    ("PATCH", "/api/sessions/{sid}", '{"learning_rate": 0.1}'),
-    ("POST", "/api/sessions/{sid}/params", '{"layer": 0, "j": 0, "value": 1}'),
-    ("PUT", "/api/sessions/{sid}/probe", '{"x": [0, 0]}'),
-    ("POST", "/api/sessions/{sid}/points", '{"x": [0, 0], "label": 1}'),
-    ("POST", "/api/sessions/{sid}/timeline/view", '{"epoch": 0}'),
-])
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml",
-                                          "multipart/form-data; boundary=zzz"])
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("POST", "/api/sessions", '{"seed": 1}'),
+        ("PATCH", "/api/sessions/{sid}", '{"learning_rate": 0.1}'),
+        ("POST", "/api/sessions/{sid}/params", '{"layer": 0, "j": 0, "value": 1}'),
+        ("PUT", "/api/sessions/{sid}/probe", '{"x": [0, 0]}'),
+        ("POST", "/api/sessions/{sid}/points", '{"x": [0, 0], "label": 1}'),
+        ("POST", "/api/sessions/{sid}/timeline/view", '{"epoch": 0}'),
+    ],
+)
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/xml", "multipart/form-data; boundary=zzz"],
+)
 def test_wrong_content_type_is_4xx_naming_the_body(client, make_session, method, path, body, content_type):
     sid, auth = make_session(seed=8)
     r = client.request(method, path.format(sid=sid), content=body, headers={**auth, "Content-Type": content_type})
@@ -337,14 +365,26 @@ def test_admin_token_guards_snapshot_management(secure, sc):
     document = sc.get(f"/api/snapshots/{snapshot_id}").content  # reading one by id needs no admin token
 
     def attempts():
-        yield "save", lambda h: sc.post(f"/api/sessions/{sid}/snapshots", json={"name": "s"}, headers={**auth, **h}), 201
+        yield (
+            "save",
+            lambda h: sc.post(f"/api/sessions/{sid}/snapshots", json={"name": "s"}, headers={**auth, **h}),
+            201,
+        )
         yield "list", lambda h: sc.get("/api/snapshots", headers=h), 200
         yield "rename", lambda h: sc.patch(f"/api/snapshots/{snapshot_id}", json={"name": "r"}, headers=h), 200
-        yield "import", lambda h: sc.post("/api/snapshots/import", headers=h,
-                                          files={"file": ("s.json", io.BytesIO(document), "application/json")}), 201
+        yield (
+            "import",
+            lambda h: sc.post(
+                "/api/snapshots/import", headers=h, files={"file": ("s.json", io.BytesIO(document), "application/json")}
+            ),
+            201,
+        )
         yield "ui list", lambda h: sc.get("/ui/snapshots", headers=h), 200
-        yield "ui save", lambda h: sc.post(f"/ui/sessions/{sid}/snapshots", data={"name": "u"},
-                                           headers={**auth, **h}), 200
+        yield (
+            "ui save",
+            lambda h: sc.post(f"/ui/sessions/{sid}/snapshots", data={"name": "u"}, headers={**auth, **h}),
+            200,
+        )
         yield "stats", lambda h: sc.get("/api/stats", headers=h), 200
 
     for name, call, ok in attempts():
@@ -393,8 +433,7 @@ def test_adding_a_point_at_max_points_is_refused_and_changes_nothing(sc):
     assert r.status_code == 422, r.text[:300]
     body = r.json()
     assert body["field"] == "n_points" and body["code"] == "limit_points" and body["params"]["max"] == MAX_POINTS
-    r = sc.post(f"/ui/sessions/{sid}/points", data={"op": "add", "x1": "0.5", "x2": "0.5", "label": "1"},
-                headers=auth)
+    r = sc.post(f"/ui/sessions/{sid}/points", data={"op": "add", "x1": "0.5", "x2": "0.5", "label": "1"}, headers=auth)
     assert r.status_code == 422, r.text[:300]
     assert sc.get(f"/api/sessions/{sid}/data").json() == before
     # Removing one makes room again.
@@ -404,9 +443,16 @@ def test_adding_a_point_at_max_points_is_refused_and_changes_nothing(sc):
     sc.delete(f"/api/sessions/{sid}", headers=auth)
 
 
-@pytest.mark.parametrize("params, field", [({"offset": -1}, "offset"), ({"offset": 2**63}, "offset"),
-                                           ({"offset": 10**30}, "offset"), ({"limit": 0}, "limit"),
-                                           ({"limit": 501}, "limit")])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"offset": -1}, "offset"),
+        ({"offset": 2**63}, "offset"),
+        ({"offset": 10**30}, "offset"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 501}, "limit"),
+    ],
+)
 def test_snapshot_list_paging_out_of_range_is_422_naming_the_field(sc, params, field):
     r = sc.get("/api/snapshots", params=params, headers={"X-Admin-Token": ADMIN})
     assert r.status_code == 422, r.text[:300]

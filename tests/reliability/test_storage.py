@@ -5,6 +5,7 @@
 * A corrupt or foreign DB file: the server refuses to start, says which file, exits
   non-zero, and leaves the file exactly as it was.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -114,7 +115,7 @@ def _damaged(path: Path) -> None:
     data = bytearray(path.read_bytes())
     page = int.from_bytes(data[16:18], "big") or 65536
     assert len(data) >= 3 * page
-    data[page:page + 200] = b"\xff" * 200  # the snapshots table's root page
+    data[page : page + 200] = b"\xff" * 200  # the snapshots table's root page
     path.write_bytes(bytes(data))
 
 
@@ -130,10 +131,17 @@ def refused(tmp_path_factory) -> dict:
         db = folder / "snapshots.sqlite3"
         make(db)
         before = (hashlib.sha256(db.read_bytes()).hexdigest(), db.stat().st_mtime_ns, db.stat().st_size)
-        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(free_port()), "WORKERS": "1", "DB_PATH": str(db),
-               "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        env = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(free_port()),
+            "WORKERS": "1",
+            "DB_PATH": str(db),
+            "PYTHONUNBUFFERED": "1",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app"], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         runs[name] = (db, before, set(folder.iterdir()), proc)
     results = {}
     for name, (db, before, siblings, proc) in runs.items():
@@ -142,8 +150,14 @@ def refused(tmp_path_factory) -> dict:
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
-        results[name] = {"db": db, "before": before, "siblings": siblings, "code": proc.returncode,
-                         "stdout": out, "stderr": err}
+        results[name] = {
+            "db": db,
+            "before": before,
+            "siblings": siblings,
+            "code": proc.returncode,
+            "stdout": out,
+            "stderr": err,
+        }
     return results
 
 

@@ -3,6 +3,7 @@
 Every server here is dedicated (tests/support/live.py start_server) so /api/stats counts only
 what the test itself did. Time bounds are generous "does not hang" limits, never speed.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,8 +69,9 @@ def _cycle(url: str, kind: int, local: threading.local, made: list) -> str:
         events = []
         for event in parse_sse(r.iter_lines()):
             events.append(event.get("event"))
-            assert time.monotonic() < deadline, f"max_frames=1 stream still open after 15 s on {url[-50:]}: " \
-                                                f"{events[:5]}…{events[-5:]}"
+            assert time.monotonic() < deadline, (
+                f"max_frames=1 stream still open after 15 s on {url[-50:]}: {events[:5]}…{events[-5:]}"
+            )
         assert events.count("frame") == 1, events
         return "max-frames-1"
 
@@ -83,8 +85,11 @@ def _settled(c: httpx.Client, base: dict, timeout: float, watchers: int, grace: 
     deadline, grace_until = time.monotonic() + timeout, None
     while True:
         now = c.get("/api/stats").json()
-        calm = (now["tasks"] <= base["tasks"] + 2 and now["threads"] <= base["threads"] + THREAD_SLACK
-                and now["pending_calls"] == 0)
+        calm = (
+            now["tasks"] <= base["tasks"] + 2
+            and now["threads"] <= base["threads"] + THREAD_SLACK
+            and now["pending_calls"] == 0
+        )
         if calm and grace_until is None:
             grace_until = time.monotonic() + grace
         if (calm and now["watchers"] == watchers) or time.monotonic() > min(deadline, grace_until or deadline):
@@ -121,8 +126,9 @@ def churn(tmp_path_factory) -> dict:
                 local, made = threading.local(), []
                 pool = ThreadPoolExecutor(CONCURRENCY)
                 try:
-                    futures = [pool.submit(_cycle, urls[i % 2], (i // 2) % 3, local, made)
-                               for i in range(offset, offset + n)]
+                    futures = [
+                        pool.submit(_cycle, urls[i % 2], (i // 2) % 3, local, made) for i in range(offset, offset + n)
+                    ]
                     for f in futures:
                         kind = f.result(timeout=40)
                         done[kind] = done.get(kind, 0) + 1
@@ -138,10 +144,14 @@ def churn(tmp_path_factory) -> dict:
             done = run(CYCLES, offset=30)
             elapsed = time.monotonic() - start
             after = _settled(c, base, 15, watchers=2)
-            per_session = {name: c.get(f"/api/sessions/{sid}").json()["watchers"]
-                           for name, sid in (("running", running), ("paused", paused))}
-            print(f"{CYCLES} cycles in {elapsed:.1f} s: {done}\nbefore {base}\nafter  {after}\n"
-                  f"watchers per session after (1 long-lived each): {per_session}")
+            per_session = {
+                name: c.get(f"/api/sessions/{sid}").json()["watchers"]
+                for name, sid in (("running", running), ("paused", paused))
+            }
+            print(
+                f"{CYCLES} cycles in {elapsed:.1f} s: {done}\nbefore {base}\nafter  {after}\n"
+                f"watchers per session after (1 long-lived each): {per_session}"
+            )
             # (c) The same server then gets Ctrl-C with these two viewers and four fresh ones open.
             for url, fps in ((urls[0], 2), (urls[0], 30), (urls[1], 5), (urls[1], 30)):
                 keep.append(SseReader(url, {"fps": fps}))
@@ -155,8 +165,14 @@ def churn(tmp_path_factory) -> dict:
             code = None
         took = time.monotonic() - start
         print(f"after SIGINT: exit status {code} after {took:.2f} s")
-        return {"base": base, "after": after, "elapsed": elapsed, "done": done, "per_session": per_session,
-                "shutdown": {"endings": endings, "code": code, "took": took, "log": log.read_text()}}
+        return {
+            "base": base,
+            "after": after,
+            "elapsed": elapsed,
+            "done": done,
+            "per_session": per_session,
+            "shutdown": {"endings": endings, "code": code, "took": took, "log": log.read_text()},
+        }
     finally:
         for reader in keep:
             reader.close()
@@ -195,7 +211,9 @@ def test_delete_closes_every_open_stream_with_reason(server, client, make_sessio
             rest = _rest(reader, 5)
             assert rest and rest[-1] is END, f"stream did not end after delete: {rest[-3:]}"
             closed = [e for e in rest if e is not END and e.get("event") == "closed"]
-            assert len(closed) == 1 and strict_json(closed[0]["data"]) == {"reason": "deleted", "successor": None}, rest[-3:]
+            assert len(closed) == 1 and strict_json(closed[0]["data"]) == {"reason": "deleted", "successor": None}, (
+                rest[-3:]
+            )
             assert rest[-2] is closed[0], "closed must be the last event"
         # A stream on another session is untouched.
         assert not bystander.ended.is_set()
@@ -213,7 +231,9 @@ def test_sigint_closes_streams_with_shutdown_and_exits_within_5s(churn):
     for rest in shutdown["endings"]:
         assert rest and rest[-1] is END, f"stream not ended by shutdown: {rest[-3:]}"
         closed = [e for e in rest if e is not END and e.get("event") == "closed"]
-        assert len(closed) == 1 and strict_json(closed[0]["data"]) == {"reason": "shutdown", "successor": None}, rest[-3:]
+        assert len(closed) == 1 and strict_json(closed[0]["data"]) == {"reason": "shutdown", "successor": None}, rest[
+            -3:
+        ]
         assert rest[-2] is closed[0], "closed must be the last event"
     assert shutdown["code"] is not None, f"still running 5 s after Ctrl-C:\n{shutdown['log'][-2000:]}"
     assert "Finished server process" in shutdown["log"]
@@ -230,8 +250,9 @@ def test_sigint_exit_is_clean(churn):
 # --- (d) (e) (f) limits and TTL on one small server -----------------------------------------------
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    live = start_server(tmp_path_factory.mktemp("small"), workers=1, max_sessions=3, max_watchers=2,
-                        session_ttl_seconds=3)
+    live = start_server(
+        tmp_path_factory.mktemp("small"), workers=1, max_sessions=3, max_watchers=2, session_ttl_seconds=3
+    )
     yield live
     live.stop()
 
@@ -300,7 +321,7 @@ def test_max_watchers_holds_under_concurrent_connects(small):
             for _ in range(4):
                 barrier = threading.Barrier(8)
 
-                def connect() -> str:
+                def connect(barrier: threading.Barrier = barrier) -> str:
                     with httpx.Client(timeout=10) as cc:
                         barrier.wait(5)
                         try:
@@ -331,8 +352,12 @@ def test_late_client_after_ttl_gets_410_session_gone(small):
         deadline = time.monotonic() + 20
         while c.get("/api/stats").json()["sessions"] and time.monotonic() < deadline:
             time.sleep(0.25)
-        for r in (c.get(f"/api/sessions/{sid}"), c.get(f"/api/sessions/{sid}/events"),
-                  c.post(f"/api/sessions/{sid}/play", headers=auth), c.get(f"/s/{sid}")):
+        for r in (
+            c.get(f"/api/sessions/{sid}"),
+            c.get(f"/api/sessions/{sid}/events"),
+            c.post(f"/api/sessions/{sid}/play", headers=auth),
+            c.get(f"/s/{sid}"),
+        ):
             assert r.status_code == 410, (r.request.url, r.status_code, r.text[:200])
         body = c.get(f"/api/sessions/{sid}").json()
         assert body["code"] == "session_gone" and body["params"]["reason"] == "expired", body

@@ -4,6 +4,7 @@
 wait for the next event with a timeout (and see that nothing arrives) without tearing the
 connection down; closing it shuts the socket, which is what a browser tab going away looks like.
 """
+
 from __future__ import annotations
 
 import json
@@ -144,8 +145,9 @@ def test_slow_reader_gets_newest_frame_not_a_backlog(server, client, make_sessio
     can: the epochs must jump after at most a buffer's worth of frames. A server that
     queued every frame would deliver them all, one epoch apart.
     """
-    sid, auth = make_session(dataset="digits", n_points=40, batch_size=100,
-                             hidden_layers=[{"units": 64, "activation": "tanh"}] * 8)
+    sid, auth = make_session(
+        dataset="digits", n_points=40, batch_size=100, hidden_layers=[{"units": 64, "activation": "tanh"}] * 8
+    )
     client.post(f"/api/sessions/{sid}/play", headers=auth)
     rcvbuf = 256 * 1024
     transport = httpx.HTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)])
@@ -189,13 +191,14 @@ def test_structure_change_while_streaming(server, client, make_session):
         before = reader.next_frame(5.0)
         assert before is not None
         check_frame(before, [4, 2])
-        r = client.patch(f"/api/sessions/{sid}", json={"hidden_layers": [{"units": 5}, {"units": 3}, {"units": 2}]},
-                         headers=auth)
+        r = client.patch(
+            f"/api/sessions/{sid}", json={"hidden_layers": [{"units": 5}, {"units": 3}, {"units": 2}]}, headers=auth
+        )
         assert r.status_code == 200
         after = reader.next_frame(5.0)
         assert after is not None
     check_frame(after, [5, 3, 2])
-    assert after["structure"] > before["structure"]
+    assert after["shape_version"] > before["shape_version"]
     assert [len(layer["weights"]) for layer in after["layers"][1:]] == [2, 5, 3, 2]
 
 
@@ -243,8 +246,11 @@ def test_handover_sends_viewers_to_the_new_session(server, client, make_session)
     assert page.status_code == 307 and page.headers["location"] == f"/s/{new}?lang=ja"
     assert client.get(f"/api/sessions/{new}").json()["config"]["dataset"] == "xor"  # untouched
     third, third_auth = make_session(seed=3)
-    r = client.post(f"/api/sessions/{new}/handover", headers=new_auth,
-                    json={"to": third, "to_token": third_auth["Authorization"].split()[1]})
+    r = client.post(
+        f"/api/sessions/{new}/handover",
+        headers=new_auth,
+        json={"to": third, "to_token": third_auth["Authorization"].split()[1]},
+    )
     assert r.status_code == 200, r.text
     assert client.get(f"/s/{old}", follow_redirects=False).headers["location"] == f"/s/{third}"
     client.delete(f"/api/sessions/{third}", headers=third_auth)

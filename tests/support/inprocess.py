@@ -8,6 +8,7 @@ read this way only when the server ends it (max_frames); live streams need LiveS
 
 This is the only module of tests/support that imports app.*.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from app.settings import Settings  # the one place tests import Settings (and create_app, below)
 from app.main import create_app
+from app.settings import Settings  # the one place tests import Settings (and create_app, below)
 
 BASE_URL = "http://testserver"
 REQUEST_TIMEOUT = 60.0  # ASGITransport has no timeouts of its own; a stuck request fails the test instead of hanging
@@ -54,7 +55,7 @@ class InProcessApp:
             future.cancel()
             raise
 
-    def start(self) -> "InProcessApp":
+    def start(self) -> InProcessApp:
         self._thread.start()
         self.run(self._enter())
         self.client = SyncClient(self)
@@ -88,7 +89,7 @@ class InProcessApp:
         """The app's session store (app.store.SessionStore), once started."""
         return self.asgi.app.state.store
 
-    def __enter__(self) -> "InProcessApp":
+    def __enter__(self) -> InProcessApp:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -129,5 +130,7 @@ class SyncClient:
         return self.request("DELETE", url, **kwargs)
 
     def stream(self, *args, **kwargs):
-        raise TypeError("the in-process client cannot stream (ASGITransport buffers the whole body); "
-                        "use the live server's client (fixture live_client) for streams")
+        raise TypeError(
+            "the in-process client cannot stream (ASGITransport buffers the whole body); "
+            "use the live server's client (fixture live_client) for streams"
+        )

@@ -4,6 +4,7 @@ processes) on a free loopback port, with its own DB_PATH, stopped with SIGINT.
 Tests keep the log and database in a pytest tmp_path (start_server); benchmarks let
 LiveServer make a temporary directory and remove it with cleanup().
 """
+
 from __future__ import annotations
 
 import os
@@ -44,17 +45,28 @@ class LiveServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
-        self.env = {**os.environ, "HOST": LOOPBACK, "PORT": str(self.port),
-                    "DB_PATH": str(self.directory / "snapshots.sqlite3"), "PYTHONUNBUFFERED": "1",
-                    **{k.upper(): str(v) for k, v in env_overrides.items() if v is not None}}
+        self.env = {
+            **os.environ,
+            "HOST": LOOPBACK,
+            "PORT": str(self.port),
+            "DB_PATH": str(self.directory / "snapshots.sqlite3"),
+            "PYTHONUNBUFFERED": "1",
+            **{k.upper(): str(v) for k, v in env_overrides.items() if v is not None},
+        }
         self.log_path = self.directory / f"server-{self.port}.log"  # several servers may share a directory
         self.proc: subprocess.Popen | None = None
         self.stop_seconds: float | None = None
 
-    def start(self, timeout: float = 30.0) -> "LiveServer":
+    def start(self, timeout: float = 30.0) -> LiveServer:
         with open(self.log_path, "w") as log:  # the child keeps its own copy of the file
-            self.proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             self._wait_ready(time.monotonic() + timeout)
         except BaseException:
@@ -99,7 +111,7 @@ class LiveServer:
             self.stop_seconds = time.monotonic() - start
         return self.stop_seconds or 0.0
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc) -> None:
@@ -124,7 +136,7 @@ class LiveServer:
                 continue
             try:
                 stat = (d / "stat").read_text()
-                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+                ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
                 if ppid != self.proc.pid:
                     continue
                 cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")

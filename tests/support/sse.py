@@ -5,6 +5,7 @@ One decoder serves three readers: parse_sse (sync lines), aparse_sse (async line
 SseReader (a stream read by a background thread, for tests that wait for the next event
 with a timeout and for benchmarks that time each frame's arrival).
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,10 @@ async def aparse_sse(lines):
 
 def strict_json(text: str):
     """json.loads that refuses NaN and Infinity, as a browser's JSON.parse does."""
+
     def refuse(const):
         raise ValueError(f"non-standard JSON constant {const}")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -154,8 +157,11 @@ class SseReader:
     def frames(self, since: float = float("-inf"), until: float = float("inf")) -> list[tuple[float, dict, int]]:
         """(arrival, frame JSON, bytes of its data) of every frame that arrived in [since, until)."""
         with self._cond:
-            picked = [(i, t, len(e["data"])) for i, (t, e) in enumerate(self.received)
-                      if e.get("event") == "frame" and since <= t < until]
+            picked = [
+                (i, t, len(e["data"]))
+                for i, (t, e) in enumerate(self.received)
+                if e.get("event") == "frame" and since <= t < until
+            ]
         return [(t, self._frame(i), n) for i, t, n in picked]
 
     def wait_frame(self, pred, since: float, timeout: float) -> tuple[float, dict] | None:
@@ -177,8 +183,9 @@ class SseReader:
 
     def latest_frame(self) -> dict | None:
         with self._cond:
-            last = next((i for i in range(len(self.received) - 1, -1, -1)
-                         if self.received[i][1].get("event") == "frame"), None)
+            last = next(
+                (i for i in range(len(self.received) - 1, -1, -1) if self.received[i][1].get("event") == "frame"), None
+            )
         return None if last is None else self._frame(last)
 
     # --- end ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """Polling: the one wait helper of the tests and the benchmarks."""
+
 from __future__ import annotations
 
 import time

@@ -3,6 +3,7 @@
 LAYERS is the architecture in one table (README → Architecture): a module may import
 modules of its own layer or of layers above it in this list, never below.
 """
+
 from __future__ import annotations
 
 import ast
@@ -28,12 +29,33 @@ LAYERS = [
     ["app.control"],
     # the web layer
     ["app.routes", "app.routes.deps", "app.routes.errors", "app.routes.render"],
-    ["app.middleware", "app.routes.api", "app.routes.ui", "app.routes.pages", "app.routes.classroom",
-     "app.routes.snapshots", "app.routes.events", "app.routes.meta"],
+    [
+        "app.middleware",
+        "app.routes.api",
+        "app.routes.ui",
+        "app.routes.pages",
+        "app.routes.classroom",
+        "app.routes.snapshots",
+        "app.routes.events",
+        "app.routes.meta",
+    ],
     ["app.main", "app.server", "app.__main__"],
 ]
-CORE = ["app.nn", "app.data", "app.schema", "app.training", "app.frames", "app.timeline", "app.worker",
-        "app.protocol", "app.structure", "app.snapshot_format", "app.state", "app.errors", "app.settings"]
+CORE = [
+    "app.nn",
+    "app.data",
+    "app.schema",
+    "app.training",
+    "app.frames",
+    "app.timeline",
+    "app.worker",
+    "app.protocol",
+    "app.structure",
+    "app.snapshot_format",
+    "app.state",
+    "app.errors",
+    "app.settings",
+]
 MAX_FUNCTION_LINES = 60
 
 
@@ -44,8 +66,9 @@ def module_name(path: Path) -> str:
 
 def layer_of(module: str) -> int:
     """The layer of a module: its own entry, or its nearest package's (app.nn.mlp is in app.nn)."""
-    matches = [(len(n), i) for i, names in enumerate(LAYERS) for n in names
-               if module == n or module.startswith(n + ".")]
+    matches = [
+        (len(n), i) for i, names in enumerate(LAYERS) for n in names if module == n or module.startswith(n + ".")
+    ]
     assert matches, f"{module} is in no layer of LAYERS: add it where it belongs"
     return max(matches)[1]
 
@@ -59,8 +82,11 @@ def imports_of(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("app"):
             found.add(node.module)
             # `from app import protocol` imports the module app.protocol
-            found |= {f"{node.module}.{a.name}" for a in node.names
-                      if (APP.parent / f"{node.module}.{a.name}".replace(".", "/")).with_suffix(".py").exists()}
+            found |= {
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if (APP.parent / f"{node.module}.{a.name}".replace(".", "/")).with_suffix(".py").exists()
+            }
     return found
 
 
@@ -69,8 +95,7 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_every_import_points_to_the_same_or_a_lower_layer():
-    upward = [(m, i) for m, deps in graph().items() for i in deps
-              if i != "app" and layer_of(i) > layer_of(m)]
+    upward = [(m, i) for m, deps in graph().items() for i in deps if i != "app" and layer_of(i) > layer_of(m)]
     assert upward == []
 
 
@@ -96,9 +121,11 @@ def test_the_import_graph_has_no_loops():
 
 
 def test_the_core_imports_no_web_framework():
-    code = ("import sys, importlib\n"
-            f"for m in {CORE!r}: importlib.import_module(m)\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette', 'uvicorn', 'httpx'}))")
+    code = (
+        "import sys, importlib\n"
+        f"for m in {CORE!r}: importlib.import_module(m)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette', 'uvicorn', 'httpx'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -31,9 +31,9 @@ def nearest_neighbour(train: Dataset, X: np.ndarray) -> np.ndarray:
 
 # --- the catalogue and generation -------------------------------------------------
 
+
 def test_catalogue_order_and_defaults():
-    assert list(DATASETS) == ["circle", "xor", "gauss", "spiral", "moons",
-                              "reg-plane", "reg-gauss", "digits"]
+    assert list(DATASETS) == ["circle", "xor", "gauss", "spiral", "moons", "reg-plane", "reg-gauss", "digits"]
     for name, spec in DATASETS.items():
         assert spec.name == name
         if spec.problem == "regression":
@@ -91,25 +91,39 @@ def test_n_points_and_defaults():
     assert make("reg-gauss", 0).classes == 0
 
 
-@pytest.mark.parametrize("name,bad", [
-    ("circle", 3), ("xor", 1), ("moons", 5), ("gauss", 1), ("gauss", 6),
-    ("spiral", 0), ("spiral", 6), ("digits", 2), ("digits", 9), ("reg-plane", 2),
-])
+@pytest.mark.parametrize(
+    "name,bad",
+    [
+        ("circle", 3),
+        ("xor", 1),
+        ("moons", 5),
+        ("gauss", 1),
+        ("gauss", 6),
+        ("spiral", 0),
+        ("spiral", 6),
+        ("digits", 2),
+        ("digits", 9),
+        ("reg-plane", 2),
+    ],
+)
 def test_unsupported_classes_raise(name, bad):
     with pytest.raises(ValueError, match="class"):
         make(name, bad)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"name": "blobs"}, "unknown dataset"),
-    ({"n": 3}, "n_points"),
-    ({"name": "gauss", "k": 5, "n": 4}, "n_points"),
-    ({"name": "digits", "n": 1798}, "1797"),
-    ({"noise": -0.1}, "noise"),
-    ({"noise": 0.51}, "noise"),
-    ({"noise": float("nan")}, "noise"),
-    ({"seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"name": "blobs"}, "unknown dataset"),
+        ({"n": 3}, "n_points"),
+        ({"name": "gauss", "k": 5, "n": 4}, "n_points"),
+        ({"name": "digits", "n": 1798}, "1797"),
+        ({"noise": -0.1}, "noise"),
+        ({"noise": 0.51}, "noise"),
+        ({"noise": float("nan")}, "noise"),
+        ({"seed": -1}, "seed"),
+    ],
+)
 def test_bad_arguments_raise(kwargs, match):
     args = {"name": "circle", **kwargs}
     with pytest.raises(ValueError, match=match):
@@ -117,6 +131,7 @@ def test_bad_arguments_raise(kwargs, match):
 
 
 # --- learnability without a network ---------------------------------------------
+
 
 @pytest.mark.parametrize("name", PLANE_SETS)
 def test_clean_plane_sets_are_learnable_by_1nn(name):
@@ -135,6 +150,7 @@ def test_digits_are_learnable_by_1nn():
 
 
 # --- split ------------------------------------------------------------------------
+
 
 def rows(ds):
     return {tuple(row) for row in ds.X}
@@ -165,6 +181,7 @@ def test_split_depends_on_seed_and_rejects_bad_fractions():
 
 # --- digits -----------------------------------------------------------------------
 
+
 def test_digits_file_is_the_known_copy():
     images, labels = load_digits()
     assert images.shape == (1797, 64) and images.dtype == np.uint8 and labels.dtype == np.uint8
@@ -173,9 +190,11 @@ def test_digits_file_is_the_known_copy():
     assert np.bincount(labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
     # The conversion recorded in DIGITS.md produced exactly these bytes.
     assert hashlib.sha256(images.tobytes()).hexdigest() == (
-        "8f26b2bd9d135c256808f68f14fdabddde6d9c7f869ae419704b051f0f14b3b3")
+        "8f26b2bd9d135c256808f68f14fdabddde6d9c7f869ae419704b051f0f14b3b3"
+    )
     assert hashlib.sha256(labels.tobytes()).hexdigest() == (
-        "8ba4f891220f5e4c9c819638d1602d74b83618f167043c6da52a2a247841ddf0")
+        "8ba4f891220f5e4c9c819638d1602d74b83618f167043c6da52a2a247841ddf0"
+    )
     assert load_digits() is load_digits()  # cached: one load per process
 
 
@@ -202,17 +221,20 @@ def parse(text, **kwargs):
     return parse_csv(raw, **{**LIMITS, **kwargs})
 
 
-@pytest.mark.parametrize("text", [
-    "x1,x2,label\n" + SQUARE.format(a=0, b=1),
-    SQUARE.format(a=0, b=1),
-    ("X1,X2,Class\n" + SQUARE.format(a=0, b=1)).replace("\n", "\r\n"),
-    "\ufeff" + SQUARE.format(a=0, b=1),
-    "\n\n" + SQUARE.format(a=0, b=1).replace("\n", "\n\n"),
-    SQUARE.format(a="cat", b="dog"),
-    SQUARE.format(a=" 3 ", b="7.0"),
-    SQUARE.format(a=0, b=1).replace(",", ";"),
-    SQUARE.format(a=0, b=1).replace(",", "\t"),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x1,x2,label\n" + SQUARE.format(a=0, b=1),
+        SQUARE.format(a=0, b=1),
+        ("X1,X2,Class\n" + SQUARE.format(a=0, b=1)).replace("\n", "\r\n"),
+        "\ufeff" + SQUARE.format(a=0, b=1),
+        "\n\n" + SQUARE.format(a=0, b=1).replace("\n", "\n\n"),
+        SQUARE.format(a="cat", b="dog"),
+        SQUARE.format(a=" 3 ", b="7.0"),
+        SQUARE.format(a=0, b=1).replace(",", ";"),
+        SQUARE.format(a=0, b=1).replace(",", "\t"),
+    ],
+)
 def test_good_classification_files(text):
     ds = parse(text)
     assert ds.problem == "classification" and ds.classes == 2 and ds.dims == 2
@@ -275,8 +297,7 @@ BAD_FILES = [
 ]
 
 
-@pytest.mark.parametrize("text,line,words,limits", BAD_FILES,
-                         ids=[f"bad{i}" for i in range(len(BAD_FILES))])
+@pytest.mark.parametrize("text,line,words,limits", BAD_FILES, ids=[f"bad{i}" for i in range(len(BAD_FILES))])
 def test_bad_files_name_the_line_and_problem(text, line, words, limits):
     with pytest.raises(CsvError) as caught:
         parse(text, **limits)
@@ -286,6 +307,8 @@ def test_bad_files_name_the_line_and_problem(text, line, words, limits):
         assert word in err.message
     # The page says it in the reader's language: each catalog's text has all its values.
     for lang in ("en", "ja"):
-        template = json.loads((ROOT / "app" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))[f"error.csv_{err.code}"]
+        template = json.loads((ROOT / "app" / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))[
+            f"error.csv_{err.code}"
+        ]
         assert set(re.findall(r"\{(\w+)\}", template)) <= set(err.params), (lang, template, err.params)
     assert str(err) == (err.message if line is None else f"line {line}: {err.message}")

@@ -6,13 +6,14 @@ Each fast path is checked against the plain path it replaces (loss_and_grads, th
 array-by-array optimizer loop, layer_outputs in float64), which test_nn.py checks
 against finite differences and closed forms.
 """
+
 from __future__ import annotations
 
+import base64
 import copy
 import pickle
 import types
 import zlib
-import base64
 
 import numpy as np
 import pytest
@@ -46,6 +47,7 @@ def with_ones(x):
 
 # ============================================================================ flat storage
 
+
 def test_params_are_views_into_theta():
     m = make_mlp([3, 5, 4, 2], ["tanh", "relu"])
     assert m.theta.shape == (sum((a + 1) * b for a, b in zip(m.sizes[:-1], m.sizes[1:])),)
@@ -56,9 +58,9 @@ def test_params_are_views_into_theta():
     # Layout: layer blocks [W; b] one after the other.
     o = 0
     for W, b in zip(m.W, m.b):
-        np.testing.assert_array_equal(m.theta[o:o + W.size], W.ravel())
+        np.testing.assert_array_equal(m.theta[o : o + W.size], W.ravel())
         o += W.size
-        np.testing.assert_array_equal(m.theta[o:o + b.size], b)
+        np.testing.assert_array_equal(m.theta[o : o + b.size], b)
         o += b.size
     assert o == m.theta.size
     # The weight mask marks exactly the weights.
@@ -118,8 +120,9 @@ FAST_SHAPES = [
 ] + [([3, 4, 3, 3], [name, name], "classification") for name in ACTIVATIONS]
 
 
-@pytest.mark.parametrize("sizes,hidden,problem", FAST_SHAPES,
-                         ids=[f"{s}-{'/'.join(h) or 'none'}-{p[:3]}" for s, h, p in FAST_SHAPES])
+@pytest.mark.parametrize(
+    "sizes,hidden,problem", FAST_SHAPES, ids=[f"{s}-{'/'.join(h) or 'none'}-{p[:3]}" for s, h, p in FAST_SHAPES]
+)
 def test_fill_grads_matches_loss_and_grads(sizes, hidden, problem):
     m = make_mlp(sizes, hidden, problem, seed=2)
     x, y = make_xy(sizes, problem, 13, seed=3)
@@ -156,6 +159,7 @@ def test_epoch_targets():
 
 
 # ============================================================================ optimizers
+
 
 @pytest.mark.parametrize("kind", ["sgd", "momentum", "adam"])
 def test_flat_optimizer_step_equals_array_by_array_step(kind):
@@ -209,8 +213,11 @@ def test_optimizer_after_resized_and_copy():
         np.testing.assert_array_equal(p, q)
 
 
-@pytest.mark.parametrize("clone", [lambda m: m.copy(), copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))],
-                         ids=["copy", "deepcopy", "pickle"])
+@pytest.mark.parametrize(
+    "clone",
+    [lambda m: m.copy(), copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))],
+    ids=["copy", "deepcopy", "pickle"],
+)
 def test_model_copies_keep_their_views_tied_to_their_own_theta(clone):
     m = make_mlp([2, 3, 2], ["relu"], seed=9)
     c = clone(m)
@@ -225,6 +232,7 @@ def test_model_copies_keep_their_views_tied_to_their_own_theta(clone):
 
 
 # ============================================================================ regularization
+
 
 @pytest.mark.parametrize("kind", ["l1", "l2"])
 def test_flat_penalty_grads_equal_per_array_ones(kind):
@@ -246,6 +254,7 @@ def test_flat_penalty_grads_equal_per_array_ones(kind):
 
 # ============================================================================ heatmap grid pass
 
+
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-6), (np.float64, 1e-15)])
 def test_tanh_of_twice_matches_tanh(dtype, tol):
     z = np.concatenate([np.linspace(-50, 50, 20001), [0.0, 1e-30, -1e-30, 1e4, -1e4, np.inf, -np.inf]]).astype(dtype)
@@ -256,12 +265,15 @@ def test_tanh_of_twice_matches_tanh(dtype, tol):
     assert (np.abs(got) <= 1).all()
 
 
-@pytest.mark.parametrize("sizes,hidden,problem", [
-    ([2] + [8] * 6 + [2], ["tanh"] * 6, "classification"),
-    ([3, 16, 8, 3], ["relu", "sigmoid"], "classification"),
-    ([2, 6, 6, 1], ["gelu", "swish"], "regression"),
-    ([2, 2], [], "classification"),
-])
+@pytest.mark.parametrize(
+    "sizes,hidden,problem",
+    [
+        ([2] + [8] * 6 + [2], ["tanh"] * 6, "classification"),
+        ([3, 16, 8, 3], ["relu", "sigmoid"], "classification"),
+        ([2, 6, 6, 1], ["gelu", "swish"], "regression"),
+        ([2, 2], [], "classification"),
+    ],
+)
 def test_float32_grid_pass_matches_float64(sizes, hidden, problem):
     m = make_mlp(sizes, hidden, problem, seed=11)
     x = np.random.default_rng(12).uniform(-6, 6, (500, sizes[0]))
@@ -279,6 +291,7 @@ def test_float32_grid_pass_matches_float64(sizes, hidden, problem):
 
 
 # ============================================================================ heatmap blob
+
 
 def undo_med(res: np.ndarray) -> np.ndarray:
     """The page's decoder (static/js/heatmap.js undoMedian), in plain Python."""
@@ -312,11 +325,14 @@ def fake_session(m: MLP, problem: str) -> types.SimpleNamespace:
     return types.SimpleNamespace(model=m, cfg=types.SimpleNamespace(problem=problem, features=["x1", "x2"]))
 
 
-@pytest.mark.parametrize("sizes,hidden,problem,names", [
-    ([2, 8, 8, 2], ["tanh", "tanh"], "classification", ["p1"]),
-    ([2, 5, 3], ["relu"], "classification", ["top", "conf"]),
-    ([2, 5, 1], ["tanh"], "regression", ["value"]),
-])
+@pytest.mark.parametrize(
+    "sizes,hidden,problem,names",
+    [
+        ([2, 8, 8, 2], ["tanh", "tanh"], "classification", ["p1"]),
+        ([2, 5, 3], ["relu"], "classification", ["top", "conf"]),
+        ([2, 5, 1], ["tanh"], "regression", ["value"]),
+    ],
+)
 def test_heatmap_blob_decodes_to_the_network_outputs(sizes, hidden, problem, names):
     m = make_mlp(sizes, hidden, problem, seed=14)
     fb = FrameBuilder(grid=40, thumb_stride=5)
@@ -327,8 +343,8 @@ def test_heatmap_blob_decodes_to_the_network_outputs(sizes, hidden, problem, nam
     raw = np.frombuffer(zlib.decompress(base64.b64decode(h["data"])), np.uint8)
     n_thumbs = sum(sizes)
     assert raw.size == n_thumbs * T * T + len(names) * G * G
-    thumbs = undo_med(raw[:n_thumbs * T * T].reshape(n_thumbs, T, T))
-    maps = undo_med(raw[n_thumbs * T * T:].reshape(len(names), G, G))
+    thumbs = undo_med(raw[: n_thumbs * T * T].reshape(n_thumbs, T, T))
+    maps = undo_med(raw[n_thumbs * T * T :].reshape(len(names), G, G))
 
     outs = m.layer_outputs(fb.grid_features(["x1", "x2"]).astype(np.float64))
     off, st = fb.offset, fb.stride
@@ -338,12 +354,14 @@ def test_heatmap_blob_decodes_to_the_network_outputs(sizes, hidden, problem, nam
     assert (scales >= 1).all() and len(h["scales"]) == len(sizes)
     assert (thumbs % 2 == 0).all()  # 7 bits in even bytes
     decoded = (thumbs / 127.5 - 1.0) * scales[:, None, None]  # as the page reads a byte
-    np.testing.assert_allclose(decoded, np.clip(expected, -scales[:, None, None], scales[:, None, None]),
-                               atol=1.01 / 127.5 * scales.max())
+    np.testing.assert_allclose(
+        decoded, np.clip(expected, -scales[:, None, None], scales[:, None, None]), atol=1.01 / 127.5 * scales.max()
+    )
     p = outs[-1]
     if problem == "regression":
-        np.testing.assert_allclose((maps[0].ravel() / 127.5 - 1) * h["output_scale"], p[:, 0],
-                                   atol=0.51 / 127.5 * h["output_scale"])
+        np.testing.assert_allclose(
+            (maps[0].ravel() / 127.5 - 1) * h["output_scale"], p[:, 0], atol=0.51 / 127.5 * h["output_scale"]
+        )
     elif names == ["p1"]:
         np.testing.assert_allclose(maps[0].ravel() / 255, p[:, 1], atol=0.51 / 255)
     else:

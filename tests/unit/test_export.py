@@ -1,6 +1,7 @@
 """Unit tests for app.export: the generated NumPy script reproduces Session.predict (run
 as a separate process on CSV and imported as a module), imports nothing but numpy and
 sys, rejects unknown names; the data CSV parses back to the session's data exactly."""
+
 from __future__ import annotations
 
 import ast
@@ -13,9 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-from app.schema import ConfigFields, Limits, resolve
 from app.export import ACTIVATION_SOURCE, data_csv, model_python
 from app.nn.activations import ACTIVATIONS
+from app.schema import ConfigFields, Limits, resolve
 from app.training import Session
 
 SETTINGS = Limits()
@@ -23,8 +24,11 @@ SETTINGS = Limits()
 ALL_HIDDEN = ["relu", "elu", "gelu", "swish", "softplus", "leaky_relu", "sigmoid", "linear"]
 CASES = {
     "circle": dict(),  # defaults: circle, 4 tanh → 2 tanh
-    "spiral": dict(dataset="spiral", features=["x1", "x2", "x1sq", "x2sq", "sin_x1"],
-                   hidden_layers=[{"units": 3, "activation": a} for a in ALL_HIDDEN]),
+    "spiral": dict(
+        dataset="spiral",
+        features=["x1", "x2", "x1sq", "x2sq", "sin_x1"],
+        hidden_layers=[{"units": 3, "activation": a} for a in ALL_HIDDEN],
+    ),
     "reg-gauss": dict(dataset="reg-gauss"),
     "digits": dict(dataset="digits", hidden_layers=[{"units": 16, "activation": "relu"}]),
 }
@@ -79,8 +83,9 @@ def test_script_reproduces_predictions(name, tmp_path):
     csv_path = tmp_path / "points.csv"
     csv_path.write_text(points_csv(x, header), encoding="utf-8")
 
-    run = subprocess.run([sys.executable, str(script), str(csv_path)],
-                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, str(script), str(csv_path)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr
     check_printed(s, run.stdout, x)
 
@@ -95,7 +100,8 @@ def test_script_reproduces_predictions(name, tmp_path):
         np.testing.assert_allclose(got, expected[:, 0], rtol=1e-12, atol=1e-12)
         assert not hasattr(module, "classify")
     assert module.ACTIVATIONS == [h.activation for h in s.cfg.hidden_layers] + [
-        "softmax" if s.cfg.problem == "classification" else "linear"]
+        "softmax" if s.cfg.problem == "classification" else "linear"
+    ]
     assert module.FEATURES == (s.cfg.features if s.dims == 2 else None)
 
 
@@ -104,8 +110,14 @@ def test_script_reads_the_data_export_from_stdin(tmp_path):
     s = session("spiral")
     script = tmp_path / "model.py"
     script.write_text(source_of(s), encoding="utf-8")
-    run = subprocess.run([sys.executable, str(script)], input=data_csv(s.data_dict(), problem="classification"),
-                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, str(script)],
+        input=data_csv(s.data_dict(), problem="classification"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     check_printed(s, run.stdout, np.vstack([s.data.train.X, s.data.test.X]))
 
@@ -193,8 +205,9 @@ def test_bad_title_problem_and_numbers_rejected():
     for title in ['say """hi', "a\nb", "back\\slash", ""]:
         with pytest.raises(ValueError, match="title"):
             model_python(model_of(), features=["x1", "x2"], problem="classification", title=title)
-    assert "Session abc-123_x" in model_python(model_of(), features=["x1", "x2"], problem="classification",
-                                                title="Session abc-123_x")
+    assert "Session abc-123_x" in model_python(
+        model_of(), features=["x1", "x2"], problem="classification", title="Session abc-123_x"
+    )
     with pytest.raises(ValueError, match="problem"):
         model_python(model_of(), features=["x1", "x2"], problem="ranking")
     m = model_of()
@@ -220,7 +233,7 @@ def test_data_csv_round_trips(name):
     d = s.data
     assert len(body) == len(d.train.y) + len(d.test.y)
     assert [r[-1] for r in body] == ["train"] * len(d.train.y) + ["test"] * len(d.test.y)
-    x = np.array([[float(v) for v in r[:len(raw)]] for r in body])
+    x = np.array([[float(v) for v in r[: len(raw)]] for r in body])
     np.testing.assert_array_equal(x, np.vstack([d.train.X, d.test.X]))
     y = np.concatenate([d.train.y, d.test.y])
     if s.cfg.problem == "classification":

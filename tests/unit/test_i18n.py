@@ -1,4 +1,5 @@
 """Every visible string comes from the message catalogs, in both languages."""
+
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ DYNAMIC = re.compile(r"""\bt\(\s*["']([a-z_][\w.]*\.)["']\s*~""")  # t("act." ~ 
 JS_TEMPLATE = re.compile(r"""\bt\(\s*`([a-z_][\w.]*\.)\$\{""")  # t(`opt.${name}`) in JS
 PY_FSTRING = re.compile(r"""\bt\(\s*f["']([a-z_][\w.]*\.)\{""")  # t(f"opt.{name}") in Python
 
+
 def error_codes() -> list[str]:
     """Every error code the server can send: code="…" in app/ (CSV codes get the csv_ prefix
     the upload route adds), plus the validation handler's "invalid"."""
@@ -35,7 +37,10 @@ DYNAMIC_KEYS = {
     "dataset.": [*DATASETS, "custom"],
     "layer.": ["input", "hidden", "output", "loss"],
     "loss.": ["cross_entropy", "mse", "cross_entropy.short", "mse.short"],
-    "opt.": list(OPTIMIZERS), "reg.": list(REGULARIZATIONS), "sched.": list(SCHEDULES), "init.": list(INITS),
+    "opt.": list(OPTIMIZERS),
+    "reg.": list(REGULARIZATIONS),
+    "sched.": list(SCHEDULES),
+    "init.": list(INITS),
     "preset.": list(PRESETS),
     "fwd.": ["input", "hidden", "output", "loss"],
     "caption.output.": ["classification", "regression"],
@@ -84,11 +89,23 @@ def test_catalogs_have_the_same_keys_and_no_empty_text():
 
 def test_japanese_uses_the_seed_glossary():
     ja = catalog("ja")
-    for key, word in {"layer.input": "入力層", "layer.hidden": "隠れ層", "layer.output": "出力層", "layer.loss": "損失層",
-                      "hyper.learning_rate": "学習率", "transport.epoch": "エポック", "data.batch_size": "バッチサイズ",
-                      "loss.cross_entropy.short": "交差エントロピー誤差", "transport.play": "再生",
-                      "transport.pause": "一時停止", "transport.step": "ステップ", "transport.reset": "リセット",
-                      "hyper.regularization": "正則化", "data.noise": "ノイズ", "output.test_accuracy": "正解率"}.items():
+    for key, word in {
+        "layer.input": "入力層",
+        "layer.hidden": "隠れ層",
+        "layer.output": "出力層",
+        "layer.loss": "損失層",
+        "hyper.learning_rate": "学習率",
+        "transport.epoch": "エポック",
+        "data.batch_size": "バッチサイズ",
+        "loss.cross_entropy.short": "交差エントロピー誤差",
+        "transport.play": "再生",
+        "transport.pause": "一時停止",
+        "transport.step": "ステップ",
+        "transport.reset": "リセット",
+        "hyper.regularization": "正則化",
+        "data.noise": "ノイズ",
+        "output.test_accuracy": "正解率",
+    }.items():
         assert word in ja[key], key
 
 
@@ -97,11 +114,21 @@ def test_every_catalog_key_is_used():
     assert unused == [], f"keys nobody uses: {unused}"
 
 
-@pytest.mark.parametrize("query, header, expected", [
-    ("ja", "en-US", "ja"), ("en", "ja", "en"), (None, "ja-JP,ja;q=0.9,en;q=0.8", "ja"),
-    (None, "en-GB,en;q=0.9", "en"), (None, "fr-FR, ja;q=0.5", "ja"), (None, "fr", "en"), (None, None, "en"),
-    ("xx", "ja", "ja"), (None, "en;q=0.4, ja;q=0.8", "ja"), (None, "ja;q=bad, en", "en"),
-])
+@pytest.mark.parametrize(
+    "query, header, expected",
+    [
+        ("ja", "en-US", "ja"),
+        ("en", "ja", "en"),
+        (None, "ja-JP,ja;q=0.9,en;q=0.8", "ja"),
+        (None, "en-GB,en;q=0.9", "en"),
+        (None, "fr-FR, ja;q=0.5", "ja"),
+        (None, "fr", "en"),
+        (None, None, "en"),
+        ("xx", "ja", "ja"),
+        (None, "en;q=0.4, ja;q=0.8", "ja"),
+        (None, "ja;q=bad, en", "en"),
+    ],
+)
 def test_language_choice(query, header, expected):
     assert pick_language(query, header) == expected
 

@@ -10,6 +10,7 @@ module it checks that what the fixtures expect is right, against the model itsel
   activations.json  the page's constants block and f(z) of every activation on a grid
   format.json       numbers as the page should write them
 """
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,12 @@ Z_GRID = [*np.linspace(-8.0, 8.0, 161).tolist(), -40.0, -20.0, -1e-9, 0.0, 1e-9,
 
 
 def session_for(case: str) -> Session:
-    cfg = SessionConfig(seed=7, n_points=80, hidden_layers=[{"units": 3, "activation": "tanh"},
-                                                            {"units": 2, "activation": "relu"}],
-                        **HEATMAP_CASES[case])
+    cfg = SessionConfig(
+        seed=7,
+        n_points=80,
+        hidden_layers=[{"units": 3, "activation": "tanh"}, {"units": 2, "activation": "relu"}],
+        **HEATMAP_CASES[case],
+    )
     s = Session(cfg)
     s.train(5)  # trained a little: maps with structure, not just the initial weights'
     return s
@@ -73,11 +77,15 @@ def heatmap_fixture(case: str) -> dict:
     s = session_for(case)
     heat, thumbs, maps = frame_and_encoded_maps(s)
     ends = np.cumsum(s.model.sizes)
-    per_layer = [thumbs[e - n:e] for n, e in zip(s.model.sizes, ends)]
+    per_layer = [thumbs[e - n : e] for n, e in zip(s.model.sizes, ends)]
     return {
-        "case": case, "problem": s.cfg.problem, "units": s.model.sizes, "heatmaps": heat,
+        "case": case,
+        "problem": s.cfg.problem,
+        "units": s.model.sizes,
+        "heatmaps": heat,
         "expected": {
-            "thumb": heat["thumb"], "res": heat["res"],
+            "thumb": heat["thumb"],
+            "res": heat["res"],
             "thumbs": [[t.ravel().tolist() for t in layer] for layer in per_layer],
             "maps": [m.ravel().tolist() for m in decoded_output_maps(heat["maps"], maps)],
         },
@@ -86,8 +94,11 @@ def heatmap_fixture(case: str) -> dict:
 
 def activation_fixture() -> dict:
     z = np.array(Z_GRID)
-    return {"constants": page_constants(Settings()), "z": Z_GRID,
-            "f": {name: a.f(z).tolist() for name, a in ACTIVATIONS.items()}}
+    return {
+        "constants": page_constants(Settings()),
+        "z": Z_GRID,
+        "f": {name: a.f(z).tolist() for name, a in ACTIVATIONS.items()},
+    }
 
 
 def fixed(x: float | None, digits: int) -> str:
@@ -104,21 +115,42 @@ def fixed(x: float | None, digits: int) -> str:
 def format_fixture() -> dict:
     rng = np.random.default_rng(11)
     # What frames carry: values rounded to 4 significant digits, over many magnitudes.
-    values = [*rounded(rng.normal(0, 1, 40) * 10.0 ** rng.integers(-5, 6, 40)),
-              0.125, -0.125, 2.5, 0.0625, 1 / 3, -1e-9, 0.0, -0.0, 123456.789, None, "NaN", "Infinity", "-Infinity"]
-    numbers = [{"x": v, "digits": d, "text": fixed(None if isinstance(v, str) else v, d)}
-               for v in values for d in (2, 3, 4)]
+    values = [
+        *rounded(rng.normal(0, 1, 40) * 10.0 ** rng.integers(-5, 6, 40)),
+        0.125,
+        -0.125,
+        2.5,
+        0.0625,
+        1 / 3,
+        -1e-9,
+        0.0,
+        -0.0,
+        123456.789,
+        None,
+        "NaN",
+        "Infinity",
+        "-Infinity",
+    ]
+    numbers = [
+        {"x": v, "digits": d, "text": fixed(None if isinstance(v, str) else v, d)} for v in values for d in (2, 3, 4)
+    ]
     shares = [k / n for n in (7, 40, 250) for k in range(0, n + 1, max(1, n // 9))] + [0.125, None]
     percents = [{"x": x, "text": "–" if x is None else fixed(x * 100, 1) + "%"} for x in shares]
     epochs = [0, 1, 7, 999, 1000, 12345, 123456, 999999, 1_000_000, 1_234_567, 2**31 - 1]
-    return {"numbers": numbers, "percents": percents,
-            "epochs": [{"n": n, "text": f"{n:07,}"} for n in epochs]}  # 6 digits and a comma
+    return {
+        "numbers": numbers,
+        "percents": percents,
+        "epochs": [{"n": n, "text": f"{n:07,}"} for n in epochs],
+    }  # 6 digits and a comma
 
 
 def write_fixtures(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    files = {"heatmaps.json": [heatmap_fixture(c) for c in HEATMAP_CASES],
-             "activations.json": activation_fixture(), "format.json": format_fixture()}
+    files = {
+        "heatmaps.json": [heatmap_fixture(c) for c in HEATMAP_CASES],
+        "activations.json": activation_fixture(),
+        "format.json": format_fixture(),
+    }
     paths = []
     for name, data in files.items():
         path = directory / name
@@ -128,6 +160,7 @@ def write_fixtures(directory: Path) -> list[Path]:
 
 
 # --- pytest: the fixtures' expectations hold for the model itself ------------------------
+
 
 @pytest.mark.parametrize("case", list(HEATMAP_CASES))
 def test_expected_thumbnails_are_every_neurons_value_at_the_thumbnail_points(case):
@@ -176,8 +209,16 @@ def test_activation_fixture_covers_every_activation_the_page_is_sent():
 
 def test_fixed_follows_the_pages_rounding_rule():
     # Exact halves round away from zero; everything else to the nearest; no "-0.00" for a zero.
-    assert [fixed(v, 2) for v in (0.125, -0.125, 0.124, 1 / 3, -0.0, -0.001, None, float("nan"))] == \
-        ["0.13", "-0.13", "0.12", "0.33", "0.00", "-0.00", "–", "–"]
+    assert [fixed(v, 2) for v in (0.125, -0.125, 0.124, 1 / 3, -0.0, -0.001, None, float("nan"))] == [
+        "0.13",
+        "-0.13",
+        "0.12",
+        "0.33",
+        "0.00",
+        "-0.00",
+        "–",
+        "–",
+    ]
 
 
 def test_write_fixtures(tmp_path):

@@ -1,4 +1,5 @@
 """app/layout.py on its own: the network drawing's geometry from the config alone."""
+
 from __future__ import annotations
 
 import re
@@ -18,15 +19,30 @@ def config(units: list[int], **fields) -> SessionConfig:
 
 
 # Shapes from the smallest to the limits: none, few, many columns; small, compact and huge layers.
-SHAPES = [[], [1], [4, 2], [COMPACT_UNITS, COMPACT_UNITS], [COMPACT_UNITS + 1], [3, 40, 3],
-          [8] * LIMITS.max_hidden_layers, [LIMITS.max_units, 2]]
-PROBLEMS = [dict(), dict(dataset="spiral", classes=10), dict(dataset="reg-plane", problem="regression", classes=0),
-            dict(dataset="digits", classes=10)]
+SHAPES = [
+    [],
+    [1],
+    [4, 2],
+    [COMPACT_UNITS, COMPACT_UNITS],
+    [COMPACT_UNITS + 1],
+    [3, 40, 3],
+    [8] * LIMITS.max_hidden_layers,
+    [LIMITS.max_units, 2],
+]
+PROBLEMS = [
+    dict(),
+    dict(dataset="spiral", classes=10),
+    dict(dataset="reg-plane", problem="regression", classes=0),
+    dict(dataset="digits", classes=10),
+]
 
 
 def cases() -> list:
-    return [pytest.param(config(units, **fields), id=f"{fields.get('dataset', 'circle')}-{units}")
-            for units in SHAPES for fields in PROBLEMS]
+    return [
+        pytest.param(config(units, **fields), id=f"{fields.get('dataset', 'circle')}-{units}")
+        for units in SHAPES
+        for fields in PROBLEMS
+    ]
 
 
 def boxes_overlap(a, b) -> bool:
@@ -60,7 +76,7 @@ def test_every_node_lies_in_the_body_without_overlapping_another(cfg):
     for x0, y0, x1, y1 in boxes:
         assert 0 <= x0 and x1 <= lay.width and TOP <= y0 and y1 <= TOP + BODY
     for k, a in enumerate(boxes):
-        assert not any(boxes_overlap(a, b) for b in boxes[k + 1:])
+        assert not any(boxes_overlap(a, b) for b in boxes[k + 1 :])
 
 
 @pytest.mark.parametrize("cfg", cases())
@@ -116,6 +132,7 @@ def test_every_input_feature_is_drawn_and_the_active_ones_numbered_in_order():
 
 # --- the marks around the nodes (Marks), which the template places ----------------------
 
+
 @pytest.mark.parametrize("cfg", cases())
 def test_column_controls_fit_above_the_nodes_and_beside_each_other(cfg):
     lay = build_layout(cfg)
@@ -144,8 +161,12 @@ def test_probability_bars_fit_between_the_output_nodes_and_the_loss_box(cfg):
     out, loss = lay.columns[-2], lay.columns[-1]
     loss_left = loss.x - MARKS.loss_width / 2
     for n in out.nodes:
-        bar = (n.x + n.size / 2 + MARKS.bar_gap, n.y - MARKS.bar_height / 2,
-               n.x + n.size / 2 + MARKS.bar_gap + MARKS.bar_width, n.y + MARKS.bar_height / 2)
+        bar = (
+            n.x + n.size / 2 + MARKS.bar_gap,
+            n.y - MARKS.bar_height / 2,
+            n.x + n.size / 2 + MARKS.bar_gap + MARKS.bar_width,
+            n.y + MARKS.bar_height / 2,
+        )
         assert bar[2] < loss_left
         assert MARKS.bar_height < n.size  # a bar beside its node, not taller than it
         assert not any(boxes_overlap(bar, node_box(m)) for m in out.nodes)

@@ -4,6 +4,7 @@ optimizers, regularization, learning-rate schedules, one epoch of training, resi
 Every derivative is checked against a central finite difference in float64; every update
 rule against the closed-form formula re-implemented here in plain Python.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,6 +38,7 @@ def central_diff(f, x: np.ndarray, h: float = H) -> np.ndarray:
 
 # ============================================================================ activations
 
+
 def z_grid(name: str) -> np.ndarray:
     z = np.linspace(-6.0, 6.0, 241)
     if name in KINKED:
@@ -55,8 +57,7 @@ def test_activation_grad_matches_finite_difference(name):
 
 
 def test_activation_table_is_complete():
-    assert set(ACTIVATIONS) == {"relu", "tanh", "sigmoid", "linear", "leaky_relu", "elu", "gelu",
-                                "softplus", "swish"}
+    assert set(ACTIVATIONS) == {"relu", "tanh", "sigmoid", "linear", "leaky_relu", "elu", "gelu", "softplus", "swish"}
     for name, act in ACTIVATIONS.items():
         assert act.name == name and act.formula
 
@@ -71,8 +72,7 @@ def test_activation_known_values():
     np.testing.assert_array_equal(A["tanh"](np.zeros((1, 1))), [[0.0]])
     np.testing.assert_array_equal(A["sigmoid"](np.zeros((1, 1))), [[0.5]])
     np.testing.assert_allclose(A["sigmoid"](np.array([[2.0]])), [[1 / (1 + math.exp(-2))]], rtol=1e-15)
-    np.testing.assert_allclose(A["softplus"](np.array([[0.0, 1.0]])), [[math.log(2), math.log(1 + math.e)]],
-                               rtol=1e-15)
+    np.testing.assert_allclose(A["softplus"](np.array([[0.0, 1.0]])), [[math.log(2), math.log(1 + math.e)]], rtol=1e-15)
     np.testing.assert_array_equal(A["gelu"](np.zeros((1, 1))), [[0.0]])
     np.testing.assert_array_equal(A["swish"](np.zeros((1, 1))), [[0.0]])
     np.testing.assert_allclose(A["swish"](np.array([[1.0]])), [[1 / (1 + math.exp(-1))]], rtol=1e-15)
@@ -122,6 +122,7 @@ def test_softmax_is_stable_for_large_inputs():
 
 # ============================================================================ losses
 
+
 def test_cross_entropy_value_and_gradient():
     rng = np.random.default_rng(1)
     z = rng.normal(0, 2, (7, 4))
@@ -167,6 +168,7 @@ def test_mean_squared_error_value_and_gradient():
 
 
 # ============================================================================ backprop
+
 
 def make_mlp(sizes, hidden, problem, seed=0, init="xavier"):
     rng = np.random.default_rng(seed)
@@ -237,6 +239,7 @@ def test_loss_and_grads_value_equals_loss_of_forward():
 
 # ============================================================================ forward
 
+
 def test_forward_shapes_and_one_layer_by_hand():
     m = make_mlp([2, 3, 4, 2], ["tanh", "relu"], "classification")
     x = np.random.default_rng(3).normal(0, 1, (5, 2))
@@ -287,12 +290,16 @@ def test_float32_forward_stays_float32_and_close_to_float64(name):
 
 # ============================================================================ init
 
-@pytest.mark.parametrize("init,fan_in,fan_out,std", [
-    ("he", 400, 400, math.sqrt(2 / 400)),
-    ("he", 400, 100, math.sqrt(2 / 400)),       # fan_in is the row count
-    ("xavier", 400, 400, math.sqrt(2 / 800)),
-    ("xavier", 400, 200, math.sqrt(2 / 600)),
-])
+
+@pytest.mark.parametrize(
+    "init,fan_in,fan_out,std",
+    [
+        ("he", 400, 400, math.sqrt(2 / 400)),
+        ("he", 400, 100, math.sqrt(2 / 400)),  # fan_in is the row count
+        ("xavier", 400, 400, math.sqrt(2 / 800)),
+        ("xavier", 400, 200, math.sqrt(2 / 600)),
+    ],
+)
 def test_init_normal_std(init, fan_in, fan_out, std):
     W, b = init_layer(fan_in, fan_out, init, np.random.default_rng(0))
     assert W.shape == (fan_in, fan_out) and b.shape == (fan_out,)
@@ -325,6 +332,7 @@ def test_init_is_reproducible_from_seed(init):
 
 
 # ============================================================================ optimizers
+
 
 def fixed_grads(step: int) -> list[np.ndarray]:
     """Different, non-trivial gradients at every step."""
@@ -400,6 +408,7 @@ def test_adam_first_step_moves_each_parameter_by_lr(scale):
 
 # ============================================================================ regularization
 
+
 def test_penalty_values():
     m = make_mlp([2, 3, 2], ["tanh"], "classification")
     W0, W1 = m.W
@@ -448,6 +457,7 @@ def test_total_gradient_matches_finite_difference_of_regularized_loss(kind):
 
 # ============================================================================ schedules
 
+
 def test_constant_schedule():
     for epoch in (0, 1, 99, 100, 12345):
         assert scheduled_lr(0.3, "constant", epoch, 100) == 0.3
@@ -482,6 +492,7 @@ def test_cosine_schedule():
 
 # ============================================================================ train_epoch
 
+
 def blobs(n=40, seed=0):
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 2
@@ -498,8 +509,9 @@ def test_full_batch_epoch_is_one_gradient_step(batch, reg):
     before = [p.copy() for p in m.params]
     _, grads = m.loss_and_grads(x, y)
     # ∂penalty/∂W: rate·W (L2), rate·sign(W) (L1); biases carry no penalty.
-    reg_grads = {"none": [0 * W for W in m.W], "l2": [rate * W for W in m.W],
-                 "l1": [rate * np.sign(W) for W in m.W]}[reg]
+    reg_grads = {"none": [0 * W for W in m.W], "l2": [rate * W for W in m.W], "l1": [rate * np.sign(W) for W in m.W]}[
+        reg
+    ]
     updates = train_epoch(m, SGD(m.params), x, y, batch, lr, np.random.default_rng(0), reg, rate)
     assert updates == 1
     for k, (p, p0, g) in enumerate(zip(m.params, before, grads)):
@@ -523,7 +535,7 @@ def test_minibatch_epoch_follows_the_rng_permutation():
     train_epoch(m, SGD(m.params), x, y, 5, 0.2, np.random.default_rng(7))
     order = np.random.default_rng(7).permutation(23)
     for s in range(0, 23, 5):
-        idx = order[s:s + 5]
+        idx = order[s : s + 5]
         _, g = ref.loss_and_grads(x[idx], y[idx])
         for p, gp in zip(ref.params, g):
             p -= 0.2 * gp
@@ -564,6 +576,7 @@ def test_loss_decreases_on_separable_problem(kind):
 
 
 # ============================================================================ resized / copy
+
 
 def test_resized_adding_a_unit_keeps_old_weights():
     old = make_mlp([2, 3, 2], ["tanh"], "classification", seed=1)

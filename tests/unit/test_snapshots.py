@@ -1,4 +1,5 @@
 """Tests for app.snapshots: the SQLite snapshot store (storage only, no HTTP)."""
+
 from __future__ import annotations
 
 import os
@@ -8,13 +9,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from app.snapshots import (APPLICATION_ID, SCHEMA_VERSION, CorruptStoreError, SnapshotError,
-                           SnapshotStore)
+from app.snapshots import APPLICATION_ID, SCHEMA_VERSION, CorruptStoreError, SnapshotError, SnapshotStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,14 +23,16 @@ def make_payload(i: int = 0, n: int = 8) -> dict:
     """Shaped like app.worker.export_state, with None standing for a non-finite number."""
     return {
         "config": {"dataset": "circle", "hidden": [n, 4], "learning_rate": 0.03, "seed": i},
-        "epoch": i, "step": 10 * i,
-        "weights": [[[(r * n + c + i) / 7.0 for c in range(n)] for r in range(2)],
-                    [[-(r + c + i) / 3.0 for c in range(4)] for r in range(n)]],
+        "epoch": i,
+        "step": 10 * i,
+        "weights": [
+            [[(r * n + c + i) / 7.0 for c in range(n)] for r in range(2)],
+            [[-(r + c + i) / 3.0 for c in range(4)] for r in range(n)],
+        ],
         "biases": [[0.1 * i] * n, [0.0, -0.5, 1e-300, 2.5e10]],
         "history": [[e, 0.5 / (e + 1), None if e == 2 else 0.4] for e in range(5)],
-        "structure": 3 + i,
-        "custom": None if i % 2 else {"x": [[0.5, -1.0], [2.0, 3.25]], "y": [0, 1],
-                                      "is_train": [True, False]},
+        "shape_version": 3 + i,
+        "custom": None if i % 2 else {"x": [[0.5, -1.0], [2.0, 3.25]], "y": [0, 1], "is_train": [True, False]},
     }
 
 
@@ -47,6 +49,7 @@ def store(db_path):
 
 
 # --- basic operations ---------------------------------------------------------------
+
 
 def test_creates_parent_dirs_and_marks_the_file(db_path, store):
     assert db_path.is_file()
@@ -67,10 +70,15 @@ def test_save_get_round_trip(store):
     assert meta["bytes"] > 100
     created = datetime.fromisoformat(meta["created"])
     assert created.utcoffset().total_seconds() == 0
-    assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 60
+    assert abs((datetime.now(UTC) - created).total_seconds()) < 60
     got = store.get(meta["snapshot_id"])
-    assert got == {"snapshot_id": meta["snapshot_id"], "name": "my run", "created": meta["created"],
-                   "epoch": 4, "payload": payload}
+    assert got == {
+        "snapshot_id": meta["snapshot_id"],
+        "name": "my run",
+        "created": meta["created"],
+        "epoch": 4,
+        "payload": payload,
+    }
     assert got["payload"]["history"][2][2] is None
     assert got["payload"]["biases"][1][2] == 1e-300  # floats round-trip exactly
 
@@ -88,8 +96,7 @@ def test_ids_unique_and_long(store):
     ids = [store.save(make_payload(i), name=f"s{i}")["snapshot_id"] for i in range(50)]
     assert len(set(ids)) == 50
     assert all(len(i) >= 22 for i in ids)
-    assert all(set(i) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-               for i in ids)
+    assert all(set(i) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for i in ids)
 
 
 def test_list_newest_first_metadata_only(store):
@@ -98,8 +105,10 @@ def test_list_newest_first_metadata_only(store):
     assert [m["snapshot_id"] for m in listed] == [m["snapshot_id"] for m in reversed(metas)]
     assert listed == list(reversed(metas))  # same metadata save() returned
     assert all("payload" not in m for m in listed)
-    assert [m["snapshot_id"] for m in store.list(limit=2, offset=1)] == \
-        [metas[3]["snapshot_id"], metas[2]["snapshot_id"]]
+    assert [m["snapshot_id"] for m in store.list(limit=2, offset=1)] == [
+        metas[3]["snapshot_id"],
+        metas[2]["snapshot_id"],
+    ]
     assert store.list(limit=0) == []
     assert store.list(offset=5) == []
     with pytest.raises(ValueError, match="limit"):
@@ -146,16 +155,33 @@ def test_closed_store_raises(db_path):
 
 # --- validation and limits ------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["", "   ", "x" * 81, "a\nb", "tab\there", "nul\x00", "esc\x1b[31m",
-                                  "del\x7f", "c1\x85inside", "line\u2028sep", 42, None])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "   ",
+        "x" * 81,
+        "a\nb",
+        "tab\there",
+        "nul\x00",
+        "esc\x1b[31m",
+        "del\x7f",
+        "c1\x85inside",
+        "line\u2028sep",
+        42,
+        None,
+    ],
+)
 def test_bad_names_rejected(store, name):
     with pytest.raises(ValueError, match="name"):
         store.save(make_payload(), name=name)
     assert store.list() == []
 
 
-@pytest.mark.parametrize("name", ["<script>alert(1)</script>", "x" * 80, "日本語の実験 🚀",
-                                  "O'Brien; DROP TABLE snapshots; --", "a & b \"q\""])
+@pytest.mark.parametrize(
+    "name", ["<script>alert(1)</script>", "x" * 80, "日本語の実験 🚀", "O'Brien; DROP TABLE snapshots; --", 'a & b "q"']
+)
 def test_odd_but_valid_names_stored_verbatim(store, name):
     meta = store.save(make_payload(), name=name)
     assert meta["name"] == name
@@ -221,6 +247,7 @@ def test_count_limit(tmp_path):
 
 # --- persistence ------------------------------------------------------------------------
 
+
 def test_survives_reopen(db_path):
     s = SnapshotStore(db_path)
     metas = [s.save(make_payload(i), name=f"s{i}") for i in range(3)]
@@ -260,8 +287,13 @@ CHILD = textwrap.dedent("""
 
 def test_crash_mid_save_loses_nothing_acknowledged(tmp_path):
     path = tmp_path / "crash.db"
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(ROOT)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), str(ROOT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     acked: dict[str, int] = {}
     try:
         for _ in range(40):
@@ -301,6 +333,7 @@ def test_crash_mid_save_loses_nothing_acknowledged(tmp_path):
 
 
 # --- corrupt and foreign files --------------------------------------------------------------
+
 
 def assert_rejected_untouched(path: Path, match: str) -> CorruptStoreError:
     before = path.read_bytes()
@@ -430,6 +463,7 @@ def test_directory_path_is_an_error(tmp_path):
 
 
 # --- concurrency ----------------------------------------------------------------------------
+
 
 def test_threads_saving_at_once(store):
     n_threads, per = 8, 10

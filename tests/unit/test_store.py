@@ -4,6 +4,7 @@ InProcessWorker stands where a WorkerProcess stands: `call` runs the command thr
 app.worker.Worker at once and hands back its reply, so these tests pin the store's own
 rules (ids, tokens, limits, eviction, ended sessions, handover, frames) fast and exactly.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -67,6 +68,7 @@ def test_sessions_spread_over_workers_and_keep_their_config():
         assert a.worker is not b.worker  # least-loaded placement
         assert len(a.id) >= 32 and len(a.token) >= 43 and a.id != b.id  # 192 and 256 bits
         assert b.config.dataset == "xor" and b.status == Status.PAUSED
+
     run(main())
 
 
@@ -78,6 +80,7 @@ def test_a_change_updates_the_record_from_the_workers_reply():
         assert "config" not in result and r.config.learning_rate == 0.3
         await store.call(r, cmd.Change(r.id, ConfigFields(noise=0.2)))  # another field, later
         assert (r.config.learning_rate, r.config.noise) == (0.3, 0.2)  # the first change is kept
+
     run(main())
 
 
@@ -91,6 +94,7 @@ def test_tokens_are_checked():
         with pytest.raises(FieldError) as wrong:
             store.authorize(r.id, r.token[:-1] + ("A" if r.token[-1] != "A" else "B"))
         assert (missing.value.code, wrong.value.code) == ("auth_missing", "auth_wrong")
+
     run(main())
 
 
@@ -106,6 +110,7 @@ def test_an_ended_session_answers_gone_with_its_successor():
         with pytest.raises(FieldError) as unknown:
             store.get("no-such-id")
         assert unknown.value.code == "session_unknown"
+
     run(main())
 
 
@@ -124,6 +129,7 @@ def test_at_the_limit_idle_sessions_are_evicted_and_busy_ones_refuse():
         with pytest.raises(FieldError) as full:
             await store.create(SessionConfig(seed=5))
         assert full.value.code == "limit_sessions" and full.value.params == {"max": 2}
+
     run(main())
 
 
@@ -137,6 +143,7 @@ def test_frames_reach_the_record_newest_only():
         await store.call(r, cmd.Step(r.id))
         assert r.seq > seq and r.frame is not None and '"epoch":2' in r.frame.replace(" ", "")
         assert r.status == Status.PAUSED
+
     run(main())
 
 
@@ -148,4 +155,5 @@ def test_the_watcher_limit_is_kept():
         with pytest.raises(FieldError) as full:
             await store.add_watcher(r, Watcher(10.0))
         assert full.value.code == "limit_watchers" and len(r.watchers) == 1
+
     run(main())

@@ -1,4 +1,5 @@
 """The timeline stays within its memory cap over a long run, and keeps the run's start."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Unit tests for app.training.Session: determinism, reset, exact full-batch steps, learning
 on every dataset, divergence, live config changes, probe, history, metrics and model export."""
+
 from __future__ import annotations
 
 import json
@@ -40,6 +41,7 @@ def H(*layers):
 
 # --- determinism and reset -------------------------------------------------------------
 
+
 def test_same_seed_same_data_and_weights_different_seed_differs():
     a, b, c = session(seed=7), session(seed=7), session(seed=8)
     for part in ("train", "test"):
@@ -72,8 +74,15 @@ def test_reset_returns_exactly_to_the_start_and_replays_identically():
 
 
 def test_full_batch_sgd_epoch_is_exactly_one_gradient_step():
-    s = session(dataset="circle", n_points=120, batch_size=1000, optimizer="sgd", learning_rate=0.3,
-                features=["x1", "x2", "x1sq"], hidden_layers=H((4, "tanh"), (3, "relu")))
+    s = session(
+        dataset="circle",
+        n_points=120,
+        batch_size=1000,
+        optimizer="sgd",
+        learning_rate=0.3,
+        features=["x1", "x2", "x1sq"],
+        hidden_layers=H((4, "tanh"), (3, "relu")),
+    )
     assert len(s.data.train.y) == 60 and s.data.f_train.shape == (60, 3)
     before = weights(s)
     _, grads = s.model.loss_and_grads(s.data.f_train, s.data.train.y)
@@ -116,14 +125,30 @@ def test_scheduled_lr_follows_the_epoch():
 # --- it learns ---------------------------------------------------------------------------
 
 LEARNS = {
-    "circle": dict(features=["x1", "x2", "x1sq", "x2sq"], hidden_layers=H((4, "tanh")), optimizer="adam",
-                   learning_rate=0.03, batch_size=32, noise=0.1),
-    "xor": dict(features=["x1", "x2", "x1x2"], hidden_layers=H((4, "tanh")), optimizer="adam",
-                learning_rate=0.03, batch_size=32, noise=0.1),
-    "gauss": dict(classes=3, hidden_layers=H((6, "tanh")), optimizer="adam", learning_rate=0.03,
-                  batch_size=32),
-    "spiral": dict(features=["x1", "x2", "sin_x1", "sin_x2"], hidden_layers=H((16, "tanh"), (16, "tanh")),
-                   optimizer="adam", learning_rate=0.01, batch_size=32),
+    "circle": dict(
+        features=["x1", "x2", "x1sq", "x2sq"],
+        hidden_layers=H((4, "tanh")),
+        optimizer="adam",
+        learning_rate=0.03,
+        batch_size=32,
+        noise=0.1,
+    ),
+    "xor": dict(
+        features=["x1", "x2", "x1x2"],
+        hidden_layers=H((4, "tanh")),
+        optimizer="adam",
+        learning_rate=0.03,
+        batch_size=32,
+        noise=0.1,
+    ),
+    "gauss": dict(classes=3, hidden_layers=H((6, "tanh")), optimizer="adam", learning_rate=0.03, batch_size=32),
+    "spiral": dict(
+        features=["x1", "x2", "sin_x1", "sin_x2"],
+        hidden_layers=H((16, "tanh"), (16, "tanh")),
+        optimizer="adam",
+        learning_rate=0.01,
+        batch_size=32,
+    ),
     "moons": dict(hidden_layers=H((8, "tanh")), optimizer="adam", learning_rate=0.03, batch_size=32, noise=0.1),
     "reg-plane": dict(hidden_layers=H((4, "tanh")), optimizer="adam", learning_rate=0.01, batch_size=32),
     "reg-gauss": dict(hidden_layers=H((8, "tanh"), (8, "tanh")), optimizer="adam", learning_rate=0.01, batch_size=32),
@@ -147,8 +172,9 @@ def test_loss_falls_on_every_plane_dataset(dataset):
 
 
 def test_digits_small_net_reaches_90_percent():
-    s = session(dataset="digits", hidden_layers=H((32, "relu")), optimizer="adam", learning_rate=0.01,
-                batch_size=32, init="he")
+    s = session(
+        dataset="digits", hidden_layers=H((32, "relu")), optimizer="adam", learning_rate=0.01, batch_size=32, init="he"
+    )
     assert s.dims == 64 and s.model.sizes == [64, 32, 10]
     first = s.loss_train
     s.train(20)
@@ -158,10 +184,10 @@ def test_digits_small_net_reaches_90_percent():
 
 # --- divergence --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dataset", ["circle", "reg-plane"])
 def test_huge_learning_rate_diverges_cleanly(dataset):
-    s = session(dataset=dataset, learning_rate=100.0, optimizer="sgd", hidden_layers=H((8, "relu")),
-                batch_size=10)
+    s = session(dataset=dataset, learning_rate=100.0, optimizer="sgd", hidden_layers=H((8, "relu")), batch_size=10)
     ran = s.train(50)
     assert s.status == "diverged"
     assert ran < 50  # stopped at the first non-finite epoch
@@ -177,14 +203,14 @@ def test_huge_learning_rate_diverges_cleanly(dataset):
 
 @pytest.mark.parametrize("dataset", ["circle", "reg-plane"])
 def test_metrics_of_diverged_session_are_json_safe(dataset):
-    s = session(dataset=dataset, learning_rate=100.0, optimizer="sgd", hidden_layers=H((8, "relu")),
-                batch_size=10)
+    s = session(dataset=dataset, learning_rate=100.0, optimizer="sgd", hidden_layers=H((8, "relu")), batch_size=10)
     s.train(50)
     assert s.status == "diverged"
     json.dumps(s.metrics(), allow_nan=False)
 
 
 # --- live config changes -----------------------------------------------------------------
+
 
 def test_adding_a_unit_keeps_existing_weights():
     s = session(hidden_layers=H((4, "tanh"), (2, "tanh")))
@@ -290,6 +316,7 @@ def test_init_change_applies_on_reset():
 
 # --- probe, history, metrics, export -------------------------------------------------------
 
+
 def test_set_probe_snaps_to_nearest_point():
     s = session(n_points=100)
     for ds in (s.data.train, s.data.test):
@@ -353,11 +380,21 @@ def test_regression_metrics():
 
 
 def manual_forward(md: dict, x_raw: np.ndarray) -> np.ndarray:
-    feats = {"x1": lambda x: x[:, 0], "x2": lambda x: x[:, 1], "x1sq": lambda x: x[:, 0] ** 2,
-             "x2sq": lambda x: x[:, 1] ** 2, "x1x2": lambda x: x[:, 0] * x[:, 1],
-             "sin_x1": lambda x: np.sin(x[:, 0]), "sin_x2": lambda x: np.sin(x[:, 1])}
-    acts = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0), "linear": lambda z: z,
-            "sigmoid": lambda z: 1 / (1 + np.exp(-z))}
+    feats = {
+        "x1": lambda x: x[:, 0],
+        "x2": lambda x: x[:, 1],
+        "x1sq": lambda x: x[:, 0] ** 2,
+        "x2sq": lambda x: x[:, 1] ** 2,
+        "x1x2": lambda x: x[:, 0] * x[:, 1],
+        "sin_x1": lambda x: np.sin(x[:, 0]),
+        "sin_x2": lambda x: np.sin(x[:, 1]),
+    }
+    acts = {
+        "tanh": np.tanh,
+        "relu": lambda z: np.maximum(z, 0),
+        "linear": lambda z: z,
+        "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+    }
     a = np.stack([feats[n](x_raw) for n in md["inputs"]], axis=1)
     for layer in md["layers"]:
         z = a @ np.array(layer["weights"]) + np.array(layer["biases"])
@@ -371,8 +408,12 @@ def manual_forward(md: dict, x_raw: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("dataset,last", [("circle", "softmax"), ("reg-plane", "linear")])
 def test_model_dict_shapes_and_predict(dataset, last):
-    s = session(dataset=dataset, features=["x1", "x2", "x1x2", "sin_x2"],
-                hidden_layers=H((5, "tanh"), (3, "relu")), n_points=100)
+    s = session(
+        dataset=dataset,
+        features=["x1", "x2", "x1x2", "sin_x2"],
+        hidden_layers=H((5, "tanh"), (3, "relu")),
+        n_points=100,
+    )
     s.train(2)
     md = s.model_dict()
     json.dumps(md, allow_nan=False)

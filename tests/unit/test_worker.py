@@ -4,6 +4,7 @@ A /step whose epoch is longer than one tick's budget is answered later ("deferre
 way that can end must send exactly one reply to the waiting request: the epoch ending, a
 command that pauses (view a checkpoint, pause, a config change), or a tick that fails.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -16,8 +17,16 @@ from app.worker import Worker, WorkerConfig
 
 # A budget so small that each call trains one minibatch: an epoch of 500 points at batch
 # size 1 never fits in one tick.
-TINY_TICK = WorkerConfig(tick_hz=30, idle_tick_hz=5, max_tick_ms=1e-6, grid=16, thumb_stride=4,
-                         history_len=100, timeline_bytes=1_000_000, limits=Limits())
+TINY_TICK = WorkerConfig(
+    tick_hz=30,
+    idle_tick_hz=5,
+    max_tick_ms=1e-6,
+    grid=16,
+    thumb_stride=4,
+    history_len=100,
+    timeline_bytes=1_000_000,
+    limits=Limits(),
+)
 LONG_EPOCH = SessionConfig(dataset="circle", n_points=1000, batch_size=1, seed=1)
 STEP_RID = 7
 
@@ -55,8 +64,9 @@ def test_a_long_step_is_answered_when_its_epoch_ends(deferred):
     assert w.slots["s"].step_reply is None
 
 
-@pytest.mark.parametrize("command", [cmd.View("s", None), cmd.Pause("s"),
-                                     cmd.Change("s", ConfigFields(learning_rate=0.1))])
+@pytest.mark.parametrize(
+    "command", [cmd.View("s", None), cmd.Pause("s"), cmd.Change("s", ConfigFields(learning_rate=0.1))]
+)
 def test_a_command_during_a_long_step_answers_the_step_first(deferred, command):
     w, out = deferred
     w.handle((8, command))
