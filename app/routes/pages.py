@@ -27,6 +27,11 @@ async def index(request: Request, store: Store, control: Actions, settings: AppS
         sid = ""
         cfg, dims, shape_version = control.config_from_query(params), None, 0
     ctx = page_context(
-        request, cfg, settings, session_id=sid, query=urlencode(to_query(cfg)), **network_context(cfg, dims, shape_version)
+        request,
+        cfg,
+        settings,
+        session_id=sid,
+        query=urlencode(to_query(cfg)),
+        **network_context(cfg, dims, shape_version),
     )
     return templates.TemplateResponse(request, "index.html", ctx)
