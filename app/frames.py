@@ -30,13 +30,13 @@ import zlib
 
 import numpy as np
 
+from app.budget import GRID_MACS, INLINE_WEIGHTS, MIN_GRID, grid_side  # noqa: F401  (frames' sizes, shared with the estimate)
 from app.data.features import expand
 from app.data.plane import PLANE
 from app.layout import COMPACT_UNITS
 from app.nn import LOSS_NAME, OUTPUT_ACTIVATION, output
 from app.numbers import finite_or_none, rounded, rounded_many
 
-INLINE_WEIGHTS = 4096  # larger weight matrices travel quantised to int8
 THUMB_STRIDE = 5  # 100×100 grid → 20×20 thumbnails
 
 
@@ -102,10 +102,6 @@ def drop_grid_scratch() -> None:
     _scratch.__dict__.pop("pool", None)
 
 
-GRID_MACS = 40_000_000  # multiply-adds allowed for one frame's heatmaps (about 10 ms here)
-MIN_GRID = 16
-
-
 class FrameBuilder:
     """Builds frames for one session; caches the grid and its feature expansion per config."""
 
@@ -126,10 +122,7 @@ class FrameBuilder:
         """The grid side for a network: the full grid, unless its forward pass would cost more
         than GRID_MACS multiply-adds (very wide layers), then a coarser grid that fits, so one
         frame of a huge network cannot hold up the other sessions on its worker."""
-        per_point = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-        if per_point * self.full_res**2 <= GRID_MACS:
-            return self.full_res
-        return max(MIN_GRID, int((GRID_MACS / per_point) ** 0.5))
+        return grid_side(sizes, self.full_res)
 
     def grid_features(self, features: list[str]) -> np.ndarray:
         """The grid's feature matrix (res², d0), float32."""
@@ -184,6 +177,7 @@ class FrameBuilder:
             "status": s.status,
             "message": s.message,
             "shape_version": s.shape_version,
+            "config_version": s.config_version,
             "problem": problem,
             "lr": s.lr,
             "loss": {

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 import annotated_types
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
+from app.budget import MB, Sizing, check_session_memory
 from app.data import DATASETS
 from app.data.features import FEATURES
 from app.errors import FieldError
@@ -157,10 +158,18 @@ class Limits:
     max_hidden_layers: int = 8
     max_units: int = 256
     max_points: int = 5000
+    max_session_bytes: int = 256 * MB  # a session's estimated memory (app/budget.py)
+    sizing: Sizing = Sizing()  # what besides the config decides that estimate
 
     @classmethod
     def of(cls, settings) -> Limits:
-        return cls(settings.max_hidden_layers, settings.max_units, settings.max_points)
+        return cls(
+            settings.max_hidden_layers,
+            settings.max_units,
+            settings.max_points,
+            int(settings.max_session_mb * MB),
+            Sizing.of(settings),
+        )
 
 
 def check_limits(cfg: SessionConfig, limits: Limits) -> None:
@@ -180,6 +189,7 @@ def check_limits(cfg: SessionConfig, limits: Limits) -> None:
                 max=limits.max_units,
             )
     check_point_count(cfg.n_points, limits)
+    check_session_memory(cfg, limits.max_session_bytes, limits.sizing)
 
 
 def check_point_count(n_points: int, limits: Limits) -> None:

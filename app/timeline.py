@@ -5,8 +5,13 @@ A checkpoint holds everything the next epoch depends on — weights, optimizer s
 and the epoch and step counters — so resuming from it continues exactly as the
 uninterrupted run would have. Checkpoints are taken every `every` epochs; when their
 memory passes `max_bytes`, every other one is dropped (the first, at the start of the
-timeline, always stays) and `every` doubles, so a long run keeps an evenly spread,
+timeline, stays while it fits) and `every` doubles, so a long run keeps an evenly spread,
 bounded history instead of its most recent part only.
+
+`max_bytes` is a hard bound: the checkpoints kept never count more. A network whose one
+checkpoint is bigger than the budget keeps none; its summary says so (`off`), so the page
+can tell the user the timeline is off for a network this size. A network with room for
+only one keeps the first.
 """
 
 from __future__ import annotations
@@ -65,14 +70,21 @@ class Timeline:
         self._nbytes = 0
         self.every = self.base_every
 
+    @property
+    def off(self) -> bool:
+        """True when one checkpoint of this network is bigger than the whole budget."""
+        return self._unit is not None and self._unit[1] > self.max_bytes
+
     def record(self, s, force: bool = False) -> None:
         """Checkpoint session `s` if its epoch is on the grid (or `force`), then enforce the cap."""
         if not force and (s.epoch % self.every or (self.points and self.points[-1].epoch == s.epoch)):
             return
+        key = (tuple(s.model.sizes), type(s.optimizer).__name__)
+        if self._unit is not None and self._unit[0] == key and not self._room_for_more():
+            return  # no copy at all when it could not be kept
         state = TrainingState.capture(s)
         # What a checkpoint really holds: the arrays and the Python objects around them (for a
         # small network the objects are most of it). Measured once per network shape.
-        key = (tuple(s.model.sizes), type(s.optimizer).__name__)
         if self._unit is None or self._unit[0] != key:
             self._unit = (key, _object_bytes((state.model, state.optimizer, state.rng_state)))
         nbytes = self._unit[1]
@@ -83,9 +95,18 @@ class Timeline:
         while self._nbytes > self.max_bytes and len(self.points) > 2:
             # Keep the first, then every other one; later checkpoints come twice as far apart.
             first, rest = self.points[0], self.points[1:]
-            self.points = [first] + rest[1::2] if len(rest) > 1 else [first] + rest
+            self.points = [first] + rest[1::2]
             self._nbytes = sum(c.nbytes for c in self.points)
             self.every *= 2
+        while self._nbytes > self.max_bytes and self.points:
+            # Room for one at most: keep the first (the start); for none, keep nothing.
+            self._nbytes -= self.points.pop().nbytes
+
+    def _room_for_more(self) -> bool:
+        """Whether a new checkpoint of the measured size could stay (besides the first)."""
+        assert self._unit is not None
+        unit = self._unit[1]
+        return unit <= self.max_bytes and (not self.points or 2 * unit <= self.max_bytes)
 
     def at(self, epoch: int) -> Checkpoint | None:
         for c in self.points:
@@ -103,4 +124,6 @@ class Timeline:
             "every": self.every,
             "bytes": self.nbytes,
             "max_bytes": self.max_bytes,
+            "checkpoint_bytes": self._unit[1] if self._unit is not None else None,
+            "off": self.off,  # one checkpoint of this network is bigger than max_bytes: none are kept
         }

@@ -16,9 +16,9 @@ APP = ROOT / "app"
 
 LAYERS = [
     # the core: maths, data, one session's training, frames; no HTTP
-    ["app.errors", "app.numbers", "app.settings", "app.i18n", "app.presets", "app.netaddr"],
+    ["app.errors", "app.numbers", "app.settings", "app.i18n", "app.presets", "app.netaddr", "app.ratelimit"],
     ["app.nn", "app.data"],
-    ["app.schema", "app.state"],
+    ["app.schema", "app.state", "app.budget"],
     ["app.querycodec", "app.timeline", "app.layout", "app.export", "app.protocol", "app.page_constants"],
     ["app.training", "app.structure"],
     ["app.frames", "app.snapshot_format"],
@@ -31,6 +31,8 @@ LAYERS = [
     ["app.routes", "app.routes.deps", "app.routes.errors", "app.routes.render"],
     [
         "app.middleware",
+        "app.streamguard",
+        "app.origin",
         "app.routes.api",
         "app.routes.ui",
         "app.routes.pages",
