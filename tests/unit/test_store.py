@@ -8,6 +8,7 @@ rules (ids, tokens, limits, eviction, ended sessions, handover, frames) fast and
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -57,7 +58,9 @@ def make_store(**settings) -> SessionStore:
 
 
 def run(coro):
-    return asyncio.run(coro)
+    """asyncio.run in a thread of its own: a browser test's Playwright may hold this thread's loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def test_sessions_spread_over_workers_and_keep_their_config():
