@@ -8,7 +8,6 @@ are FieldErrors with a code; the web layer alone turns codes into HTTP statuses.
 
 from __future__ import annotations
 
-import json
 import secrets
 from asyncio import to_thread
 from collections.abc import Mapping
@@ -22,9 +21,10 @@ from app.errors import FieldError
 from app.export import data_csv, model_python
 from app.presets import PRESETS
 from app.querycodec import fields_from_strings
+from app.ratelimit import RateLimiter, client_address
 from app.schema import ConfigFields, CreateBody, Limits, SessionConfig, resolve
 from app.settings import Settings
-from app.snapshot_format import validate_payload
+from app.snapshot_format import parse_export, validate_payload
 from app.snapshots import SnapshotError, SnapshotStore
 from app.store import SessionRecord, SessionStore
 from app.training import Status
@@ -77,6 +77,7 @@ class Control:
     def __init__(self, store: SessionStore, snapshots: SnapshotStore, settings: Settings):
         self.store, self.snapshots, self.settings = store, snapshots, settings
         self.limits = Limits.of(settings)
+        self.snapshot_writes = RateLimiter(settings.snapshot_writes_per_minute)  # per client address
 
     # --- sessions ---------------------------------------------------------------------------
     def config_from_query(self, params: Mapping[str, str]) -> SessionConfig:
@@ -185,12 +186,14 @@ class Control:
 
     async def save(self, record: SessionRecord, name: str) -> dict:
         """Store the session: config, weights, counters, history and its own data."""
+        self._check_write_allowance()
         payload = await self.store.call(record, cmd.Export(record.id))
         name = name.strip() or f"{payload['config']['dataset']} · epoch {payload['epoch']}"
         return await self._save(payload, name)
 
     async def import_snapshot(self, raw: bytes) -> dict:
         """Store a snapshot from an exported file; a bad file names what is wrong."""
+        self._check_write_allowance()
         limit = self.settings.max_snapshot_bytes
         if len(raw) > limit:
             raise FieldError(
@@ -200,10 +203,7 @@ class Control:
         return await self._save(payload, (name or IMPORTED_NAME).strip()[:80] or IMPORTED_NAME)
 
     def _read_export(self, raw: bytes) -> tuple[dict, str]:
-        try:
-            document = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-            raise FieldError("file", f"not a JSON file: {e}", code="snapshot_not_json") from None
+        document = parse_export(raw)
         payload = document.get("payload", document) if isinstance(document, dict) else document
         validate_payload(payload, self.limits)
         name = document.get("name") if isinstance(document, dict) else None
@@ -229,7 +229,22 @@ class Control:
         if not await self._stored(self.snapshots.delete, snapshot_id):
             raise FieldError("snapshot_id", "no such snapshot", code="snapshot_unknown")
 
+    def _check_write_allowance(self, spend: bool = False) -> None:
+        """429 when this client address has used its snapshot writes for now (checked before
+        the work, spent only by a write that reaches the store)."""
+        client, limiter = client_address.get(), self.snapshot_writes
+        if not (limiter.take(client) if spend else limiter.allows(client)):
+            per_minute = self.settings.snapshot_writes_per_minute
+            raise FieldError(
+                "snapshot",
+                f"too many snapshot saves and imports from your address: at most {per_minute} a minute "
+                "(limit snapshot_writes_per_minute); try again in a minute",
+                code="limit_snapshot_writes",
+                max=per_minute,
+            )
+
     async def _save(self, payload: dict, name: str) -> dict:
+        self._check_write_allowance(spend=True)
         try:
             return await self._stored(self.snapshots.save, payload, name=name)
         except ValueError as e:

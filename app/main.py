@@ -9,9 +9,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.control import Control
 from app.middleware import BodyLimit, SecurityHeaders, _TooLarge, too_large_response
+from app.netaddr import allowed_hosts
+from app.origin import CrossSiteGuard
+from app.ratelimit import ClientAddress
 from app.routes.errors import install_error_handlers
 from app.settings import Settings, env_settings
 from app.snapshots import SnapshotStore
@@ -67,6 +71,9 @@ def create_app(settings: Settings | None = None) -> SecurityHeaders:
         max_bytes=settings.max_body_bytes,
         larger={"/api/snapshots/import": import_limit, "/ui/snapshots/import": import_limit},
     )
+    app.add_middleware(ClientAddress)  # the client address a snapshot write is charged to
+    app.add_middleware(CrossSiteGuard, settings=settings)  # 403 for another site's writes
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False)  # 400
 
     return SecurityHeaders(app, settings)
 

@@ -37,6 +37,12 @@ def main() -> None:
             "Warning: anyone on this network can open and watch sessions; only token holders can control them.",
             file=sys.stderr,
         )
+        if not settings.admin_token:
+            print(
+                "Warning: ADMIN_TOKEN is not set, so anyone on this network can list, rename, delete, save and "
+                "import snapshots and read /api/stats. Set ADMIN_TOKEN=<a long random string> to keep that to you.",
+                file=sys.stderr,
+            )
     config = uvicorn.Config(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=3, log_level="info")
     try:
         Server(config).run()

@@ -9,11 +9,15 @@ payload from outside is checked by `validate_payload` before a session is built 
 
 from __future__ import annotations
 
+import json
+import math
+import sys
 from typing import Any
 
 import numpy as np
 
 from app.data import DATASETS
+from app.data.csv_upload import MAX_COORDINATE
 from app.errors import FieldError
 from app.schema import Limits, SessionConfig, check_limits
 from app.training import Session, sizes_for
@@ -56,6 +60,24 @@ def restore_payload(s: Session, payload: dict) -> None:
     s.evaluate()
 
 
+def parse_export(raw: bytes) -> Any:
+    """The JSON document of an exported file, or FieldError naming the file. An integer
+    longer than Python's int-string limit (4,300 digits) makes json.loads raise ValueError;
+    that is the file's fault too, a 422, not a server error."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise FieldError("file", f"not a JSON file: {e}", code="snapshot_not_json") from None
+    except ValueError:
+        digits = sys.get_int_max_str_digits()
+        raise FieldError(
+            "file",
+            f"the file has a number with more than {digits} digits",
+            code="snapshot_number_too_long",
+            max=digits,
+        ) from None
+
+
 def _bad(part: str, why: str) -> FieldError:
     return FieldError(f"snapshot.{part}", why, code="snapshot_invalid", part=part)
 
@@ -82,12 +104,14 @@ def _check_custom(cfg: SessionConfig, custom: Any) -> int:
         x = np.asarray(custom["x"], dtype=float)
         y = np.asarray(custom["y"], dtype=float)
         is_train = np.asarray(custom["is_train"], dtype=bool)
-    except (TypeError, KeyError, ValueError):
+    except (TypeError, KeyError, ValueError, OverflowError):
         raise _bad("custom", "custom data needs x, y and is_train lists of numbers") from None
     if x.ndim != 2 or x.shape[1] != 2 or y.shape != (len(x),) or is_train.shape != (len(x),) or len(x) < 4:
         raise _bad("custom", "custom data must be at least 4 points (x1, x2) with one y and is_train each")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise _bad("custom", "custom data must be finite numbers")
+    if np.abs(x).max(initial=0.0) > MAX_COORDINATE or np.abs(y).max(initial=0.0) > MAX_COORDINATE:
+        raise _bad("custom", f"custom data must lie within ±{MAX_COORDINATE:,.0f}")
     if len(x) != cfg.n_points:
         raise _bad("custom", "the number of points must equal config.n_points")
     if not is_train.any() or is_train.all():
@@ -106,7 +130,7 @@ def _check_layers(payload: dict, sizes: list[int]) -> None:
             want = (sizes[layer], sizes[layer + 1]) if part == "weights" else (sizes[layer + 1],)
             try:
                 a = np.asarray(values, dtype=float)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past 1e308
                 raise _bad(part, f"layer {layer} is not a list of numbers") from None
             if a.shape != want or not np.isfinite(a).all():
                 raise _bad(part, f"layer {layer} must be {want} finite numbers")
@@ -122,7 +146,18 @@ def _check_counters(payload: dict) -> None:
         isinstance(row, list)
         and len(row) == 3
         and isinstance(row[0], int)
-        and all(v is None or isinstance(v, (int, float)) for v in row[1:])
+        and 0 <= row[0] < MAX_COUNTER
+        and all(v is None or _finite_number(v) for v in row[1:])
         for row in history
     ):
         raise _bad("history", "history rows are [epoch, train loss, test loss]")
+
+
+def _finite_number(v: Any) -> bool:
+    """A JSON number that is a finite float (an integer past 1e308 is not, nor is a bool)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False

@@ -47,6 +47,9 @@ SCHEMA_VERSION = 1
 NAME_MAX = 80
 ID_MAX = 64  # longest id get/rename/delete will look up (ids we issue are 22 chars)
 BUSY_TIMEOUT_MS = 5000
+# Deleted snapshots' pages go back to the filesystem (auto_vacuum=INCREMENTAL) once this many
+# are free (1 MB of 4 KB pages), so a burst of small deletes does not vacuum on every one.
+VACUUM_FREE_PAGES = 256
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # Errors that mean "the bytes are wrong", as opposed to locked / unreadable / disk full.
@@ -186,6 +189,7 @@ class SnapshotStore:
         try:
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._init_or_check(conn, new)
+            self._reclaim_at_open(conn)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":  # e.g. a filesystem without shared memory
                 conn.execute("PRAGMA journal_mode=DELETE")
@@ -215,6 +219,7 @@ class SnapshotStore:
         # `blank` with a non-new header happens only after SQLite rolled back a hot journal
         # left by a crash during our own initialisation (the header check saw our id).
         if new or blank:
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only takes before the first table
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # Re-read under the write lock: another process may have initialised it.
@@ -373,7 +378,32 @@ class SnapshotStore:
                 cur = self._db().execute("DELETE FROM snapshots WHERE id = ?", (snapshot_id,))
             except sqlite3.Error as e:
                 raise self._fail(e) from None
+            self._give_back_space(self._db())
         return cur.rowcount > 0
+
+    @staticmethod
+    def _give_back_space(conn: sqlite3.Connection) -> None:
+        """Truncate the file by its free pages when there are enough of them (auto_vacuum=
+        INCREMENTAL). Best effort: the delete is already committed whatever happens here."""
+        try:
+            if conn.execute("PRAGMA freelist_count").fetchone()[0] >= VACUUM_FREE_PAGES:
+                # One page per VDBE step, and execute() steps once: executescript runs it to the end.
+                conn.executescript("PRAGMA incremental_vacuum;")
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # in WAL, the file shrinks here
+        except sqlite3.Error:
+            pass
+
+    def _reclaim_at_open(self, conn: sqlite3.Connection) -> None:
+        """A file made before auto_vacuum was set (mode NONE) never shrinks: when a quarter
+        of it is free pages, convert it once (VACUUM rewrites the file); otherwise leave it."""
+        mode = conn.execute("PRAGMA auto_vacuum").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        if mode == 0 and free >= VACUUM_FREE_PAGES and 4 * free >= pages:
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            conn.execute("VACUUM")
+        elif mode == 2:
+            self._give_back_space(conn)
 
     def close(self) -> None:
         """Close the connection (idempotent). Later calls raise SnapshotError."""

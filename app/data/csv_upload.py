@@ -22,6 +22,10 @@ MIN_ROWS = 4
 MIN_CLASSES, MAX_CLASSES = 2, 10
 LABEL_NAMES = {"label": "classification", "class": "classification", "target": "regression", "y": None}
 COLUMN_NAMES = ("x1", "x2", "label/target")
+# Largest |coordinate| accepted in an upload (and in an imported snapshot's own data). Any
+# real data set fits after a change of units; past ~9e307 the centre and span of the points
+# overflow to infinity, and a session trained on such numbers is broken for good.
+MAX_COORDINATE = 1e6
 
 
 class CsvError(ValueError):
@@ -45,10 +49,13 @@ def fit_to_plane(X: np.ndarray) -> np.ndarray:
     if np.abs(X).max(initial=0.0) <= PLANE:
         return X.copy()
     low, high = X.min(axis=0), X.max(axis=0)
-    half_span = (high - low).max() / 2
+    # Halves first: (low + high) and (high - low) overflow to ∞ for values near the float
+    # limit; their halves never do, and neither does X - centre, whose size is ≤ half_span.
+    centre = low / 2 + high / 2
+    half_span = (high / 2 - low / 2).max()
     # One factor for both axes so circles stay circles; a zero span is a single point.
     scale = PLANE / half_span if half_span > 0 else 1.0
-    return (X - (low + high) / 2) * scale
+    return np.clip((X - centre) * scale, -PLANE, PLANE)
 
 
 def _number(field: str) -> float | None:
@@ -134,6 +141,16 @@ def _coordinates(rows) -> np.ndarray:
                     column=c + 1,
                     name=COLUMN_NAMES[c],
                     value=_show(fields[c]),
+                )
+            if abs(value) > MAX_COORDINATE:
+                raise CsvError(
+                    f"column {c + 1} ({COLUMN_NAMES[c]}) must lie within ±{MAX_COORDINATE:,.0f}, not {_show(fields[c])}",
+                    line,
+                    code="out_of_range",
+                    column=c + 1,
+                    name=COLUMN_NAMES[c],
+                    value=_show(fields[c]),
+                    max=f"{MAX_COORDINATE:,.0f}",
                 )
             X[r, c] = value
     return X

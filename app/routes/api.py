@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from app import protocol as cmd
 from app.control import NearBody, PointBody, Transport
 from app.errors import FieldError
+from app.netaddr import share_base_url
 from app.numbers import json_safe
 from app.routes.deps import Actions, AppSettings, Controlled, Store, Viewed
 from app.schema import ConfigFields, CreateBody
@@ -39,7 +40,7 @@ async def create_session(request: Request, control: Actions, body: CreateBody | 
         "id": record.id,
         "control_token": record.token,
         "config": record.config.model_dump(),
-        "watch_url": str(request.url_for("watch_page", sid=record.id)),
+        "watch_url": share_base_url(request.app.state.settings, request.url) + f"/s/{record.id}",
         "events_url": str(request.url_for("session_events", sid=record.id)),
         "status": record.status,
     }
@@ -75,7 +76,8 @@ async def hand_over(body: HandoverBody, request: Request, record: Controlled, co
     saved network): their streams get `closed` with `reason` "moved" and the `successor` id,
     and the old watch link leads to the new session from then on."""
     new = await control.hand_over(record, body.to, body.to_token)
-    return {"id": record.id, "moved_to": new.id, "watch_url": str(request.url_for("watch_page", sid=new.id))}
+    watch_url = share_base_url(request.app.state.settings, request.url) + f"/s/{new.id}"
+    return {"id": record.id, "moved_to": new.id, "watch_url": watch_url}
 
 
 def _transport(op: Transport, doc: str) -> None:

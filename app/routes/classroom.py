@@ -1,7 +1,8 @@
 """Classroom and wiki pages: the watch page, its QR code and share links, and embeds.
 
 A watch page shows a session live without controls and never contains its token. The
-links handed out use an address students can reach (see app/netaddr.py).
+links handed out use PUBLIC_URL when it is set, otherwise an address students can reach
+(see app/netaddr.py), built from a Host header the Host check has already accepted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.errors import FieldError
-from app.netaddr import public_base_url, reachable_from_others
+from app.netaddr import reachable_from_others, share_base_url
 from app.querycodec import to_query
 from app.routes.deps import Actions, AppSettings, SessionId, Store
 from app.routes.render import network_context, page_context, templates
@@ -27,7 +28,7 @@ HIDEABLE = ("header", "transport", "hyper", "data", "structure", "output", "char
 
 
 def base_url(request: Request, settings: Settings) -> str:
-    return public_base_url(request.url.scheme, request.url.hostname, request.url.port, settings.host)
+    return share_base_url(settings, request.url)
 
 
 @router.get("/s/{sid}", response_class=HTMLResponse, name="watch_page", include_in_schema=False)

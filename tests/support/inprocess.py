@@ -20,7 +20,7 @@ import httpx
 from app.main import create_app
 from app.settings import Settings  # the one place tests import Settings (and create_app, below)
 
-BASE_URL = "http://testserver"
+BASE_URL = "http://localhost"  # a Host the app accepts by default (app/netaddr.allowed_hosts)
 REQUEST_TIMEOUT = 60.0  # ASGITransport has no timeouts of its own; a stuck request fails the test instead of hanging
 
 
