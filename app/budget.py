@@ -15,13 +15,12 @@ travel quantised (`INLINE_WEIGHTS`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from app.data import DATASETS
 from app.errors import FieldError
 
-if TYPE_CHECKING:
-    from app.schema import SessionConfig
+SessionConfig = Any  # app.schema.SessionConfig (schema imports this module, so not imported here)
 
 F64, F32 = 8, 4  # bytes per number
 MB = 1_000_000  # MAX_SESSION_MB and MAX_MEMORY_MB count in 10⁶ bytes

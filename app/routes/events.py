@@ -7,8 +7,21 @@ Events, in order:
   event: watchers  {"count": n} whenever the number of open streams on the session changes
   event: closed    once, when the session ends: {"reason": "deleted" | "expired" | "shutdown" |
                    "lost" | "moved", "successor": the id to follow when "moved", else null}
-A stream never queues frames: it sends whatever is newest when its turn comes, so a slow
-client skips frames instead of falling behind.
+  : ping           a comment after PING_SECONDS without an event (keeps proxies from closing)
+
+What a stream costs the server, whatever its client does:
+  - Nothing is queued. The response pulls its next event only when the previous one has
+    been handed to the connection, and then takes whatever frame is newest: a slow client
+    skips frames instead of falling behind.
+  - A frame's SSE bytes are built once per frame (SessionRecord.frame_event) and every
+    stream sends that same object, in slices of CHUNK bytes, so the connection's write
+    buffer of a client that stops reading holds at most about one slice.
+  - A client that has not drained its socket for SEND_TIMEOUT_SECONDS is dropped
+    (app/streamguard.py), which ends the stream and unregisters the viewer.
+  - Streams are capped per session (MAX_WATCHERS), in all (MAX_STREAMS) and per client
+    address (MAX_STREAMS_PER_CLIENT); over a cap the request gets a 429 naming it.
+  - After streams end, the server gives freed heap pages back to the system (malloc_trim,
+    at most every TRIM_EVERY_S), as workers do after deletes.
 """
 
 from __future__ import annotations
@@ -19,21 +32,66 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import StreamingResponse
 
 from app import protocol as cmd
 from app.errors import FieldError
 from app.numbers import json_safe
 from app.routes.deps import AppSettings, SessionId, Store
-from app.store import SessionRecord, Watcher
+from app.store import SessionRecord, SessionStore, Watcher
+from app.worker import MALLOC_TRIM, TRIM_EVERY_S
 
 router = APIRouter(prefix="/api", tags=["stream"])
 DEFAULT_FPS = 30  # frames a second when the client does not say
+CHUNK = 64 * 1024  # a frame goes to the connection in slices of at most this many bytes
+PING_SECONDS = 15.0  # a comment line after this long without an event
+PING = b": ping\n\n"
+TRIM_DELAY_S = 1.0  # after the last stream of a burst ends: its connection's buffers are gone by then
+
+
+def sse(event: str, data: str) -> bytes:
+    """One event in the text/event-stream format (data without line breaks: compact JSON)."""
+    return f"event: {event}\ndata: {data}\n\n".encode()
+
+
+class FrameStream(StreamingResponse):
+    """text/event-stream, not cached, not buffered by proxies (nginx: X-Accel-Buffering)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, content: AsyncIterator[bytes | memoryview]):
+        super().__init__(content, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+class _Trimmer:
+    """malloc_trim(0) in the server process a moment after streams end, at most every
+    TRIM_EVERY_S: glibc keeps freed heap pages mapped, so without it the server would stay
+    at the peak of its busiest moment. Runs in a thread (it walks the heap)."""
+
+    def __init__(self):
+        self.last = float("-inf")
+        self.pending = False
+
+    def soon(self) -> None:
+        if MALLOC_TRIM is None or self.pending:
+            return
+        self.pending = True
+        delay = max(TRIM_DELAY_S, self.last + TRIM_EVERY_S - time.monotonic())
+        asyncio.get_running_loop().call_later(delay, self._start)
+
+    def _start(self) -> None:
+        self.pending = False
+        self.last = time.monotonic()
+        asyncio.get_running_loop().run_in_executor(None, MALLOC_TRIM, 0)
+
+
+trimmer = _Trimmer()
 
 
 async def watching(
     sid: SessionId,
+    request: Request,
     store: Store,
     settings: AppSettings,
     fps: Annotated[
@@ -44,7 +102,7 @@ async def watching(
 ):
     """Register the viewer before the response starts, so a bad id, a full session or a too
     high fps gets a real 4xx; and always unregister it: FastAPI runs this `finally` from the
-    request's exit stack, even when it abandons the stream generator."""
+    request's exit stack, after the response has ended (however it ended)."""
     record = store.get(sid)
     if fps is None:  # the page asks for the default, so a server with a lower MAX_FPS still serves it
         fps = min(DEFAULT_FPS, settings.max_fps)
@@ -55,49 +113,66 @@ async def watching(
             code="limit_fps",
             max=settings.max_fps,
         )
-    watcher = Watcher(float(fps), gradients)
+    watcher = Watcher(float(fps), gradients, request.client.host if request.client else "")
     if not record.watchers:
-        record.frame = None  # nobody watched, so frames were not built: wait for a fresh one
-    await store.add_watcher(record, watcher)  # checks MAX_WATCHERS and appends, no await in between
+        record.frame_event = None  # nobody watched, so frames were not built: wait for a fresh one
+    await store.add_watcher(record, watcher)  # checks the caps and appends, no await in between
     try:
         yield record, watcher
     finally:
         store.remove_watcher(record, watcher)
+        trimmer.soon()
 
 
-@router.get("/sessions/{sid}/events", response_class=EventSourceResponse, name="session_events")
+@router.get(
+    "/sessions/{sid}/events",
+    response_class=FrameStream,  # not fastapi.sse.EventSourceResponse: its pipeline copies and queues each event per stream
+    name="session_events",
+)
 async def session_events(
     viewing: Annotated[tuple[SessionRecord, Watcher], Depends(watching)],
     store: Store,
     max_frames: Annotated[int | None, Query(ge=1, le=1_000_000, description="close after this many frames")] = None,
-) -> AsyncIterator[ServerSentEvent]:
+) -> FrameStream:
     record, watcher = viewing
+    return FrameStream(_events(record, watcher, store, max_frames))
+
+
+async def _events(
+    record: SessionRecord, watcher: Watcher, store: SessionStore, max_frames: int | None
+) -> AsyncIterator[bytes | memoryview]:
     try:
         history = await store.call(record, cmd.History(record.id))
     except FieldError:
         history = []
-    yield ServerSentEvent(event="history", raw_data=json.dumps(json_safe(history)))
+    yield sse("history", json.dumps(json_safe(history)))
     interval = 1.0 / watcher.fps
     sent, last_seq, next_at, watchers = 0, -1, 0.0, -1
     while True:
         if record.closed is not None:
-            yield ServerSentEvent(
-                event="closed", raw_data=json.dumps({"reason": record.closed, "successor": record.successor})
-            )
+            yield sse("closed", json.dumps({"reason": record.closed, "successor": record.successor}))
             return
         if len(record.watchers) != watchers:
             watchers = len(record.watchers)
-            yield ServerSentEvent(event="watchers", raw_data=json.dumps({"count": watchers}))
+            yield sse("watchers", json.dumps({"count": watchers}))
             continue
-        if record.frame is None or record.seq == last_seq:
-            await record.changed.wait()
+        event = record.frame_event
+        if event is None or record.seq == last_seq:
+            try:
+                async with asyncio.timeout(PING_SECONDS):
+                    await record.changed.wait()
+            except TimeoutError:
+                yield PING
             continue
         delay = next_at - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)  # fps cap; afterwards take whatever is newest
             continue
         last_seq = record.seq
-        yield ServerSentEvent(event="frame", raw_data=record.frame, id=str(last_seq))
+        view = memoryview(event)
+        for start in range(0, len(view), CHUNK):
+            yield view[start : start + CHUNK]
+        del view, event  # no stream keeps an old frame alive while it waits for the next
         sent += 1
         if max_frames is not None and sent >= max_frames:
             return
