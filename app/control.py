@@ -8,6 +8,7 @@ are FieldErrors with a code; the web layer alone turns codes into HTTP statuses.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from asyncio import to_thread
 from collections.abc import Mapping
@@ -22,12 +23,14 @@ from app.export import data_csv, model_python
 from app.presets import PRESETS
 from app.querycodec import fields_from_strings
 from app.ratelimit import RateLimiter, client_address
-from app.schema import ConfigFields, CreateBody, Limits, SessionConfig, resolve
+from app.schema import ConfigFields, CreateBody, Limits, SessionConfig, check_limits, resolve
 from app.settings import Settings
 from app.snapshot_format import parse_export, validate_payload
 from app.snapshots import SnapshotError, SnapshotStore
 from app.store import SessionRecord, SessionStore
 from app.training import Status
+
+log = logging.getLogger("mlp.snapshots")
 
 PlaneCoordinate = Annotated[float, Field(allow_inf_nan=False, ge=-6.0, le=6.0)]
 
@@ -96,10 +99,11 @@ class Control:
         return await self.store.create(self.config_from_query(params))
 
     async def create_from_snapshot(self, snapshot_id: str) -> SessionRecord:
-        """A new session with a snapshot's config, data and weights."""
-        payload = (await self.snapshot(snapshot_id, field="snapshot"))["payload"]
-        cfg = await to_thread(validate_payload, payload, self.limits)
-        return await self.store.create(cfg, payload)
+        """A new session with a snapshot's config, data and weights. The payload travels to the
+        worker as the stored JSON bytes and is parsed and checked there (validate_payload), so
+        this process never parses or pickles a big payload."""
+        meta, source = await self._source(snapshot_id, field="snapshot")
+        return await self.store.create(self._snapshot_config(meta), payload_json=source)
 
     async def status(self, record: SessionRecord) -> dict:
         return await self.store.call(record, cmd.Status(record.id))
@@ -173,16 +177,35 @@ class Control:
         return data_csv(data, problem=record.config.problem)
 
     # --- snapshots ----------------------------------------------------------------------------
-    async def snapshot(self, snapshot_id: str, *, field: str = "snapshot_id") -> dict:
-        found = await self._stored(self.snapshots.get, snapshot_id)
+    async def snapshot_document(self, snapshot_id: str) -> bytes:
+        """The stored snapshot as JSON bytes, read and assembled in a thread (never encoded on the loop)."""
+        found = await self._stored(self.snapshots.get_document, snapshot_id)
+        if found is None:
+            raise FieldError("snapshot_id", "no such snapshot", code="snapshot_unknown")
+        return found
+
+    async def snapshot_config(self, snapshot_id: str) -> tuple[dict, SessionConfig]:
+        """A stored snapshot's metadata and its checked config (an embed of it draws that network;
+        the weights are checked when a viewer's session is made from it)."""
+        meta, _ = await self._source(snapshot_id)
+        return meta, self._snapshot_config(meta)
+
+    async def _source(self, snapshot_id: str, *, field: str = "snapshot_id") -> tuple[dict, bytes]:
+        found = await self._stored(self.snapshots.get_source, snapshot_id)
         if found is None:
             raise FieldError(field, "no such snapshot", code="snapshot_unknown")
         return found
 
-    async def snapshot_config(self, snapshot_id: str) -> tuple[dict, SessionConfig]:
-        """A stored snapshot and its checked config (an embed of it draws that network)."""
-        found = await self.snapshot(snapshot_id)
-        return found, await to_thread(validate_payload, found["payload"], self.limits)
+    def _snapshot_config(self, meta: dict) -> SessionConfig:
+        """The config part of validate_payload: a valid config within the limits."""
+        try:
+            cfg = SessionConfig.model_validate(meta["config"])
+        except Exception as e:
+            raise FieldError(
+                "snapshot.config", f"the config is not valid: {e}", code="snapshot_invalid", part="config"
+            ) from None
+        check_limits(cfg, self.limits)
+        return cfg
 
     async def save(self, record: SessionRecord, name: str) -> dict:
         """Store the session: config, weights, counters, history and its own data."""
@@ -206,6 +229,7 @@ class Control:
         document = parse_export(raw)
         payload = document.get("payload", document) if isinstance(document, dict) else document
         validate_payload(payload, self.limits)
+        payload["history"] = payload.get("history", [])[-self.settings.history_len :]  # what a session keeps
         name = document.get("name") if isinstance(document, dict) else None
         return payload, name if isinstance(name, str) else ""
 
@@ -219,6 +243,8 @@ class Control:
     async def rename_snapshot(self, snapshot_id: str, name: str) -> dict:
         try:
             meta = await self._stored(self.snapshots.rename, snapshot_id, name)
+        except FieldError:  # a FieldError is a ValueError too: the store's answer, not a bad name
+            raise
         except ValueError as e:
             raise FieldError("name", str(e), code="snapshot_name") from None
         if meta is None:
@@ -247,6 +273,8 @@ class Control:
         self._check_write_allowance(spend=True)
         try:
             return await self._stored(self.snapshots.save, payload, name=name)
+        except FieldError:  # a FieldError is a ValueError too: the store's answer, not a bad payload
+            raise
         except ValueError as e:
             if "non-finite" in str(e):  # a diverged network: NaN/inf weights or losses
                 raise FieldError(
@@ -269,4 +297,9 @@ class Control:
                 raise FieldError("max_snapshot_bytes", text, code="snapshot_too_large") from None
             if "max_snapshots" in text:
                 raise FieldError("max_snapshots", text, code="snapshot_store_full") from None
-            raise FieldError("snapshot", text, code="server_busy") from None
+            log.error("snapshot store unavailable: %s", text)  # the details (path, SQLite's words) stay here
+            raise FieldError(
+                "snapshot",
+                "the snapshot store cannot be used right now; try again later",
+                code="snapshot_store_unavailable",
+            ) from None

@@ -2,7 +2,8 @@
 
 Main → worker: (rid, command), pickled over a multiprocessing Pipe; rid is echoed in the reply.
 Worker → main: ("reply", rid, ok, payload), payload a result or (field, message, code, params);
-               ("frame", sid, frame_bytes, status), unsolicited: the newest state of a session.
+               ("frame", sid, frame_bytes, status), unsolicited: the newest state of a session;
+               ("beat", time), about every second (worker.BEAT_EVERY_S), even while training.
 A command's handler in worker.py is registered for its class (`@handles(Play)`), so a reader
 follows a command from here to its one handler by name.
 
@@ -27,10 +28,11 @@ class Command:
 
 @dataclass(frozen=True)
 class Create(Command):
-    """A new session, from a snapshot payload when `payload` is given."""
+    """A new session, from a snapshot when `payload_json` (its payload's stored JSON) is given:
+    the worker parses and checks it, so the server never parses or pickles a big payload."""
 
     cfg: SessionConfig
-    payload: dict | None = None
+    payload_json: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))  # training processes
+    worker_heartbeat_timeout_seconds: float = 5.0  # a worker silent this long is replaced (it beats every 1 s)
     # Limits (every one is named in the 4xx/429 a request over it receives).
     max_sessions: int = 200
     max_hidden_layers: int = 8
@@ -37,7 +38,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 2_000_000
     max_upload_bytes: int = 1_000_000
     max_upload_rows: int = 5000
-    max_snapshot_bytes: int = 5_000_000
+    max_snapshot_bytes: int = 2_000_000  # one snapshot's JSON; parsing one costs ~25 ms a MB (benchmarks)
     max_snapshots: int = 10_000
     session_ttl_seconds: float = 1800.0  # idle sessions (no stream, not running) are evicted
     idle_pause_seconds: float = 30.0  # a running session nobody watches or calls is paused (nothing lost)

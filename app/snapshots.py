@@ -31,6 +31,7 @@ Design
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -140,6 +141,7 @@ class SnapshotStore:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open()
+        self._file = self._identity()  # the file the connection has open (see _db)
 
     # --- opening and checking -----------------------------------------------------------
 
@@ -255,9 +257,21 @@ class SnapshotStore:
 
     # --- plumbing -----------------------------------------------------------------------
 
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             raise SnapshotError("the snapshot store is closed")
+        # A database file removed or replaced under a running server: the open connection
+        # would go on reading and writing the unlinked old file, and saves acknowledged now
+        # would be gone at the next start. One stat() per call refuses that instead.
+        if self._identity() != self._file:
+            raise SnapshotError(f"the snapshot database {self.path} was removed or replaced while the server ran")
         return self._conn
 
     def _fail(self, e: sqlite3.Error) -> SnapshotError:
@@ -331,6 +345,60 @@ class SnapshotStore:
         except ValueError as e:
             raise CorruptStoreError(f"snapshot {snapshot_id} in {self.path} has an unreadable payload: {e}") from None
         return {"snapshot_id": row[0], "name": row[1], "created": row[2], "epoch": row[3], "payload": payload}
+
+    def _row(self, sql: str, snapshot_id: str) -> tuple | None:
+        """One row by id under the lock; sqlite errors become SnapshotError."""
+        with self._lock:
+            try:
+                return self._db().execute(sql, (snapshot_id,)).fetchone()
+            except sqlite3.Error as e:
+                raise self._fail(e) from None
+
+    def get_document(self, snapshot_id: str) -> bytes | None:
+        """The stored snapshot as the JSON document GET /api/snapshots/{id} answers:
+        {"snapshot_id", "name", "created", "epoch", "payload"}. The payload is the stored
+        text itself, never decoded and encoded again, so a read costs a copy, not a parse."""
+        if not self._valid_id(snapshot_id):
+            return None
+        row = self._row(
+            "SELECT id, name, created, epoch, CAST(payload AS BLOB) FROM snapshots WHERE id = ?", snapshot_id
+        )
+        if row is None:
+            return None
+        meta = {"snapshot_id": row[0], "name": row[1], "created": row[2], "epoch": row[3]}
+        head = json.dumps(meta, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return b"".join((head[:-1].encode(), b',"payload":', row[4], b"}"))
+
+    def get_source(self, snapshot_id: str) -> tuple[dict, bytes] | None:
+        """(metadata with the payload's config, the payload's JSON bytes): what a session or an
+        embed is made from. SQLite extracts the config (in C, without Python's GIL), so the
+        server process never parses the whole payload; a worker does (protocol.Create)."""
+        if not self._valid_id(snapshot_id):
+            return None
+        row = self._row(
+            "SELECT id, name, created, epoch, json_extract(payload, '$.config'), CAST(payload AS BLOB) "
+            "FROM snapshots WHERE id = ?",
+            snapshot_id,
+        )
+        if row is None:
+            return None
+        try:
+            config = json.loads(row[4]) if isinstance(row[4], str) else None
+        except ValueError as e:
+            raise CorruptStoreError(f"snapshot {snapshot_id} in {self.path} has an unreadable config: {e}") from None
+        meta = {"snapshot_id": row[0], "name": row[1], "created": row[2], "epoch": row[3], "config": config}
+        return meta, row[5]
+
+    def ping(self, timeout: float = 2.0) -> None:
+        """A cheap read that touches the file (health checks); SnapshotError when unusable."""
+        if not self._lock.acquire(timeout=timeout):
+            raise SnapshotError("the snapshot database is busy (a write is taking too long)")
+        try:
+            self._db().execute("SELECT seq FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
+        except sqlite3.Error as e:
+            raise self._fail(e) from None
+        finally:
+            self._lock.release()
 
     def list(self, *, limit: int = 100, offset: int = 0) -> list[dict]:
         """Metadata of stored snapshots, newest first; never the payloads."""

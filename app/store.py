@@ -25,7 +25,7 @@ from app.schema import SessionConfig
 from app.settings import Settings
 from app.training import Status
 from app.worker import WorkerConfig
-from app.worker_process import WorkerProcess
+from app.worker_process import WorkerProcess, lost_error
 
 log = logging.getLogger("mlp.sessions")
 
@@ -87,12 +87,15 @@ class SessionStore:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.shutting_down = False
         self._tasks: set[asyncio.Task] = set()  # fire-and-forget notifications, kept referenced
+        self.silent: set[WorkerProcess] = set()  # no heartbeat for half the timeout: no new sessions
+        self._watchdog: asyncio.Task | None = None
         self._conf = WorkerConfig.from_settings(settings)
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.workers = [self._spawn(i) for i in range(self.settings.workers)]
+        self._watchdog = self.loop.create_task(self._watch_heartbeats())
 
     def _spawn(self, index: int) -> WorkerProcess:
         assert self.loop is not None, "start() first"
@@ -106,6 +109,8 @@ class SessionStore:
             record.publish(None)
 
     def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self.close_streams()
         workers, self.workers = self.workers, []
         for w in workers:
@@ -122,10 +127,52 @@ class SessionStore:
         if worker not in self.workers:
             return  # stopped on purpose
         log.error("training worker %d exited; its %d sessions are lost", worker.index, len(worker.sessions))
-        worker.fail_pending()
+        self._replace(worker)
+
+    def _replace(self, worker: WorkerProcess, abandon: bool = False) -> None:
+        """A new process in the place of one that exited or fell silent; its calls fail with
+        worker_lost (503) and its sessions end as "lost" (410 for late clients)."""
+        self.workers[self.workers.index(worker)] = self._spawn(worker.index)  # spawned before the kill below
+        self.silent.discard(worker)
+        if abandon:
+            worker.abandon()
+        else:
+            worker.fail_pending(lost_error())
         for sid in list(worker.sessions):
             self._end(sid, "lost")
-        self.workers[self.workers.index(worker)] = self._spawn(worker.index)
+
+    async def _watch_heartbeats(self) -> None:
+        """Every half second: workers silent for half the heartbeat timeout get no new
+        sessions; a worker silent past it (stopped, hung, swapped out) is replaced."""
+        limit = self.settings.worker_heartbeat_timeout_seconds
+        while True:
+            await asyncio.sleep(min(0.5, limit / 4))
+            for worker in list(self.workers):
+                silence = worker.silence()
+                if silence > limit:
+                    log.error(
+                        "training worker %d sent no heartbeat for %.1f s; replacing it (%d sessions lost)",
+                        worker.index,
+                        silence,
+                        len(worker.sessions),
+                    )
+                    self._replace(worker, abandon=True)
+                elif silence > limit / 2:
+                    self.silent.add(worker)
+                else:
+                    self.silent.discard(worker)
+
+    def health(self) -> list[dict]:
+        """Each worker for /healthz: running, its heartbeat's age, whether it is live (heard from
+        within the heartbeat timeout) and whether it takes new sessions."""
+        limit = self.settings.worker_heartbeat_timeout_seconds
+        out = []
+        for worker in self.workers:
+            h = worker.health()
+            h["live"] = h["alive"] and h["heartbeat_age_s"] is not None and h["heartbeat_age_s"] <= limit
+            h["accepting"] = h["live"] and worker not in self.silent
+            out.append(h)
+        return out
 
     def stats(self) -> dict:
         """Counts for operators and for leak tests: sessions, streams, tasks, threads, memory."""
@@ -171,8 +218,9 @@ class SessionStore:
         return record
 
     # --- commands --------------------------------------------------------------------------
-    async def create(self, cfg: SessionConfig, payload: dict | None = None) -> SessionRecord:
-        """A new session on the least-loaded worker; from a snapshot payload when given."""
+    async def create(self, cfg: SessionConfig, payload_json: bytes | None = None) -> SessionRecord:
+        """A new session on the least-loaded worker that is heard from; from a snapshot when
+        `payload_json` (its stored payload) is given."""
         if len(self.sessions) >= self.settings.max_sessions:
             self.evict_idle()
             if len(self.sessions) >= self.settings.max_sessions:
@@ -183,13 +231,18 @@ class SessionStore:
                     code="limit_sessions",
                     max=self.settings.max_sessions,
                 )
-        worker = min(self.workers, key=lambda w: len(w.sessions))
+        heard = [w for w in self.workers if w not in self.silent]
+        if not heard:
+            raise FieldError(
+                "server", "no training process is answering right now; try again in a few seconds", code="server_busy"
+            )
+        worker = min(heard, key=lambda w: len(w.sessions))
         sid = secrets.token_urlsafe(24)  # 192 bits
         record = SessionRecord(sid, secrets.token_urlsafe(32), worker, cfg)
         self.sessions[sid] = record
         worker.sessions.add(sid)
         try:
-            await self.call(record, cmd.Create(sid, cfg, payload))
+            await self.call(record, cmd.Create(sid, cfg, payload_json))
         except BaseException:
             self._forget(sid)
             raise

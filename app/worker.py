@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import os
 import time
 import traceback
@@ -29,7 +30,7 @@ from app.errors import FieldError
 from app.frames import FrameBuilder, drop_grid_scratch
 from app.numbers import compact_json
 from app.schema import ConfigFields, Limits, SessionConfig, check_point_count, resolve
-from app.snapshot_format import custom_points, payload_of, restore_payload
+from app.snapshot_format import custom_points, payload_of, restore_payload, validate_payload
 from app.structure import edit_structure
 from app.training import Session, Status
 
@@ -47,6 +48,7 @@ def _malloc_trim():
 MALLOC_TRIM = _malloc_trim()
 TRIM_EVERY_S = 5.0  # a burst of deletes (idle eviction) trims once, not once per session
 MIN_RECOVER_LR = 1e-5  # the lowest learning rate the page offers
+BEAT_EVERY_S = 1.0  # heartbeats to the server (worker_process.py), also between ticks while training
 
 
 @dataclass
@@ -134,14 +136,29 @@ class Worker:
         return HANDLERS[type(command)](self, slot, command)
 
     def create(self, c: cmd.Create) -> dict:
-        custom = custom_points(c.cfg, c.payload.get("custom")) if c.payload else None
+        payload = self._snapshot_payload(c)
+        custom = custom_points(c.cfg, payload.get("custom")) if payload else None
         session = Session(
             c.cfg, history_len=self.conf.history_len, timeline_bytes=self.conf.timeline_bytes, custom=custom
         )
-        if c.payload is not None:
-            restore_payload(session, c.payload)
+        if payload is not None:
+            restore_payload(session, payload)
         self.slots[c.sid] = Slot(c.sid, session, FrameBuilder(self.conf.grid, self.conf.thumb_stride))
         return self._status(self.slots[c.sid])
+
+    def _snapshot_payload(self, c: cmd.Create) -> dict | None:
+        """A snapshot's payload, parsed and checked here (the server sent its stored JSON)."""
+        if c.payload_json is None:
+            return None
+        try:
+            payload = json.loads(c.payload_json)
+        except (ValueError, RecursionError) as e:
+            raise FieldError(
+                "snapshot.payload", f"the snapshot is not valid JSON: {e}", code="snapshot_invalid", part="payload"
+            ) from None
+        if validate_payload(payload, self.conf.limits) != c.cfg:
+            raise FieldError("snapshot.config", "the snapshot's config changed", code="snapshot_invalid", part="config")
+        return payload
 
     # --- command handlers: each returns a picklable payload or raises FieldError --------------
     @handles(cmd.Delete)
@@ -389,6 +406,20 @@ class Worker:
         return min(dues) if dues else None
 
 
+class Heartbeat:
+    """Sends ("beat", time) when BEAT_EVERY_S has passed since the last one: the server
+    replaces a worker that falls silent (stopped, hung in a loop, swapped out)."""
+
+    def __init__(self, send):
+        self.send, self.next = send, 0.0
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now >= self.next:
+            self.send(("beat", time.time()))
+            self.next = now + BEAT_EVERY_S
+
+
 def serve(conn, conf: WorkerConfig) -> None:
     """Process entry point: read commands, run ticks, until the pipe closes."""
     try:  # training yields the CPU to the server process (HTTP, streams) when both want it
@@ -396,10 +427,12 @@ def serve(conn, conf: WorkerConfig) -> None:
     except OSError:
         pass
     worker = Worker(conf, conn.send)
+    beat = Heartbeat(conn.send)
     rr = 0  # round-robin offset so no session always goes first
     while True:
+        beat()
         due = worker.next_due()
-        timeout = None if due is None else max(0.0, due - time.monotonic())
+        timeout = BEAT_EVERY_S if due is None else min(BEAT_EVERY_S, max(0.0, due - time.monotonic()))
         try:
             if conn.poll(timeout):
                 while conn.poll():
@@ -414,6 +447,7 @@ def serve(conn, conf: WorkerConfig) -> None:
                 for slot in ready[rr:] + ready[:rr]:
                     if slot.sid in worker.slots and slot.session.status == Status.RUNNING:
                         worker.safe_tick(slot, now)
+                    beat()
                     while conn.poll():  # control stays responsive between ticks
                         msg = conn.recv()
                         if msg is None:

@@ -40,6 +40,8 @@ STATUS_BY_CODE = {
     "limit_snapshot_writes": 429,
     "server_error": 500,
     "server_busy": 503,
+    "snapshot_store_unavailable": 503,
+    "worker_lost": 503,
     "snapshot_store_full": 507,
 }
 

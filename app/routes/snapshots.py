@@ -27,8 +27,9 @@ async def list_snapshots(control: Actions, _: Admin, limit: int = 100, offset: i
 
 @router.get("/api/snapshots/{snapshot_id}")
 async def read_snapshot(snapshot_id: SnapshotId, control: Actions):
-    """The stored snapshot; as a file, it can be imported again (POST /api/snapshots/import)."""
-    return await control.snapshot(snapshot_id)
+    """The stored snapshot; as a file, it can be imported again (POST /api/snapshots/import).
+    Its JSON is the stored text, assembled in a thread: the event loop never encodes it."""
+    return Response(await control.snapshot_document(snapshot_id), media_type="application/json")
 
 
 @router.patch("/api/snapshots/{snapshot_id}")

@@ -73,7 +73,9 @@ def assert_error(r, status_code: int, field: str):
 def test_healthz(client):
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok"}
+    body = r.json()
+    assert body["status"] == "ok" and body["database"] == {"ok": True}
+    assert body["workers"] and all(w["alive"] and w["live"] for w in body["workers"])
 
 
 def test_openapi_and_docs(client):
