@@ -74,6 +74,7 @@ class Session:
         # Uploaded or hand-edited data: (x, y, is_train). None means "generate from config".
         self.custom = custom
         self.shape_version = 0  # bumped on every change of shape or data, so views know to redraw
+        self.config_version = 0  # bumped on every config change, so pages show the session's settings
         self.probe = np.zeros(0)  # the input every neuron shows its value for (set from the data below)
         self.probe_y: int | float | None = None  # its true label, when the probe is a data point
         self._build_data()
@@ -99,7 +100,9 @@ class Session:
         self.dims = train.dims
         self.data = Split(train, test, self._features(train.X), self._features(test.X))
         if self.probe.shape[0] != self.dims:
-            self.set_probe(self.data.train.X[0])
+            # Digits: the first test sample, the one the page's probe names "sample 1 of N".
+            first = self.data.test if self.dims != 2 and len(self.data.test.y) else self.data.train
+            self.set_probe(first.X[0])
         else:
             self.set_probe(self.probe)  # re-snap: the data under the probe changed
 
@@ -357,22 +360,23 @@ class Session:
         return {"problem": self.cfg.problem, "train": part(self.data.train), "test": part(self.data.test)}
 
     # --- changes while it learns ---------------------------------------------------------
-    def apply_config(self, new: SessionConfig, *, data_changed: bool = False) -> dict:
+    def apply_config(self, new: SessionConfig, *, data_changed: bool = False, new_data: bool = False) -> dict:
         """Switch to `new`, rebuilding only what the change requires and keeping learned
         weights wherever the shape allows. Returns what changed and what was rebuilt.
-        `data_changed` forces a data rebuild (the points were edited or uploaded).
+        `data_changed` forces a data rebuild (the points were edited or uploaded); with it,
+        `new_data` says they are another dataset (an upload), not points edited by hand.
         All or nothing: if the change fails, the session is left exactly as it was."""
         # Whatever can fail (building data, reshaping) replaces attributes rather than changing
         # them, so restoring the attribute table undoes a failed change.
         saved = dict(self.__dict__)
         try:
-            return self._apply_config(new, data_changed)
+            return self._apply_config(new, data_changed, new_data)
         except Exception:
             self.__dict__.clear()
             self.__dict__.update(saved)
             raise
 
-    def _apply_config(self, new: SessionConfig, data_changed: bool) -> dict:
+    def _apply_config(self, new: SessionConfig, data_changed: bool, new_data: bool = False) -> dict:
         old, old_dims = self.cfg, self.dims
         changed = sorted(k for k in SessionConfig.model_fields if getattr(new, k) != getattr(old, k))
         rebuilt: list[str] = []
@@ -382,6 +386,7 @@ class Session:
             return result
         self._pass = None  # an epoch in progress was shuffled for the old data and settings
         self.cfg = new
+        self.config_version += 1
         if "dataset" in changed and new.dataset != "custom":
             self.custom = None
         if self.custom is not None and "train_fraction" in changed:
@@ -394,8 +399,11 @@ class Session:
             d = self.data
             self.data = replace(d, f_train=self._features(d.train.X), f_test=self._features(d.test.X))
 
-        # A new seed, problem or kind of input leaves nothing worth keeping: start afresh.
-        if "seed" in changed or new.problem != old.problem or self.dims != old_dims:
+        # A new seed, problem or kind of input leaves nothing worth keeping: start afresh. So
+        # does another dataset (a tile, a class count, an uploaded file), like TensorFlow
+        # Playground; noise, the split, Regenerate and points edited by hand keep learning.
+        another = new_data if data_changed else bool({"dataset", "classes"}.intersection(changed))
+        if "seed" in changed or new.problem != old.problem or self.dims != old_dims or another:
             self.reset()
             result["reset"] = True
             rebuilt.append("network")
@@ -437,10 +445,12 @@ class Session:
         is_train = np.r_[np.ones(len(d.train.y), bool), np.zeros(len(d.test.y), bool)]
         return np.vstack([d.train.X, d.test.X]), np.concatenate([d.train.y, d.test.y]), is_train
 
-    def _use_points(self, x: np.ndarray, y: np.ndarray, is_train: np.ndarray, **cfg_update) -> dict:
+    def _use_points(
+        self, x: np.ndarray, y: np.ndarray, is_train: np.ndarray, new_data: bool = False, **cfg_update
+    ) -> dict:
         self.custom = (x, y, is_train)
         new = self.cfg.model_copy(update={"dataset": "custom", "n_points": len(y), **cfg_update})
-        return self.apply_config(new, data_changed=True)
+        return self.apply_config(new, data_changed=True, new_data=new_data)
 
     def add_point(self, x: np.ndarray, label: float) -> dict:
         """Add one training point (a class index, or a target for regression)."""
@@ -481,7 +491,7 @@ class Session:
         """Replace the data with uploaded points, split by train_fraction."""
         self.custom = None
         mask = self._train_mask(len(y))
-        return self._use_points(x, y, mask, problem=problem, classes=classes)
+        return self._use_points(x, y, mask, new_data=True, problem=problem, classes=classes)
 
     def _reshape(self, old: SessionConfig) -> None:
         """Resize the network to the config, keeping every weight that still has a place.

@@ -1,4 +1,5 @@
-"""The playground page (GET /): the query pre-fills the config; ?session=<id> reopens a session."""
+"""The playground page (GET /): the query pre-fills the config; ?session=<id> reopens a session.
+Also the page's panels alone, so a second page controlling the same session can follow it."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.querycodec import to_query
-from app.routes.deps import Actions, AppSettings, Store
-from app.routes.render import network_context, page_context, templates
+from app.routes.deps import Actions, AppSettings, Store, Viewed
+from app.routes.render import network_context, page_context, render_panels, templates
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -35,3 +36,10 @@ async def index(request: Request, store: Store, control: Actions, settings: AppS
         **network_context(cfg, dims, shape_version),
     )
     return templates.TemplateResponse(request, "index.html", ctx)
+
+
+@router.get("/ui/sessions/{sid}/panels", response_class=HTMLResponse)
+async def panels(record: Viewed, request: Request, settings: AppSettings):
+    """The settings panels of a session (out-of-band swaps): a page whose session changed
+    elsewhere (another tab) fetches them when the stream reports a new config_version."""
+    return HTMLResponse(render_panels(request, record, settings))

@@ -42,8 +42,9 @@ export function wireChrome({ sessionId, onPresent, onTheme, onKey, onOpen, toast
   // After a save the name is cleared (the next save is not an accidental duplicate); after an
   // import the picker is emptied, so the same file can be chosen again.
   document.body.addEventListener("htmx:afterRequest", (e) => {
-    const form = e.detail.elt.closest?.("form.snap-save, form.snap-import");
-    if (!e.detail.successful || !form) return;
+    const form = e.detail.elt.closest?.("form.snap-save, form.snap-import, form.upload");
+    // A rejected upload leaves the old data in place: its file's name must not stay shown.
+    if (!form || (form.matches(".upload") ? e.detail.successful : !e.detail.successful)) return;
     form.reset();
     const name = form.querySelector(".file-name");
     if (name) name.textContent = name.dataset.none;
@@ -121,27 +122,42 @@ export function wireChrome({ sessionId, onPresent, onTheme, onKey, onOpen, toast
                                                  body: JSON.stringify({ snapshot: snapshotId }) }));
   }
 
-  // Which transport button has the focus because of a mouse click (see Space below).
-  let clickedTransport = null;
-  document.addEventListener("pointerdown", (ev) => { clickedTransport = ev.target.closest?.(".transport button") ?? null; });
-  document.addEventListener("focusin", (ev) => { if (ev.target !== clickedTransport) clickedTransport = null; });
+  // How the focused control got the focus. A control clicked with the mouse keeps it (a
+  // dataset tile, a slider, a select, a button): the shortcuts must still work there. One
+  // reached with the keyboard keeps its own Space, Enter and arrow keys.
+  let pointing = false;
+  const byPointer = new WeakSet();
+  document.addEventListener("pointerdown", () => { pointing = true; }, true);
+  document.addEventListener("keydown", (ev) => { if (ev.key === "Tab") pointing = false; }, true);
+  document.addEventListener("focusin", (ev) => {
+    if (pointing) byPointer.add(ev.target);
+    else byPointer.delete(ev.target);
+  });
+  const TEXT_FREE = ["checkbox", "radio", "range", "button", "submit", "reset", "file", "color"];
+  const isTextField = (el) => el.isContentEditable || el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && !TEXT_FREE.includes(el.type));
+  const OWN_KEYS = [" ", "Enter", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End", "PageUp", "PageDown"];
+  // Whether the focused control keeps this key for itself: a select its arrows (and Enter)
+  // always; any control reached with the keyboard its Space, Enter and arrows.
+  function keepsKey(el, key) {
+    if (!OWN_KEYS.includes(key)) return false;
+    if (el.tagName === "SELECT") return key !== " ";
+    const control = ["INPUT", "BUTTON"].includes(el.tagName) || el.getAttribute?.("role") === "button";
+    return control && !byPointer.has(el);
+  }
 
   document.addEventListener("keydown", (ev) => {
     const tag = ev.target.tagName;
-    if (ev.ctrlKey || ev.metaKey || ev.altKey || ["INPUT", "SELECT", "TEXTAREA"].includes(tag)) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || isTextField(ev.target)) return;
     if (document.querySelector("dialog[open]")) return; // a dialog has the keyboard
     if (onKey?.(ev)) { ev.preventDefault(); return; } // e.g. the forward pass takes ← → Esc
     // SVG buttons (input features) act on Enter and Space like HTML buttons.
-    if ((ev.key === "Enter" || ev.key === " ") && ev.target.getAttribute?.("role") === "button" && tag !== "BUTTON") {
+    if ((ev.key === "Enter" || ev.key === " ") && ev.target.getAttribute?.("role") === "button" && tag !== "BUTTON"
+        && keepsKey(ev.target, ev.key)) {
       ev.preventDefault();
       ev.target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
       return;
     }
-    // A button's own action, except Space on a transport button last clicked with the mouse:
-    // the focus stays there, and Space should still mean play/pause. Reached with Tab, Space
-    // keeps acting on the button.
-    const transportSpace = ev.key === " " && clickedTransport !== null && ev.target === clickedTransport;
-    if (tag === "BUTTON" && (ev.key === " " || ev.key === "Enter") && !transportSpace) return;
+    if (keepsKey(ev.target, ev.key) || (ev.key === "Enter" && tag === "BUTTON")) return;
     const clicks = { " ": "#btn-play", ArrowRight: "#btn-step", r: "#btn-reset", R: "#btn-reset" };
     const actions = {
       f: toggleFullscreen, F: toggleFullscreen,

@@ -1,5 +1,7 @@
 // The probe for digits: step through the test samples, or draw a digit on an 8×8 pad
-// (pixels in [0, 1], like the data). Either becomes the probe every neuron shows.
+// (pixels in [0, 1], like the data). Either becomes the probe every neuron shows. The label
+// and the pad always show the session's probe as the stream reports it, so label, image and
+// network name the same sample (on a watch page, after a reload, and before ◀ or ▶).
 import { INK } from "./colors.js";
 import { t } from "./i18n.js";
 
@@ -8,8 +10,34 @@ export function createDigitProbe(box, { setProbe }) {
   const pad = box.querySelector("#digit-pad");
   const padLabel = box.querySelector("#pad-label");
   let test = null; // {x: [[64 pixels]…], y: […]}
+  let train = null;
   let index = 0;
+  let probe = null; // the session's probe, from the newest frame
+  let drawing = false;
   const pixels = new Float32Array(64);
+
+  // Frames carry the probe rounded to 4 significant digits; the data's pixels are k/16.
+  const same = (a, b) => a.length === b.length && a.every((v, k) => Math.abs(v - b[k]) < 1e-3);
+
+  // The label (and the pad's image) for the session's probe: which test sample it is, a
+  // training sample, or a drawing.
+  function describe() {
+    if (!test || !probe || drawing) return;
+    if (!(test.x[index] && same(test.x[index], probe))) {
+      const found = test.x.findIndex((x) => same(x, probe));
+      if (found >= 0) index = found;
+    }
+    if (test.x[index] && same(test.x[index], probe)) {
+      label.textContent = t("digits.sample_n", { n: index + 1, total: test.x.length, y: test.y[index] });
+    } else {
+      const k = train ? train.x.findIndex((x) => same(x, probe)) : -1;
+      label.textContent = k >= 0 ? t("digits.train_sample", { y: train.y[k] }) : t("digits.drawn");
+    }
+    if (pad && !same(Array.from(pixels), probe)) {
+      pixels.set(probe);
+      paint();
+    }
+  }
 
   function showSample() {
     if (!test?.x.length) return;
@@ -36,7 +64,6 @@ export function createDigitProbe(box, { setProbe }) {
 
   if (pad) {
     padLabel.replaceChildren(...Array.from({ length: 10 }, (_, d) => new Option(String(d), String(d))));
-    let drawing = false;
     const stroke = (ev) => {
       const r = pad.getBoundingClientRect();
       const col = Math.floor(((ev.clientX - r.left) / r.width) * 8);
@@ -64,8 +91,15 @@ export function createDigitProbe(box, { setProbe }) {
   return {
     setData(data) {
       test = data.test;
+      train = data.train;
       index = Math.min(index, Math.max(0, test.x.length - 1));
-      if (test.x.length) label.textContent = t("digits.sample_n", { n: index + 1, total: test.x.length, y: test.y[index] });
+      describe();
+    },
+    update(frame) {
+      if (frame.probe?.x?.length !== pixels.length) return; // 2-D data: the plot shows the probe
+      if (probe && same(probe, frame.probe.x)) return;
+      probe = frame.probe.x;
+      describe();
     },
   };
 }

@@ -17,7 +17,28 @@ import { createTimeline } from "./timeline.js";
 
 const $ = (sel) => document.querySelector(sel);
 
-export function createLiveView({ sid, session = null, toast, onStatus, onWatchers, onClickPoint }) {
+// Epochs per frame actually reached while running: a tick trains for at most max_tick_ms,
+// so 100× or 1000× on a big network is capped. Shown beside the speed menu when it is.
+function createSpeedMeter() {
+  const recent = []; // epochs gained per frame over the last frames while running
+  let last = null;
+  return {
+    update(frame) {
+      const out = $("#speed-reached");
+      const chosen = +($("#f-epochs_per_frame")?.value || 0);
+      if (last !== null && frame.status === "running" && frame.epoch >= last) recent.push(frame.epoch - last);
+      if (frame.status !== "running") recent.length = 0;
+      if (recent.length > 30) recent.shift();
+      last = frame.epoch;
+      if (!out) return;
+      const reached = recent.length >= 5 ? recent.reduce((a, b) => a + b, 0) / recent.length : null;
+      out.hidden = reached === null || reached >= 0.8 * chosen;
+      if (!out.hidden) out.textContent = t("hyper.speed_reached", { n: reached < 10 ? reached.toFixed(1) : Math.round(reached) });
+    },
+  };
+}
+
+export function createLiveView({ sid, session = null, toast, onStatus, onWatchers, onClickPoint, onConfig }) {
   const controls = session !== null;
   const call = (path, opts) => api(session, path, opts);
   let network = null;
@@ -39,6 +60,7 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
   const digits = createDigitProbe($(".digit-probe"), {
     setProbe: (body) => (controls ? call("/probe", { method: "PUT", body }).catch((e) => toast(e.message)) : null),
   });
+  const speed = createSpeedMeter();
   const timeline = controls ? createTimeline(document, { sessionId: () => sid, api: call, onError: (e) => toast(e.message) }) : null;
 
   function makeNetwork() {
@@ -65,6 +87,8 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
   // newest frame if it belongs to this drawing: a paused session sends no further frame,
   // and the new drawing would stay blank until the next one.
   let latest = null; // [frame, heat] last received
+  let staleTimer = 0;
+  let configVersion = null; // the config_version of the newest frame
   function networkSwapped() {
     makeNetwork();
     if (latest && latest[0].shape_version === network.shapeVersion) network.update(...latest);
@@ -106,7 +130,23 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
     latest = [frame, heat];
     if (frame.shape_version > network.shapeVersion) refreshNetwork(); // changed elsewhere: redraw, then follow
     else if (frame.shape_version === network.shapeVersion) network.update(frame, heat);
+    else {
+      // An older shape: a frame still on its way after this page's own change, or a drawing
+      // that belongs to another session's shape. The drawing must paint: if no frame of its
+      // shape follows soon (a paused session sends no more), fetch the session's own drawing.
+      clearTimeout(staleTimer);
+      staleTimer = setTimeout(() => {
+        if (latest && latest[0].shape_version !== network.shapeVersion) refreshNetwork();
+      }, 400);
+    }
     refreshData(frame.shape_version);
+    if (frame.config_version !== configVersion) {
+      const first = configVersion === null;
+      configVersion = frame.config_version;
+      onConfig?.(frame, first); // the settings changed (here or on another page): show them
+    }
+    speed.update(frame);
+    digits.update(frame);
     metrics.update(frame);
     const viewing = frame.timeline?.viewing ?? null;
     if (viewing === null) chart.update(frame);

@@ -3,7 +3,7 @@
 import { wireChrome } from "./chrome.js";
 import { errorText, t } from "./i18n.js";
 import { createLiveView } from "./liveview.js";
-import { api, moveTo, openSession, wireHtmx } from "./session.js";
+import { api, createSession, moveTo, openSession, wireHtmx } from "./session.js";
 
 const $ = (sel) => document.querySelector(sel);
 const workspace = $("#workspace");
@@ -41,6 +41,15 @@ function wireSliders() {
   }
 }
 
+// An upload too large for the request-body limit is still "larger than the upload limit":
+// one limit, the one the data panel names, with its digits grouped.
+function uploadError(elt, body) {
+  const form = elt?.closest?.("form.upload");
+  if (!form || !["body_too_large", "csv_too_large"].includes(body?.code)) return body;
+  const max = (+form.dataset.maxBytes).toLocaleString(document.documentElement.lang || "en");
+  return { ...body, code: "csv_too_large", params: { ...body.params, max } };
+}
+
 // The class a click on the plot adds (for classification).
 function fillClassChoice() {
   const select = $("#add-class");
@@ -72,6 +81,44 @@ async function switchTo(session, create) {
   return true;
 }
 
+// A link to a session this tab does not control: show that session live (read-only) behind
+// a dialog offering to watch it or to start an own copy of its setup (the config the server
+// put in data-query). Its own points (custom data) cannot travel: the copy then uses the
+// default dataset, and the dialog says so.
+function offerForeign(sid) {
+  const live = createLiveView({ sid, toast, onStatus: updateTransport });
+  live.connect();
+  const watch = new URLSearchParams({ lang: document.body.dataset.lang });
+  $("#foreign-watch").href = `/s/${encodeURIComponent(sid)}?${watch}`;
+  const query = new URLSearchParams(workspace.dataset.query);
+  const custom = query.get("dataset") === "custom";
+  if (custom) for (const name of ["dataset", "n_points", "classes"]) query.delete(name);
+  $("#foreign-custom").hidden = !custom;
+  const dialog = $("#foreign-dialog");
+  dialog.addEventListener("cancel", (ev) => ev.preventDefault()); // a choice is needed
+  $("#foreign-copy").addEventListener("click", async (ev) => {
+    ev.target.disabled = true;
+    try {
+      await createSession(workspace, query.toString()); // keeps the token, names it in the URL
+      location.reload();
+    } catch (err) {
+      ev.target.disabled = false;
+      toast(t("error.create", { message: err.message }));
+    }
+  });
+  dialog.showModal();
+}
+
+// The settings panels again, as the session has them now: another page controlling the same
+// session (a second tab) changed them. Swapped out of band, like an htmx answer.
+async function refreshPanels(sid) {
+  const res = await fetch(`/ui/sessions/${encodeURIComponent(sid)}/panels`, { headers: { "X-Lang": document.body.dataset.lang } }).catch(() => null);
+  if (!res?.ok) return;
+  const focused = document.activeElement?.id;
+  htmx.swap(document.body, await res.text(), { swapStyle: "none" });
+  if (focused && document.activeElement === document.body) document.getElementById(focused)?.focus({ preventScroll: true });
+}
+
 async function main() {
   wireSliders();
   let session;
@@ -88,6 +135,10 @@ async function main() {
     session = await openSession(workspace);
   } catch (err) {
     toast(t("error.create", { message: err.message }));
+    return;
+  }
+  if (session.foreign) {
+    offerForeign(session.id);
     return;
   }
   wireHtmx(session);
@@ -113,6 +164,7 @@ async function main() {
   live = createLiveView({
     sid: session.id, session, toast, onClickPoint: clickPlot,
     onStatus: updateTransport, onWatchers: (n) => chrome.setWatchers(n),
+    onConfig: (frame, first) => { if (!first) refreshPanels(session.id); },
   });
   fillClassChoice();
 
@@ -127,7 +179,7 @@ async function main() {
   });
   document.body.addEventListener("htmx:responseError", (ev) => {
     let message = ev.detail.xhr.statusText;
-    try { message = errorText(JSON.parse(ev.detail.xhr.responseText), message); } catch { /* not JSON: keep the status text */ }
+    try { message = errorText(uploadError(ev.detail.elt, JSON.parse(ev.detail.xhr.responseText)), message); } catch { /* not JSON: keep the status text */ }
     toast(message);
   });
   document.body.addEventListener("htmx:sendError", () => toast(t("error.network")));
@@ -141,10 +193,12 @@ async function main() {
       location.href = url.toString();
     });
   }
-  // A change that starts the network afresh (another kind of problem or input, a new seed)
-  // also pauses it: say so, or the stopped training looks like a fault.
+  // A change that starts the network afresh also pauses it: say so, or the stopped training
+  // looks like a fault. Another dataset (a tile, a class count, an upload) always does.
   document.body.addEventListener("mlp:config", (ev) => {
-    if (ev.detail.reset) toast(t("info.restarted"), "info");
+    if (!ev.detail.reset) return;
+    const data = ["dataset", "classes"].some((k) => ev.detail.changed.includes(k)) || ev.target.closest?.("form.upload");
+    toast(t(data ? "info.new_dataset" : "info.restarted"), "info");
   });
   // A preset is a new session with that preset's config; this page and its viewers move to it.
   document.body.addEventListener("change", async (ev) => {

@@ -6,19 +6,28 @@ import { errorText } from "./i18n.js";
 const key = (sid) => `mlp:token:${sid}`;
 
 export async function openSession(workspace) {
-  const url = new URL(location.href);
   // The server fills data-session only while that session exists: an ended one (a reload
   // after a restart or a long break) starts afresh instead of talking to the dead one.
   const existing = workspace.dataset.session;
   if (existing && sessionStorage.getItem(key(existing))) {
     return { id: existing, token: sessionStorage.getItem(key(existing)), reopened: true };
   }
+  // A link to a session this tab does not control (pasted into another browser, a bookmark,
+  // the teacher's address bar): the page asks whether to watch it or copy its setup.
+  if (existing) return { id: existing, token: null, foreign: true };
+  return createSession(workspace);
+}
+
+// A new session from the page's config query (or its embedded snapshot); the page's URL
+// then names it.
+export async function createSession(workspace, query = null) {
+  const url = new URL(location.href);
   let res;
   if (workspace.dataset.snapshot) { // an embedded snapshot: a session with its trained weights
     res = await fetch("/api/sessions", { method: "POST", headers: { "Content-Type": "application/json" },
                                          body: JSON.stringify({ snapshot: workspace.dataset.snapshot }) });
   } else {
-    const body = new URLSearchParams(workspace.dataset.query || url.search.slice(1));
+    const body = new URLSearchParams(query ?? (workspace.dataset.query || url.search.slice(1)));
     for (const name of ["session", "lang", "present", "debug", "autoplay", "hide"]) body.delete(name);
     if (url.searchParams.get("preset")) body.set("preset", url.searchParams.get("preset"));
     res = await fetch("/ui/sessions", { method: "POST", body });
@@ -32,8 +41,52 @@ export async function openSession(workspace) {
   return { id: json.id, token: json.control_token, reopened: false };
 }
 
+// Control requests run one at a time, in the order they were made, and none is dropped:
+// htmx alone keeps only the last of the clicks made while a request is out, so 15 fast
+// clicks on "+" added 8 neurons. A request whose element was replaced meanwhile (the
+// network is redrawn after each "+") is sent with the values it had when it was made.
+function queueControlRequests() {
+  const queue = [];
+  let current = null; // the element whose request is out
+  let releasing = false;
+  let watchdog = 0;
+  const next = () => {
+    clearTimeout(watchdog);
+    current = null;
+    const item = queue.shift();
+    if (!item) return;
+    current = item.elt.isConnected ? item.elt : document.body;
+    // A request that never goes out (cancelled before sending) must not stall the rest.
+    watchdog = setTimeout(next, 20000);
+    releasing = true;
+    try {
+      if (item.elt.isConnected) item.issue(true);
+      else htmx.ajax(item.verb, item.path, { source: document.body, target: item.target, swap: item.swap, values: item.values });
+    } finally {
+      releasing = false;
+    }
+  };
+  document.body.addEventListener("htmx:confirm", (ev) => {
+    const { elt, path, verb, target } = ev.detail;
+    if (releasing || !path.startsWith("/ui/sessions/{sid}/")) return;
+    ev.preventDefault();
+    const vals = elt.closest?.("[hx-vals]")?.getAttribute("hx-vals");
+    queue.push({
+      elt, verb, path, issue: ev.detail.issueRequest,
+      target: target?.id ? `#${target.id}` : "body",
+      swap: elt.closest?.("[hx-swap]")?.getAttribute("hx-swap") || "none",
+      values: { ...htmx.values(elt, verb), ...(vals ? JSON.parse(vals) : {}) },
+    });
+    if (current === null) next();
+  });
+  document.body.addEventListener("htmx:afterRequest", (ev) => {
+    if (current !== null && ev.detail.elt === current) next();
+  });
+}
+
 // Every htmx request of this page: fill the session id into the path and add the token.
 export function wireHtmx(session) {
+  queueControlRequests();
   document.body.addEventListener("htmx:configRequest", (ev) => {
     ev.detail.path = ev.detail.path.replace("{sid}", encodeURIComponent(session.id));
     ev.detail.headers["Authorization"] = `Bearer ${session.token}`;
