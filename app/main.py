@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.control import Control
-from app.middleware import BodyLimit, SecurityHeaders, _TooLarge, too_large_response
+from app.middleware import BodyLimit, SecurityHeaders, _TooLarge, server_error_response, too_large_response
 from app.netaddr import allowed_hosts
 from app.origin import CrossSiteGuard
 from app.ratelimit import ClientAddress
@@ -59,6 +59,10 @@ def create_app(settings: Settings | None = None) -> SecurityHeaders:
     @app.exception_handler(_TooLarge)
     async def too_large(request, exc: _TooLarge):
         return too_large_response(exc.limit)
+
+    @app.exception_handler(Exception)  # Starlette's error middleware sends it, then re-raises (see SecurityHeaders)
+    async def unexpected(request, exc: Exception):
+        return server_error_response()
 
     from app.routes import api, classroom, events, meta, pages, snapshots, ui  # keep importing app/ light
 

@@ -1,12 +1,21 @@
-"""ASGI middleware around the whole app: the request-body limit and the security headers."""
+"""ASGI middleware around the whole app: the request-body limit, the security headers and the last-resort 500."""
 
 from __future__ import annotations
+
+import logging
 
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.routes.errors import error_body
 from app.settings import Settings
+
+log = logging.getLogger("mlp")
+
+
+def server_error_response() -> JSONResponse:
+    """The 500 of an unexpected error, in the one error shape (its details stay in the log)."""
+    return JSONResponse(error_body("server", "something went wrong on the server", code="server_error"), status_code=500)
 
 
 def too_large_response(limit: int) -> JSONResponse:
@@ -84,12 +93,25 @@ class SecurityHeaders:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
+        started = False
+
         async def send_with_headers(message):
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
                     (k, v) for k, v in self.headers if k not in present
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        # Starlette's error middleware answers 500 and then re-raises; uvicorn would log it
+        # and drop the keep-alive connection, so the client's next request on it failed
+        # (ECONNRESET). Log here (rate-limited, see app/logfilter.py) and end normally: a
+        # complete answer keeps the connection; a half-sent one is closed by uvicorn.
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("Unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await server_error_response()(scope, receive, send_with_headers)

@@ -1,15 +1,21 @@
-"""Runs uvicorn, and makes Ctrl-C end open streams promptly instead of waiting on them."""
+"""Runs uvicorn behind the connection guard (app/connguard.py) with rate-limited logging
+(app/logfilter.py), and makes Ctrl-C end open streams promptly instead of waiting on them."""
 
 from __future__ import annotations
 
+import resource
 import sys
 
 import uvicorn
 
+from app import logfilter
+from app.connguard import ConnectionLimits, guarded_protocol
 from app.main import create_app
 from app.netaddr import lan_address
-from app.settings import env_settings
+from app.settings import Settings, env_settings
 from app.snapshots import SnapshotError, SnapshotStore
+
+LIMITED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio", "mlp")
 
 
 class Server(uvicorn.Server):
@@ -43,11 +49,46 @@ def main() -> None:
                 "import snapshots and read /api/stats. Set ADMIN_TOKEN=<a long random string> to keep that to you.",
                 file=sys.stderr,
             )
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, timeout_graceful_shutdown=3, log_level="info")
+    config = uvicorn_config(app, settings)
+    limiter = logfilter.install(settings.log_repeats_per_minute, LIMITED_LOGGERS)  # after uvicorn's logging setup
     try:
         Server(config).run()
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; the shutdown already happened
         pass
+    finally:
+        limiter.flush()
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft limit on open files to the hard limit; return the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    except (ValueError, OSError):
+        return soft
+
+
+def uvicorn_config(app, settings: Settings) -> uvicorn.Config:
+    """uvicorn with the guarded h11 protocol. The connection cap stays at most half the
+    open-file limit: the rest is for workers' pipes, the database, static files and the
+    connections the guard accepts only to close them."""
+    fd_limit = raise_fd_limit()
+    max_connections = settings.max_connections  # <= 0: no cap (only to measure the server without it)
+    if 0 < fd_limit // 2 < max_connections:
+        max_connections = fd_limit // 2
+        print(f"MAX_CONNECTIONS lowered to {max_connections}: the open-file limit is {fd_limit}", file=sys.stderr)
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=guarded_protocol(ConnectionLimits.from_settings(settings, max_connections)),
+        ws="none",  # no WebSocket routes: an Upgrade would leave the guard's view of the connection
+        timeout_keep_alive=settings.keepalive_timeout_seconds,  # type: ignore[arg-type]  # seconds, any float (call_later)
+        timeout_graceful_shutdown=3,
+        log_level="info",
+    )
 
 
 if __name__ == "__main__":

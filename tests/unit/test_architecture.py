@@ -41,7 +41,7 @@ LAYERS = [
         "app.routes.events",
         "app.routes.meta",
     ],
-    ["app.main", "app.server", "app.__main__"],
+    ["app.main", "app.server", "app.__main__", "app.connguard", "app.logfilter"],
 ]
 CORE = [
     "app.nn",
