@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from app.broadcast import Broadcasts
 from app.control import Control
 from app.middleware import BodyLimit, SecurityHeaders, _TooLarge, server_error_response, too_large_response
 from app.netaddr import allowed_hosts
@@ -20,12 +21,14 @@ from app.routes.errors import install_error_handlers
 from app.settings import Settings, env_settings
 from app.snapshots import SnapshotStore
 from app.store import SessionStore
+from app.streamguard import SendTimeout
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_app(settings: Settings | None = None) -> SecurityHeaders:
-    """The ASGI application: FastAPI app wrapped in the security headers (`.app` is the FastAPI app)."""
+def create_app(settings: Settings | None = None) -> SendTimeout:
+    """The ASGI application: FastAPI app wrapped in the security headers and the streams' send
+    timeout (`.app` is the FastAPI app, `.state` its state)."""
     settings = settings or env_settings()
 
     @contextlib.asynccontextmanager
@@ -39,6 +42,7 @@ def create_app(settings: Settings | None = None) -> SecurityHeaders:
         store.start()
         app.state.store, app.state.snapshots = store, snapshots
         app.state.control = Control(store, snapshots, settings)
+        app.state.broadcasts = Broadcasts(store, app.state.control)  # shared embed sessions
         housekeeping = asyncio.create_task(_housekeeping(store))
         try:
             yield
@@ -79,14 +83,17 @@ def create_app(settings: Settings | None = None) -> SecurityHeaders:
     app.add_middleware(CrossSiteGuard, settings=settings)  # 403 for another site's writes
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False)  # 400
 
-    return SecurityHeaders(app, settings)
+    # Outermost, so a stream's `send` is the server's own (see app/streamguard.py).
+    return SendTimeout(SecurityHeaders(app, settings), settings.send_timeout_seconds)
 
 
 async def _housekeeping(store: SessionStore) -> None:
     """Pause sessions that train for nobody, and end the ones idle past the TTL."""
     s = store.settings
     period = max(0.5, min(30.0, s.session_ttl_seconds / 4, s.idle_pause_seconds / 3))
+    period = max(0.25, min(period, s.release_grace_seconds / 4, s.hidden_pause_seconds / 4))  # app/lifecycle.py
     while True:
         await asyncio.sleep(period)
         store.pause_unwatched()
         store.evict_idle()
+        store.sweep()  # released, unused and unwatched sessions (app/lifecycle.py)

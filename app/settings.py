@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     max_snapshots: int = 10_000
     session_ttl_seconds: float = 1800.0  # idle sessions (no stream, not running) are evicted
     idle_pause_seconds: float = 30.0  # a running session nobody watches or calls is paused (nothing lost)
+    # --- session lifecycle (app/lifecycle.py) ----------------------------------------------
+    release_grace_seconds: float = 20.0  # a released session (its tab closed) ends after this; a reload within keeps it
+    unused_session_seconds: float = 120.0  # a session never played or changed ends this long after its viewers left
+    hidden_pause_seconds: float = 5.0  # a running session whose viewers all left or hid pauses; it plays when one looks
     # Training pace: a running session advances `epochs_per_frame` epochs per tick, at most
     # `tick_hz` ticks a second, and never spends more than `max_tick_ms` in one tick so one
     # heavy session cannot starve the others on its worker.
@@ -52,6 +56,7 @@ class Settings(BaseSettings):
     thumb_stride: int = 5  # neuron thumbnails keep every 5th grid point (centred): 20×20
     history_len: int = 2000  # loss-history points kept per session (older ones thinned)
     timeline_bytes: int = 4_000_000  # per session: checkpoints for the timeline scrubber (thinned past this)
+    compiled_engine: bool = True  # train small networks with the compiled kernel (app/nn/compiled); false: NumPy only
     embed_origins: str = "'self'"  # CSP frame-ancestors, space-separated origins
     admin_token: str | None = None
     db_path: Path = Field(default_factory=_default_db_path)

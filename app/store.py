@@ -16,11 +16,14 @@ import os
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
+from app import lifecycle
 from app import protocol as cmd
+from app.budget import MB, Sizing, estimate_bytes
 from app.errors import FieldError
+from app.lifecycle import Life
 from app.schema import SessionConfig
 from app.settings import Settings
 from app.training import Status
@@ -45,6 +48,7 @@ def rss_bytes(pid: int) -> int | None:
 class Watcher:
     fps: float
     gradients: bool = False
+    client: str = ""  # the client's address (max_streams_per_client)
 
 
 @dataclass(eq=False)
@@ -56,22 +60,31 @@ class SessionRecord:
     token: str
     worker: WorkerProcess
     config: SessionConfig
-    frame: str | None = None  # the newest frame's JSON, decoded once for all its viewers
+    frame_event: bytes | None = None  # the newest frame as one SSE event, built once for all its viewers
     seq: int = 0  # bumped with every new frame
+    estimate: int = 0  # the session's estimated memory in bytes (app/budget.py), from its config
     status: Status = Status.PAUSED
     closed: str | None = None  # why the session ended ("deleted", "expired", "shutdown", "moved", …)
     successor: str | None = None  # "moved": the session its viewers should follow
     watchers: list[Watcher] = field(default_factory=list)
     last_active: float = field(default_factory=time.monotonic)
+    life: Life = field(default_factory=Life)  # released, used, left alone …: app/lifecycle.py
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def token_ok(self, given: str) -> bool:
         return hmac.compare_digest(self.token.encode(), given.encode())  # constant time
 
+    @property
+    def frame(self) -> str | None:
+        """The newest frame's JSON."""
+        event = self.frame_event
+        return None if event is None else event[event.index(b"data: ") + 6 : event.rindex(b"\nid: ")].decode()
+
     def publish(self, frame: bytes | None) -> None:
         if frame is not None:
-            self.frame = frame.decode()
             self.seq += 1
+            # Its SSE bytes once, shared by every stream (compact JSON has no line breaks).
+            self.frame_event = b"".join((b"event: frame\ndata: ", frame, b"\nid: %d\n\n" % self.seq))
         # Wake every waiting stream, then give later waiters a fresh event to wait on.
         self.changed.set()
         self.changed = asyncio.Event()
@@ -90,6 +103,8 @@ class SessionStore:
         self.silent: set[WorkerProcess] = set()  # no heartbeat for half the timeout: no new sessions
         self._watchdog: asyncio.Task | None = None
         self._conf = WorkerConfig.from_settings(settings)
+        self.sizing = Sizing.of(settings)  # for the sessions' memory estimates
+        self.streams_by_client: Counter[str] = Counter()  # open streams per client address
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -181,6 +196,8 @@ class SessionStore:
             "sessions": len(self.sessions),
             "running": sum(h.status == Status.RUNNING for h in self.sessions.values()),
             "watchers": sum(len(h.watchers) for h in self.sessions.values()),
+            "streams": sum(self.streams_by_client.values()),  # including those of sessions that just ended
+            "memory_estimate_bytes": self.memory_estimate(),
             "tasks": len(asyncio.all_tasks()),
             "threads": threading.active_count(),
             "workers": len(self.workers),
@@ -202,10 +219,10 @@ class SessionStore:
                     successor=self.successor_of(sid),
                 )
             raise FieldError("id", "no such session", code="session_unknown")
-        record.last_active = time.monotonic()
-        return record
+        return record  # a read does not keep a session alive: control requests and open streams do
 
-    def authorize(self, sid: str, token: str | None) -> SessionRecord:
+    def authorize(self, sid: str, token: str | None, control: bool = True) -> SessionRecord:
+        """The session if `token` is its control token; `control`: the request uses it (app/lifecycle.py)."""
         record = self.get(sid)
         if not token:
             raise FieldError(
@@ -215,7 +232,16 @@ class SessionStore:
             )
         if not record.token_ok(token):
             raise FieldError("authorization", "this control token does not control this session", code="auth_wrong")
+        record.last_active = time.monotonic()
+        if control:
+            lifecycle.control(record.life)
         return record
+
+    def release(self, sid: str, token: str | None, keep: bool = False) -> None:
+        """Its page went away: the session ends after the grace (app/lifecycle.py); `keep`: the
+        page came back (a reload) and takes the release back."""
+        record = self.authorize(sid, token, control=False)
+        record.life.released_at = None if keep else time.monotonic()
 
     # --- commands --------------------------------------------------------------------------
     async def create(self, cfg: SessionConfig, payload_json: bytes | None = None) -> SessionRecord:
@@ -223,6 +249,7 @@ class SessionStore:
         `payload_json` (its stored payload) is given."""
         if len(self.sessions) >= self.settings.max_sessions:
             self.evict_idle()
+            self.make_room()
             if len(self.sessions) >= self.settings.max_sessions:
                 raise FieldError(
                     "max_sessions",
@@ -237,8 +264,10 @@ class SessionStore:
                 "server", "no training process is answering right now; try again in a few seconds", code="server_busy"
             )
         worker = min(heard, key=lambda w: len(w.sessions))
+        need = estimate_bytes(cfg, self.sizing)
+        self.check_memory(need)
         sid = secrets.token_urlsafe(24)  # 192 bits
-        record = SessionRecord(sid, secrets.token_urlsafe(32), worker, cfg)
+        record = SessionRecord(sid, secrets.token_urlsafe(32), worker, cfg, estimate=need)  # counted from now
         self.sessions[sid] = record
         worker.sessions.add(sid)
         try:
@@ -248,14 +277,46 @@ class SessionStore:
             raise
         return record
 
-    async def call(self, record: SessionRecord, command: cmd.Command):
+    async def call(self, record: SessionRecord, command: cmd.Command, grows_to: SessionConfig | None = None):
         """Run a command on the session's worker. A status reply updates the record: the
-        worker's config is the truth (changes are resolved there), the record keeps a copy."""
-        result = await record.worker.call(command)
+        worker's config is the truth (changes are resolved there), the record keeps a copy.
+        `grows_to`: the config the command will probably lead to; if its memory estimate is
+        larger, it must fit in MAX_MEMORY_MB, and is reserved until the reply comes."""
+        if grows_to is not None:
+            need = estimate_bytes(grows_to, self.sizing)
+            if need > record.estimate:
+                self.check_memory(need - record.estimate)
+                record.estimate = need
+        try:
+            result = await record.worker.call(command)
+        finally:
+            if grows_to is not None:
+                record.estimate = estimate_bytes(record.config, self.sizing)  # the reservation ends
         if isinstance(result, dict) and "status" in result:
             record.status = Status(result["status"])
             record.config = result.pop("config")
+            record.estimate = estimate_bytes(record.config, self.sizing)
         return result
+
+    def memory_estimate(self) -> int:
+        """The sessions' estimated memory together, in bytes."""
+        return sum(r.estimate for r in self.sessions.values())
+
+    def check_memory(self, more: int) -> None:
+        """429 naming MAX_MEMORY_MB when `more` bytes would take the sessions past it (idle
+        sessions are ended first to make room)."""
+        limit = int(self.settings.max_memory_mb * MB)
+        if self.memory_estimate() + more <= limit:
+            return
+        self.evict_idle()
+        if self.memory_estimate() + more > limit:
+            raise FieldError(
+                "max_memory_mb",
+                f"the server's sessions would need more than {self.settings.max_memory_mb:.0f} MB "
+                "(limit max_memory_mb); try a smaller network, or again later",
+                code="limit_memory",
+                max=round(self.settings.max_memory_mb),
+            )
 
     async def delete(self, record: SessionRecord, reason: str = "deleted") -> None:
         self._end(record.id, reason)
@@ -338,24 +399,67 @@ class SessionStore:
             self._spawn_task(self._quietly(h, cmd.Delete(h.id)))
         return len(idle)
 
+    def make_room(self) -> None:
+        """At MAX_SESSIONS: end the least recently active session nobody watches (app/lifecycle.py)."""
+        order = lifecycle.eviction_order(self.sessions.values())
+        for record in order[: len(self.sessions) - self.settings.max_sessions + 1]:
+            self._retire(record, "evicted")
+
+    def sweep(self) -> None:
+        """The lifecycle rules, every housekeeping round: end released, unused and expired
+        sessions; pause running ones nobody looks at (they play again when someone does)."""
+        now = time.monotonic()
+        for record, reason in lifecycle.to_end(list(self.sessions.values()), now, self.settings):
+            self._retire(record, reason)
+        for record in lifecycle.to_pause(self.sessions.values(), now, self.settings):
+            record.status, record.life.resume_on_watch = Status.PAUSED, True
+            self._spawn_task(self._quietly(record, cmd.Pause(record.id)))
+
+    def _retire(self, record: SessionRecord, reason: str) -> None:
+        self._end(record.id, reason)
+        self._spawn_task(self._quietly(record, cmd.Delete(record.id)))
+
     # --- viewers ---------------------------------------------------------------------------
     async def add_watcher(self, record: SessionRecord, watcher: Watcher) -> None:
-        if len(record.watchers) >= self.settings.max_watchers:
+        s = self.settings
+        if len(record.watchers) >= s.max_watchers:
             raise FieldError(
                 "max_watchers",
-                f"this session already has {self.settings.max_watchers} viewers (limit max_watchers)",
+                f"this session already has {s.max_watchers} viewers (limit max_watchers)",
                 code="limit_watchers",
-                max=self.settings.max_watchers,
+                max=s.max_watchers,
+            )
+        if sum(self.streams_by_client.values()) >= s.max_streams:
+            raise FieldError(
+                "max_streams",
+                f"the server already sends {s.max_streams} streams (limit max_streams); try again later",
+                code="limit_streams",
+                max=s.max_streams,
+            )
+        if self.streams_by_client[watcher.client] >= s.max_streams_per_client:
+            raise FieldError(
+                "max_streams_per_client",
+                f"your address already has {s.max_streams_per_client} streams open (limit max_streams_per_client)",
+                code="limit_streams_per_client",
+                max=s.max_streams_per_client,
             )
         record.watchers.append(watcher)
+        self.streams_by_client[watcher.client] += 1
         record.publish(None)  # other streams report the new viewer count
         await self._tell_worker(record)
+        if lifecycle.watched(record.life) and record.status == Status.PAUSED:  # paused while nobody looked
+            await self._quietly(record, cmd.Play(record.id))
 
     def remove_watcher(self, record: SessionRecord, watcher: Watcher) -> None:
         """Synchronous so it also runs from a cancelled stream; the worker is told in a task."""
         if watcher in record.watchers:
             record.watchers.remove(watcher)
-            record.last_active = time.monotonic()
+            self.streams_by_client[watcher.client] -= 1
+            if self.streams_by_client[watcher.client] <= 0:
+                del self.streams_by_client[watcher.client]
+            record.last_active = time.monotonic()  # watched until now
+            if not record.watchers:
+                lifecycle.left(record.life, record.last_active)
             record.publish(None)
             if record.closed is None and self.loop is not None:
                 self._spawn_task(self._tell_worker(record))

@@ -17,7 +17,7 @@ from app.control import NearBody, PointBody, Transport
 from app.errors import FieldError
 from app.netaddr import share_base_url
 from app.numbers import json_safe
-from app.routes.deps import Actions, AppSettings, Controlled, Store, Viewed
+from app.routes.deps import Actions, AppSettings, Controlled, SessionId, Store, Viewed, bearer_token
 from app.schema import ConfigFields, CreateBody
 from app.store import SessionRecord
 
@@ -61,6 +61,22 @@ async def patch_session(change: ConfigFields, record: Controlled, control: Actio
 @router.delete("/sessions/{sid}", status_code=204)
 async def delete_session(record: Controlled, control: Actions):
     await control.delete(record)
+    return Response(status_code=204)
+
+
+@router.post("/sessions/{sid}/release", status_code=204, tags=["lifecycle"])
+async def release_session(sid: SessionId, request: Request, store: Store):
+    """The page holding this session went away (sent on `pagehide` with `fetch(…, {keepalive:
+    true})` and the token): the session ends after RELEASE_GRACE_SECONDS once nobody watches it.
+    A reload within the grace takes the release back (DELETE)."""
+    store.release(sid, bearer_token(request))
+    return Response(status_code=204)
+
+
+@router.delete("/sessions/{sid}/release", status_code=204, tags=["lifecycle"])
+async def keep_session(sid: SessionId, request: Request, store: Store):
+    """Take a release back: the page came back (a reload, a restored tab) within the grace."""
+    store.release(sid, bearer_token(request), keep=True)
     return Response(status_code=204)
 
 

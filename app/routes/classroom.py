@@ -8,12 +8,15 @@ links handed out use PUBLIC_URL when it is set, otherwise an address students ca
 from __future__ import annotations
 
 import io
+from typing import Annotated
 from urllib.parse import urlencode
 
 import segno
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.broadcast import Broadcasts as SharedSessions
+from app.control import config_fields_from_query
 from app.errors import FieldError
 from app.netaddr import reachable_from_others, share_base_url
 from app.querycodec import to_query
@@ -22,6 +25,13 @@ from app.routes.render import network_context, page_context, templates
 from app.settings import Settings
 
 router = APIRouter(tags=["classroom"])
+
+
+def _broadcasts(request: Request) -> SharedSessions:
+    return request.app.state.broadcasts
+
+
+Broadcasts = Annotated[SharedSessions, Depends(_broadcasts)]  # shared embed sessions (app/broadcast.py)
 
 # Parts of the page an embed can hide with ?hide=a,b,…
 HIDEABLE = ("header", "transport", "hyper", "data", "structure", "output", "chart", "plot", "metrics")
@@ -97,22 +107,25 @@ def parse_hide(value: str | None) -> set[str]:
 
 
 @router.get("/embed", response_class=HTMLResponse, include_in_schema=False)
-async def embed(request: Request, control: Actions, settings: AppSettings):
+async def embed(request: Request, control: Actions, settings: AppSettings, store: Store):
     """The playground with minimal chrome for an iframe: same query as /, plus autoplay=1 and
-    hide=part,… (header, transport, hyper, data, structure, output, chart, plot, metrics)."""
+    hide=part,… (header, transport, hyper, data, structure, output, chart, plot, metrics).
+    Its readers share one session (POST /embed/join); ?session= reopens a reader's own copy."""
     params = dict(request.query_params)
     hide = parse_hide(params.get("hide"))
-    cfg = control.config_from_query(params)
+    own = store.sessions.get(params.get("session", ""))  # a reader's fork, after a reload
+    cfg = own.config if own is not None else control.config_from_query(params)
+    status: dict = await control.status(own) if own is not None else {"dims": None, "shape_version": 0}
     ctx = page_context(
         request,
         cfg,
         settings,
-        session_id="",
+        session_id=own.id if own is not None else "",
         query=urlencode(to_query(cfg)),
         embed=True,
         hide=hide,
         autoplay=params.get("autoplay") == "1",
-        **network_context(cfg, None, 0),
+        **network_context(cfg, status["dims"], status["shape_version"]),
     )
     ctx["body_class"] = "embed " + " ".join(f"hide-{h}" for h in sorted(hide))
     return templates.TemplateResponse(request, "index.html", ctx)
@@ -137,3 +150,26 @@ async def embed_snapshot(snapshot_id: str, request: Request, control: Actions, s
     )
     ctx["body_class"] = "embed " + " ".join(f"hide-{h}" for h in sorted(hide))
     return templates.TemplateResponse(request, "index.html", ctx)
+
+
+
+@router.post("/embed/join", tags=["classroom"])
+async def embed_join(request: Request, shared: Broadcasts):
+    """The session every reader of this embed setup watches (app/broadcast.py): form fields are
+    the embed's query (or `snapshot`), plus `autoplay`. No control token: a reader who
+    changes something forks their own copy first (POST /embed/{id}/fork)."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    autoplay = form.pop("autoplay", "") == "1"
+    if form.get("snapshot"):
+        record = await shared.join_snapshot(form["snapshot"][:64], autoplay)
+    else:
+        record = await shared.join_query(config_fields_from_query(form), autoplay)
+    return {"id": record.id, "broadcast": True, "config": record.config.model_dump(), "status": record.status}
+
+
+@router.post("/embed/{sid}/fork", status_code=201, tags=["classroom"])
+async def embed_fork(sid: SessionId, request: Request, shared: Broadcasts):
+    """A reader's own copy of a shared embed session, continuing from its weights and epoch;
+    answers like POST /api/sessions (with the copy's control token)."""
+    record = await shared.fork(sid)
+    return {"id": record.id, "control_token": record.token, "config": record.config.model_dump(), "forked_from": sid}

@@ -25,8 +25,9 @@ LAYERS = [
     ["app.worker"],
     # the server process: worker processes, the session and snapshot stores, the actions
     ["app.worker_process", "app.snapshots"],
+    ["app.lifecycle"],
     ["app.store"],
-    ["app.control"],
+    ["app.control", "app.broadcast"],
     # the web layer
     ["app.routes", "app.routes.deps", "app.routes.errors", "app.routes.render"],
     [
