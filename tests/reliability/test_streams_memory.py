@@ -258,13 +258,16 @@ def test_timeline_bytes_never_exceed_max_bytes(hidden, optimizer, epochs):
 
 # --- what keeps a session alive -------------------------------------------------------------------
 def test_reads_do_not_keep_an_idle_session_alive_but_control_requests_do(tmp_path):
-    with InProcessApp(tmp_path / "snapshots.sqlite3", workers=1, session_ttl_seconds=1) as app:
+    with InProcessApp(tmp_path / "snapshots.sqlite3", workers=1, session_ttl_seconds=1.5) as app:
         c = app.client
+        warm_up = _create(c)  # the worker has started: the next creations take milliseconds
+        c.delete(f"/api/sessions/{warm_up[0]}", headers=warm_up[1])
         read_only, _ = _create(c)
         controlled, auth = _create(c)
-        end = time.monotonic() + 3  # 3 TTLs (housekeeping runs every 0.5 s)
+        assert c.get(f"/api/sessions/{read_only}").status_code == 200
+        end = time.monotonic() + 4  # over 2 TTLs (housekeeping runs every 0.5 s)
         while time.monotonic() < end:
-            assert c.get(f"/api/sessions/{read_only}").status_code in (200, 410)
+            c.get(f"/api/sessions/{read_only}")
             c.get(f"/api/sessions/{read_only}/timeline")
             assert c.post(f"/api/sessions/{controlled}/pause", headers=auth).status_code == 200
             time.sleep(0.3)
