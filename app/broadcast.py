@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from app import protocol as cmd
 from app.control import Control
@@ -67,6 +68,7 @@ class Broadcasts:
     async def _join(self, key: str, autoplay: bool, make) -> SessionRecord:
         found = self.live(key)
         if found is not None:
+            found.last_active = time.monotonic()  # a reader arrived: not unused yet
             return found
         pending = self._making.get(key)
         if pending is not None:  # 200 readers arriving at once make one session

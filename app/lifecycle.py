@@ -6,8 +6,8 @@ from the housekeeping loop and when it is full; nothing here calls a worker.
 - **Released.** A page going away (pagehide) releases its session with the control
   token. It ends `release_grace_seconds` after that once nobody watches it, so a reload
   within the grace (which takes the release back) keeps it. A broadcast (an embed shared
-  by its readers, app/broadcast.py) has no owner: it counts as released from the start, so
-  it ends the same way once its last reader has gone.
+  by its readers, app/broadcast.py) has no owner: once its last reader has gone, it ends
+  the same way.
 - **Unused.** A session nobody played, changed or controlled (a page view) ends
   `unused_session_seconds` after its last viewer left, even when its release never came.
 - **Expired.** A used session ends `session_ttl_seconds` after its last activity, as before.
@@ -86,7 +86,7 @@ def end_reason(record: Record, now: float, s: Settings) -> str | None:
     if record.watchers:
         return None
     life, quiet = record.life, quiet_since(record)
-    if life.released_at is not None or life.broadcast is not None:
+    if life.released_at is not None or (life.broadcast is not None and life.left_at is not None):
         since = quiet if life.released_at is None else max(life.released_at, quiet)
         if now - since >= s.release_grace_seconds:
             return "released"

@@ -24,6 +24,7 @@ from app import protocol as cmd
 from app.budget import MB, Sizing, estimate_bytes
 from app.errors import FieldError
 from app.lifecycle import Life
+from app.pace import Pace
 from app.schema import SessionConfig
 from app.settings import Settings
 from app.training import Status
@@ -105,6 +106,7 @@ class SessionStore:
         self._conf = WorkerConfig.from_settings(settings)
         self.sizing = Sizing.of(settings)  # for the sessions' memory estimates
         self.streams_by_client: Counter[str] = Counter()  # open streams per client address
+        self.pace = Pace(settings.tick_hz)  # are streams getting the frame rate they asked for (app/pace.py)
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -253,7 +255,7 @@ class SessionStore:
             if len(self.sessions) >= self.settings.max_sessions:
                 raise FieldError(
                     "max_sessions",
-                    f"the server already holds {self.settings.max_sessions} sessions "
+                    f"the server already holds {self.settings.max_sessions} sessions, all of them watched "
                     "(limit max_sessions); try again later",
                     code="limit_sessions",
                     max=self.settings.max_sessions,
@@ -409,6 +411,7 @@ class SessionStore:
         """The lifecycle rules, every housekeeping round: end released, unused and expired
         sessions; pause running ones nobody looks at (they play again when someone does)."""
         now = time.monotonic()
+        self.pace.measure(self.sessions.values(), now)
         for record, reason in lifecycle.to_end(list(self.sessions.values()), now, self.settings):
             self._retire(record, reason)
         for record in lifecycle.to_pause(self.sessions.values(), now, self.settings):

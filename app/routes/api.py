@@ -46,6 +46,14 @@ async def create_session(request: Request, control: Actions, body: CreateBody | 
     }
 
 
+@router.get("/load", tags=["lifecycle"])
+async def read_load(store: Store):
+    """Whether the server keeps up: `busy` when the median live stream gets less than 80 % of
+    the frame rate it asked for (app/pace.py); `fps` that stream's frames a second. Answered
+    from the server process, never from a worker."""
+    return store.pace.report()
+
+
 @router.get("/sessions/{sid}")
 async def read_session(record: Viewed, control: Actions):
     return status_body(record, await control.status(record))

@@ -204,6 +204,8 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
 
   return {
     connect,
+    disconnect: () => { stream?.close(); stream = null; }, // nobody looks (presence.js)
+    rebind: (id) => { sid = id; }, // the page moved to another session: a reader's fork (presence.js)
     networkSwapped,
     get network() { return network; },
     // Keys the live view takes first: ←/→/Escape step or close the forward pass; otherwise

@@ -3,6 +3,7 @@
 import { wireChrome } from "./chrome.js";
 import { errorText, t } from "./i18n.js";
 import { createLiveView } from "./liveview.js";
+import { joinEmbed, offerRetry, watchPresence } from "./presence.js";
 import { api, createSession, moveTo, openSession, wireHtmx } from "./session.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -132,9 +133,9 @@ async function main() {
     onKey: (ev) => live?.key(ev) ?? false,
   });
   try {
-    session = await openSession(workspace);
+    session = (await joinEmbed(workspace)) ?? (await openSession(workspace));
   } catch (err) {
-    toast(t("error.create", { message: err.message }));
+    offerRetry(err.message);
     return;
   }
   if (session.foreign) {
@@ -208,10 +209,10 @@ async function main() {
     if (!moved) ev.target.value = "";
   });
 
-  if (workspace.dataset.autoplay === "1" && !session.reopened) {
+  if (workspace.dataset.autoplay === "1" && !session.reopened && !session.broadcast) {
     api(session, "/play").catch((e) => toast(e.message));
   }
-  live.connect();
+  watchPresence({ session, live, workspace, toast }); // connects while somebody looks
 }
 
 main();

@@ -97,6 +97,7 @@ export function wireHtmx(session) {
 }
 
 export async function api(session, path, { method = "POST", body } = {}) {
+  if (session.fork && method !== "GET") await session.fork(); // a shared embed session: the reader's own copy first
   const res = await fetch(`/api/sessions/${encodeURIComponent(session.id)}${path}`, {
     method,
     headers: { Authorization: `Bearer ${session.token}`, ...(body ? { "Content-Type": "application/json" } : {}) },

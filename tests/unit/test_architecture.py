@@ -25,7 +25,7 @@ LAYERS = [
     ["app.worker"],
     # the server process: worker processes, the session and snapshot stores, the actions
     ["app.worker_process", "app.snapshots"],
-    ["app.lifecycle"],
+    ["app.lifecycle", "app.pace"],
     ["app.store"],
     ["app.control", "app.broadcast"],
     # the web layer

@@ -45,7 +45,8 @@ DYNAMIC_KEYS = {
     "fwd.": ["input", "hidden", "output", "loss"],
     "caption.output.": ["classification", "regression"],
     "caption.loss.": ["classification", "regression"],
-    "closed.": ["deleted", "expired", "shutdown", "lost", "moved"],  # why a stream ended
+    # why a stream ended
+    "closed.": ["deleted", "expired", "shutdown", "lost", "moved", "released", "unused", "evicted"],
 }
 
 
