@@ -21,7 +21,7 @@ import numpy as np
 from app.data import Dataset, make_dataset, split_train_test
 from app.data.features import expand
 from app.errors import FieldError
-from app.nn import LOSSES, MLP, OPTIMIZERS, EpochPass, output, penalty, scheduled_lr
+from app.nn import LOSSES, MLP, OPTIMIZERS, EpochPass, compiled, output, penalty, scheduled_lr
 from app.numbers import finite_or_none, json_safe
 from app.schema import DATA_FIELDS, SessionConfig
 from app.state import TrainingState
@@ -125,6 +125,7 @@ class Session:
         self.optimizer = OPTIMIZERS[self.cfg.optimizer](self.model.params)
         self.shuffle_rng = np.random.default_rng([self.cfg.seed, 2])
         self._pass: EpochPass | None = None  # an epoch in progress (see train)
+        self._fast: compiled.Runner | None = None  # the compiled path, with its epoch in progress
         self.epoch = 0
         self.step = 0
         self.status = Status.PAUSED
@@ -209,8 +210,9 @@ class Session:
             return 0
         cfg, d = self.cfg, self.data
         deadline = None if budget_s is None else time.perf_counter() + budget_s
-        done = 0
-        while done < epochs:
+        fast = None if self._pass is not None else self._compiled()  # an epoch begun on NumPy ends there
+        done = 0 if fast is None else self._train_compiled(fast, epochs, deadline)
+        while fast is None and done < epochs:
             epoch_pass = self._pass or EpochPass(self.model, d.f_train, d.train.y, cfg.batch_size, self.shuffle_rng)
             self._pass = epoch_pass
             with np.errstate(all="ignore"):  # overflow is caught below as divergence, not raised
@@ -230,6 +232,35 @@ class Session:
                 break
         if done or self.status == Status.DIVERGED:
             self.evaluate()
+        return done
+
+    def _compiled(self) -> compiled.Runner | None:
+        """The compiled path for this network, or None (NumPy): app/nn/compiled. A runner is
+        kept while the model, optimizer, data and config it was made for are the session's."""
+        d = self.data
+        self._fast = compiled.runner(self._fast, self.model, self.optimizer, d.f_train, d.train.y, self.cfg)
+        return self._fast
+
+    def _train_compiled(self, fast: compiled.Runner, epochs: int, deadline: float | None) -> int:
+        """train()'s loop on the compiled path: whole epochs per call, each call ending at the
+        timeline's next checkpoint epoch (its generator state is the one that epoch left)."""
+        done = 0
+        while done < epochs:
+            every = self.timeline.every
+            up_to = min(epochs - done, every - self.epoch % every)
+            with np.errstate(all="ignore"):
+                ran, updates = fast.run(self.shuffle_rng, self.epoch, up_to, deadline)
+            self.step += updates
+            if not ran:
+                break  # out of time in the middle of an epoch
+            self.epoch += ran
+            done += ran
+            if not self.model.is_finite():
+                self._diverge()
+                break
+            self.timeline.record(self)
+            if deadline is not None and time.perf_counter() > deadline:
+                break
         return done
 
     def _diverge(self) -> None:

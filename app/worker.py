@@ -28,6 +28,7 @@ import numpy as np
 from app import protocol as cmd
 from app.errors import FieldError
 from app.frames import FrameBuilder, drop_grid_scratch
+from app.nn import compiled
 from app.numbers import compact_json
 from app.schema import ConfigFields, Limits, SessionConfig, check_point_count, resolve
 from app.snapshot_format import custom_points, payload_of, restore_payload, validate_payload
@@ -78,6 +79,7 @@ class WorkerConfig:
     history_len: int
     timeline_bytes: int
     limits: Limits
+    compiled_engine: bool = False  # load app/nn/compiled at start-up (in the background)
 
     @classmethod
     def from_settings(cls, settings) -> WorkerConfig:
@@ -426,6 +428,8 @@ def serve(conn, conf: WorkerConfig) -> None:
         os.nice(10)
     except OSError:
         pass
+    if conf.compiled_engine:
+        compiled.start()  # sessions train on NumPy until it is ready; its compiling never blocks a tick
     worker = Worker(conf, conn.send)
     beat = Heartbeat(conn.send)
     rr = 0  # round-robin offset so no session always goes first
