@@ -72,6 +72,7 @@ def streams_server(tmp_path_factory):
         send_timeout_seconds=SEND_TIMEOUT,
         max_streams=6,
         max_streams_per_client=3,
+        worker_heartbeat_timeout_seconds=60,  # an 8×256 session training on a loaded machine is not a hung worker
     )
     yield live
     live.stop()
