@@ -60,8 +60,9 @@ class FrameStream(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(self, content: AsyncIterator[bytes | memoryview]):
-        super().__init__(content, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    def __init__(self, content: AsyncIterator[bytes | memoryview], status_code: int = 200):
+        # status_code: FastAPI reads the default from the signature for the OpenAPI document.
+        super().__init__(content, status_code, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 class _Trimmer:
