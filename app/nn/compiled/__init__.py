@@ -100,6 +100,7 @@ def load() -> None:
     from app.nn.compiled.kernel import train_epochs, warm_locked  # numba is imported here
 
     warm_locked()
+    train_epochs.disable_compile()  # its one signature is loaded: never compile again, in a tick least of all
     _state["kernel"] = train_epochs
 
 
@@ -144,11 +145,11 @@ class Runner:
     def __init__(self, kernel, model, optimizer, x: Array, y: Array, cfg):
         self.kernel, self.model, self.optimizer, self.x_source, self.cfg = kernel, model, optimizer, x, cfg
         self.hidden = tuple(model.hidden)
-        self.x = np.ascontiguousarray(x, dtype=np.float64)
+        self.x = np.require(x, np.float64, ["C", "W"])  # the dtype and layout the kernel was compiled for
         n = len(y)
         classes = model.problem == "classification"
-        self.y_class = np.ascontiguousarray(y, dtype=np.int64) if classes else np.zeros(n, np.int64)
-        self.y_value = np.zeros(n) if classes else np.ascontiguousarray(y, dtype=np.float64)
+        self.y_class = np.require(y, np.int64, ["C", "W"]) if classes else np.zeros(n, np.int64)
+        self.y_value = np.zeros(n) if classes else np.require(y, np.float64, ["C", "W"])
         self.sizes = np.array(model.sizes, np.int64)
         self.acts = np.array([ACTIVATION_CODES[a] for a in model.hidden], np.int64)
         if isinstance(optimizer, Adam):
