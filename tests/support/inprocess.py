@@ -19,8 +19,10 @@ import httpx
 
 from app.main import create_app
 from app.settings import Settings  # the one place tests import Settings (and create_app, below)
+from tests.support.waiting import wait_until
 
 BASE_URL = "http://localhost"  # a Host the app accepts by default (app/netaddr.allowed_hosts)
+START_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 60.0  # ASGITransport has no timeouts of its own; a stuck request fails the test instead of hanging
 
 
@@ -59,6 +61,9 @@ class InProcessApp:
         self._thread.start()
         self.run(self._enter())
         self.client = SyncClient(self)
+        # Ready as /healthz says (LiveServer waits the same way): each worker has sent a heartbeat.
+        if not wait_until(lambda: all(w.last_beat is not None for w in self.store.workers), START_TIMEOUT):
+            raise RuntimeError(f"the training workers did not start within {START_TIMEOUT:.0f} s")
         return self
 
     async def _enter(self) -> None:
