@@ -40,7 +40,8 @@ class InProcessApp:
     """
 
     def __init__(self, db_path: Path, **settings):
-        self.settings = Settings(db_path=db_path, **settings)
+        # The NumPy engine only, as start_server: results must not depend on kernel readiness.
+        self.settings = Settings(db_path=db_path, **{"compiled_engine": False, **settings})
         self.asgi = create_app(self.settings)  # the security-headers wrapper; .app is the FastAPI app
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="in-process-app", daemon=True)

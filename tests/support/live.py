@@ -147,7 +147,10 @@ class LiveServer:
 
 
 def start_server(directory: Path, **env_overrides) -> LiveServer:
-    """A started LiveServer with the tests' defaults: two workers, and running sessions nobody
+    """A started LiveServer with the tests' defaults: two workers; running sessions nobody
     watches paused after 10 s (closed test pages leave sessions running; this stops them
-    loading the CPU). Keyword arguments override them."""
-    return LiveServer(directory, **{"workers": 2, "idle_pause_seconds": 10, **env_overrides}).start()
+    loading the CPU); and the NumPy engine only, so results never depend on when a worker's
+    compiled kernel becomes ready (tests/unit/test_kernel.py checks both engines agree).
+    Keyword arguments override them."""
+    defaults = {"workers": 2, "idle_pause_seconds": 10, "compiled_engine": "false"}
+    return LiveServer(directory, **{**defaults, **env_overrides}).start()
