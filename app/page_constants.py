@@ -39,6 +39,8 @@ COLORS = {
     "ink": [0, 0, 0],  # a digit's strokes (the probe image and the drawing pad)
 }
 
+GRAD_DECADES = [-5, 0]
+
 
 def page_constants(settings: Settings | None = None) -> dict:
     """The constants block for one page; `settings` are the app's (None: the environment's)."""
@@ -53,4 +55,7 @@ def page_constants(settings: Settings | None = None) -> dict:
         "activation_params": {"leaky_slope": LEAKY_SLOPE, "elu_alpha": ELU_ALPHA},
         "bar_width": MARKS.bar_width,  # a probability bar at p = 1 (the template draws its track)
         "colors": COLORS,
+        # The gradient view's fixed log scale of |∂loss/∂w|: 10^lo and below a hairline, 10^hi and
+        # above the thickest line (static/js/network.js gradShare), the same in every frame.
+        "grad_decades": GRAD_DECADES,
     }

@@ -10,3 +10,4 @@ export const ACTIVATIONS = constants.activations; // [{name, formula}] in menu o
 export const ACTIVATION_PARAMS = constants.activation_params; // {leaky_slope, elu_alpha}
 export const BAR_WIDTH = constants.bar_width; // a probability bar at p = 1, in viewBox units
 export const COLORS = constants.colors; // {palettes: {normal, present}, more_classes, …}
+export const GRAD_DECADES = constants.grad_decades; // [lo, hi]: the gradient view's log scale, powers of ten

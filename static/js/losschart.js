@@ -6,6 +6,8 @@ import { formatNumber } from "./format.js";
 import { t } from "./i18n.js";
 
 const MAX_POINTS = HISTORY_LEN; // the server keeps as many (Settings.history_len)
+const TICK_PX = 12; // tick labels, in CSS pixels
+const MARGIN = { left: 40, right: 6, top: 8, bottom: 17 }; // CSS pixels: room for the tick labels
 // Test: solid, in the text colour; training: dashed, muted. Both from the stylesheet, so
 // the dark theme and presentation mode get readable lines (app.css --ink / --muted).
 const STYLE = { test: { color: "--ink", width: 2, dash: [] }, train: { color: "--muted", width: 1.5, dash: [5, 3] } };
@@ -26,25 +28,60 @@ export function createLossChart(canvas, tip) {
     }
   }
 
+  // The canvas draws at the size it is shown (times the screen's pixel ratio), so its tick
+  // labels come out at TICK_PX CSS pixels; the margins hold them.
+  function fitCanvas() {
+    const ratio = window.devicePixelRatio || 1;
+    const w = Math.round(canvas.clientWidth * ratio), h = Math.round(canvas.clientHeight * ratio);
+    if (w > 0 && h > 0 && (canvas.width !== w || canvas.height !== h)) { canvas.width = w; canvas.height = h; }
+    return ratio;
+  }
+
   function scales() {
     const e0 = points[0]?.[0] ?? 0, e1 = Math.max(e0 + 1, points[points.length - 1]?.[0] ?? 1);
     let top = 0;
     for (const [, a, b] of points) top = Math.max(top, a ?? 0, b ?? 0);
     top = top || 1;
-    const W = canvas.width, H = canvas.height, pad = 4;
+    const r = window.devicePixelRatio || 1;
+    const W = canvas.width, H = canvas.height, left = MARGIN.left * r, right = W - MARGIN.right * r;
+    const high = MARGIN.top * r, low = H - MARGIN.bottom * r;
     return {
-      x: (e) => pad + ((e - e0) / (e1 - e0)) * (W - 2 * pad),
-      y: (v) => H - pad - (Math.min(v, top) / top) * (H - 2 * pad),
-      epochAt: (px) => e0 + ((px - pad) / (W - 2 * pad)) * (e1 - e0),
+      e0, e1, top, left, right, high, low,
+      x: (e) => left + ((e - e0) / (e1 - e0)) * (right - left),
+      y: (v) => low - (Math.min(v, top) / top) * (low - high),
+      epochAt: (px) => e0 + ((px - left) / (right - left)) * (e1 - e0),
     };
   }
 
+  // Loss at 0, half the top and the top; epochs at the first, middle and last point.
+  function drawTicks(s, style, r) {
+    ctx.font = `${TICK_PX * r}px ${style.fontFamily}`;
+    ctx.fillStyle = style.getPropertyValue("--muted").trim();
+    ctx.strokeStyle = style.getPropertyValue("--line").trim();
+    ctx.lineWidth = r;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    for (const v of [0, s.top / 2, s.top]) {
+      const Y = s.y(v);
+      ctx.fillText(formatNumber(v, s.top < 0.1 ? 3 : 2), s.left - 4 * r, Y);
+      ctx.beginPath(); ctx.moveTo(s.left, Y); ctx.lineTo(s.right, Y); ctx.stroke();
+    }
+    ctx.textBaseline = "bottom";
+    const epochs = [s.e0, Math.round((s.e0 + s.e1) / 2), s.e1];
+    epochs.forEach((e, k) => {
+      ctx.textAlign = ["left", "center", "right"][k];
+      ctx.fillText(String(e), s.x(e), canvas.height - r);
+    });
+  }
+
   function draw() {
+    const r = fitCanvas();
     const { width: W, height: H } = canvas;
     ctx.clearRect(0, 0, W, H);
     if (points.length < 2) return;
     const s = scales();
     const style = getComputedStyle(canvas);
+    drawTicks(s, style, r);
     for (const [key, col] of [["train", 1], ["test", 2]]) {
       ctx.beginPath();
       let started = false;
@@ -54,21 +91,23 @@ export function createLossChart(canvas, tip) {
         if (started) ctx.lineTo(X, Y); else { ctx.moveTo(X, Y); started = true; }
       }
       ctx.strokeStyle = style.getPropertyValue(STYLE[key].color).trim();
-      ctx.lineWidth = STYLE[key].width;
-      ctx.setLineDash(STYLE[key].dash);
+      ctx.lineWidth = STYLE[key].width * r;
+      ctx.setLineDash(STYLE[key].dash.map((v) => v * r));
       ctx.stroke();
     }
     ctx.setLineDash([]);
     if (marker !== null) {
       const X = s.x(marker);
       ctx.beginPath();
-      ctx.moveTo(X, 0);
-      ctx.lineTo(X, H);
+      ctx.moveTo(X, s.high);
+      ctx.lineTo(X, s.low);
       ctx.strokeStyle = css(NEGATIVE); // the palette's, so presentation mode changes it too
-      ctx.lineWidth = 2;
+      ctx.lineWidth = 2 * r;
       ctx.stroke();
     }
   }
+
+  new ResizeObserver(() => draw()).observe(canvas); // presentation mode, a narrower window
 
   canvas.addEventListener("mousemove", (ev) => {
     if (points.length < 2 || !tip) return;

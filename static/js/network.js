@@ -1,13 +1,34 @@
 // The network drawing: binds to the server-rendered #network SVG and recolours it in
 // place for each frame. A structure change replaces the SVG (htmx swap); the owner then
 // makes a new view with createNetworkView(). No state outside the returned object.
+//
+// Readable at any size: the server sends three drawings of the same network (app/layout.py:
+// standard, wide, vertical); this view shows the one that comes out largest in its box and
+// swaps when the box changes (a phone turned, presentation mode). Text keeps its CSS size
+// (--net-text, --net-title in app.css) whatever the drawing's scale: the scale is written to
+// --k (viewBox units per CSS pixel) for the stylesheet, the bands for labels and controls
+// around the nodes are sized in pixels, and a drawing never gets so small that its column
+// titles or controls would run into each other: a wide network scrolls instead.
 import { DIVERGING_LUT, classLut, css, CLASS_COLORS, digitRgba, diverging, divergingCss } from "./colors.js";
-import { BAR_WIDTH } from "./constants.js";
+import { BAR_WIDTH, GRAD_DECADES } from "./constants.js";
 import { paintMap } from "./heatmap.js";
 import { formatNumber } from "./format.js";
 import { t } from "./i18n.js";
 
 const MAX_LINK_WIDTH = 7;
+const MAX_SCALE = 1.6; // a small network on a large screen stops growing here
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// Gradient view: |∂loss/∂w| on a log scale fixed for good (GRAD_DECADES = [lo, hi], powers
+// of ten): 10^hi and above is the thickest line, 10^lo and below a hairline, and every
+// decade in between adds the same width. A layer whose gradients are 1,000× smaller is
+// three steps thinner, in every frame of every session.
+export function gradShare(g) {
+  const [lo, hi] = GRAD_DECADES;
+  const m = Math.abs(g ?? 0);
+  if (!(m > 0)) return 0;
+  return Math.max(0, Math.min(1, (Math.log10(m) - lo) / (hi - lo)));
+}
 
 // options.onPreview(canvas | null, label): a neuron's thumbnail is hovered (show it large).
 // options.onEditWeight({layer, i, j, value}): a link was clicked and a new value typed;
@@ -17,38 +38,49 @@ const MAX_LINK_WIDTH = 7;
 // options.gradients(): true while the backprop view is on; links and neurons then show
 //   ∂loss/∂w and ∂loss/∂b from frame.gradients instead of weights and activations.
 export function createNetworkView(root, options = {}) {
-  const svg = root.querySelector("svg");
+  const box = root.querySelector(".net-box");
+  const spare = root.querySelector("template.net-variants");
   const plane = root.dataset.plane === "1";
   const problem = root.dataset.problem;
-  // nodes[l][j] for active neurons; input features are keyed by their active index.
-  const nodes = [];
-  for (const g of root.querySelectorAll("g.node")) {
-    const l = +g.dataset.l, j = +g.dataset.j;
-    if (j < 0) continue;
-    (nodes[l] ||= [])[j] = {
-      g,
-      thumb: g.querySelector("canvas.thumb"),
-      dot: g.querySelector("circle.dot"),
-      value: g.querySelector(".node-val"),
-      bar: g.querySelector(".prob-bar"),
-    };
-  }
-  const links = [...root.querySelectorAll("path.link")].map((el) => ({ el, l: +el.dataset.l, i: +el.dataset.i, j: +el.dataset.j }));
-  const matrices = [...root.querySelectorAll("canvas.wmatrix")];
-  const cells = [...root.querySelectorAll("canvas.cells")];
-  const digit = root.querySelector("canvas.digit");
-  const lossValue = root.querySelector("#loss-layer-value");
   const tip = root.querySelector(".net-tip");
-  let frame = null;
+  let frame = null, heat = null;
+  let d = bind(box.querySelector("svg")); // the drawing shown
+  drawGradScale(root.querySelector(".grad-scale-keys"));
 
-  // Output neuron frames take their class colour once.
-  const outLayer = nodes.length - 1;
-  if (problem === "classification" && nodes[outLayer]) {
-    nodes[outLayer].forEach((n, k) => {
-      const c = css(CLASS_COLORS[k % CLASS_COLORS.length]);
-      n.g.querySelector("rect.frame, circle.dot")?.setAttribute("stroke", c);
-      n.bar?.setAttribute("fill", c);
-    });
+  // Everything the view recolours, found once per drawing.
+  function bind(svg) {
+    const nodes = []; // nodes[l][j] for active neurons; input features keyed by their active index
+    for (const g of svg.querySelectorAll("g.node")) {
+      const l = +g.dataset.l, j = +g.dataset.j;
+      if (j < 0) continue;
+      (nodes[l] ||= [])[j] = {
+        g,
+        thumb: g.querySelector("canvas.thumb"),
+        dot: g.querySelector("circle.dot"),
+        value: g.querySelector(".node-val"),
+        bar: g.querySelector(".prob-bar"),
+      };
+    }
+    const drawing = {
+      svg,
+      nodes,
+      vertical: svg.dataset.variant === "vertical",
+      links: [...svg.querySelectorAll("path.link")].map((el) => ({ el, l: +el.dataset.l, i: +el.dataset.i, j: +el.dataset.j })),
+      matrices: [...svg.querySelectorAll("canvas.wmatrix")],
+      cells: [...svg.querySelectorAll("canvas.cells")],
+      digit: svg.querySelector("canvas.digit"),
+      lossValue: svg.querySelector("#loss-layer-value"),
+    };
+    // Output neuron frames take their class colour once.
+    const out = nodes[nodes.length - 1];
+    if (problem === "classification" && out) {
+      out.forEach((n, k) => {
+        const c = css(CLASS_COLORS[k % CLASS_COLORS.length]);
+        n.g.querySelector("rect.frame, circle.dot")?.setAttribute("stroke", c);
+        n.bar?.setAttribute("fill", c);
+      });
+    }
+    return drawing;
   }
 
   function weightAt(layer, i, j) {
@@ -59,20 +91,21 @@ export function createNetworkView(root, options = {}) {
     return (q._bytes[i * q.shape[1] + j] / 127) * q.scale;
   }
 
-  function update(f, heat) {
+  function update(f, h) {
     frame = f;
+    if (h) heat = h;
     const layers = f.layers;
     // Neurons: thumbnails (2-D data), or colour and value for the probe input.
     layers.forEach((layer, l) => {
       const isOut = l === layers.length - 1;
       const acts = layer.activations;
       const maxAbs = Math.max(1, ...acts.map((a) => Math.abs(a ?? 0)));
-      (nodes[l] || []).forEach((n, j) => {
+      (d.nodes[l] || []).forEach((n, j) => {
         if (!n) return;
         const a = acts[j];
-        if (plane && heat && n.thumb) {
+        if (plane && h && n.thumb) {
           const lut = isOut && problem === "classification" ? classLut(j) : DIVERGING_LUT;
-          paintMap(n.thumb, heat.thumbs[l][j], heat.thumb, lut);
+          paintMap(n.thumb, h.thumbs[l][j], h.thumb, lut);
         }
         if (n.dot) n.dot.setAttribute("fill", isOut && problem === "classification" ? css(CLASS_COLORS[j % CLASS_COLORS.length], 0.15 + 0.85 * (a ?? 0)) : css(diverging((a ?? 0) / maxAbs)));
         if (n.value) n.value.textContent = formatNumber(a, 2);
@@ -80,57 +113,56 @@ export function createNetworkView(root, options = {}) {
       });
     });
     // Links: colour = sign, width = |w| (thicker in presentation mode, for projectors).
-    // In the backprop view the same encoding shows ∂loss/∂w, scaled per layer.
+    // In the backprop view the same encoding shows ∂loss/∂w on the fixed log scale.
     const thick = document.body.classList.contains("present") ? 1.7 : 1;
     const grads = options.gradients?.() ? f.gradients?.layers : null;
     root.classList.toggle("backprop", !!grads);
-    // Layers drawn as weight-matrix images come without gradients (null).
-    const gmax = grads ? grads.map((g) => (g ? Math.max(1e-12, ...g.weights.flat().map((v) => Math.abs(v ?? 0))) : 1)) : null;
-    for (const k of links) {
+    for (const k of d.links) {
       const layer = layers[k.l + 1];
       if (!layer) continue;
       let v = weightAt(layer, k.i, k.j) ?? 0;
       let size = Math.min(Math.abs(v), 4) / 4;
-      if (grads?.[k.l]) {
-        // √ of the share of the layer's largest gradient: small gradients stay visible.
-        const g = (grads[k.l].weights[k.i]?.[k.j] ?? 0) / gmax[k.l];
-        v = Math.sign(g) * Math.sqrt(Math.abs(g));
-        size = Math.abs(v);
+      if (grads?.[k.l]) { // layers drawn as weight-matrix images come without gradients (null)
+        const g = grads[k.l].weights[k.i]?.[k.j] ?? 0;
+        size = gradShare(g);
+        v = Math.sign(g) * size;
       }
       k.el.setAttribute("stroke", divergingCss(v));
       k.el.setAttribute("stroke-width", (thick * (0.5 + size * MAX_LINK_WIDTH)).toFixed(2));
     }
     if (grads) {
-      // A neuron's gradient is its bias's: shown as the colour of its frame.
+      // A neuron's gradient is its bias's: shown as the colour of its frame, on the same scale.
       grads.forEach((g, l) => {
         if (!g) return;
-        const bmax = Math.max(1e-12, ...g.biases.map((v) => Math.abs(v ?? 0)));
-        (nodes[l + 1] || []).forEach((n, j) => {
+        (d.nodes[l + 1] || []).forEach((n, j) => {
           const el = n?.g.querySelector("rect.frame, circle.dot");
-          const share = (g.biases[j] ?? 0) / bmax;
-          if (el) { el.setAttribute("stroke", divergingCss(Math.sign(share) * Math.sqrt(Math.abs(share)))); el.setAttribute("stroke-width", "3"); }
+          const b = g.biases[j] ?? 0;
+          if (el) { el.setAttribute("stroke", divergingCss(Math.sign(b) * gradShare(b))); el.setAttribute("stroke-width", "3"); }
         });
       });
     }
-    for (const canvas of matrices) paintMatrix(canvas, layers[+canvas.dataset.l + 1]);
-    for (const canvas of cells) paintCells(canvas, layers[+canvas.dataset.l]);
-    if (digit) paintDigit(digit, layers[0].activations);
-    if (lossValue) lossValue.textContent = formatNumber(f.loss.train, 3);
+    for (const canvas of d.matrices) paintMatrix(canvas, layers[+canvas.dataset.l + 1]);
+    for (const canvas of d.cells) paintCells(canvas, layers[+canvas.dataset.l]);
+    if (d.digit) paintDigit(d.digit, layers[0].activations);
+    if (d.lossValue) d.lossValue.textContent = formatNumber(f.loss.train, 3);
   }
 
+  // A weight matrix, or one row of it (data-row: the strip level with that input's node).
+  // data-t: drawn transposed (the vertical drawing: rows across, columns down).
   function paintMatrix(canvas, layer) {
     if (!layer) return;
-    const rows = canvas.height, cols = canvas.width;
+    const rows = +canvas.dataset.rows, cols = +canvas.dataset.cols;
+    const only = canvas.dataset.row === undefined ? null : +canvas.dataset.row;
     let max = 0;
-    const values = new Float32Array(rows * cols);
-    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) {
-      const w = weightAt(layer, i, j) ?? 0;
-      values[i * cols + j] = w;
-      max = Math.max(max, Math.abs(w));
+    for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) max = Math.max(max, Math.abs(weightAt(layer, i, j) ?? 0));
+    const first = only ?? 0, count = only === null ? rows : 1;
+    const bytes = new Uint8Array(count * cols);
+    const transposed = canvas.dataset.t === "1";
+    for (let r = 0; r < count; r++) for (let j = 0; j < cols; j++) {
+      const w = weightAt(layer, first + r, j) ?? 0;
+      bytes[transposed ? j * count + r : r * cols + j] = Math.round((w / (max || 1) + 1) * 127.5);
     }
-    const bytes = new Uint8Array(rows * cols);
-    for (let k = 0; k < bytes.length; k++) bytes[k] = Math.round((values[k] / (max || 1) + 1) * 127.5);
-    paintRect(canvas, bytes, cols, rows, DIVERGING_LUT);
+    paintRect(canvas, bytes, canvas.width, canvas.height, DIVERGING_LUT);
   }
 
   function paintCells(canvas, layer) {
@@ -138,7 +170,7 @@ export function createNetworkView(root, options = {}) {
     const acts = layer.activations.map((a) => a ?? 0);
     const max = Math.max(1e-9, ...acts.map(Math.abs));
     const bytes = Uint8Array.from(acts, (a) => Math.round((a / max + 1) * 127.5));
-    paintRect(canvas, bytes, 1, acts.length, DIVERGING_LUT);
+    paintRect(canvas, bytes, canvas.width, canvas.height, DIVERGING_LUT);
   }
 
   function paintDigit(canvas, pixels) {
@@ -148,15 +180,44 @@ export function createNetworkView(root, options = {}) {
     ctx.putImageData(img, 0, 0);
   }
 
-  // Hover: the live value of a link, a weight-matrix cell or a compact cell.
+  // Which cell of a weight matrix (i, j) or of a strip of cells (j) is under the pointer.
+  function matrixCell(el, ev) {
+    const r = el.getBoundingClientRect();
+    const across = Math.floor(((ev.clientX - r.left) / r.width) * el.width);
+    const down = Math.floor(((ev.clientY - r.top) / r.height) * el.height);
+    const [a, b] = el.dataset.t === "1" ? [across, down] : [down, across];
+    return el.dataset.row === undefined ? [a, b] : [+el.dataset.row, b];
+  }
+  const cellIndex = (el, ev) => {
+    const r = el.getBoundingClientRect();
+    return el.dataset.t === "1" ? Math.floor(((ev.clientX - r.left) / r.width) * el.width)
+      : Math.floor(((ev.clientY - r.top) / r.height) * el.height);
+  };
+
+  // Hover: the live value of a link, a weight-matrix cell or a compact cell. Listeners sit on
+  // the box, so they serve whichever drawing is shown.
+  // The tip never covers the inspector or the forward pass: it moves to the pointer's other
+  // side, or stays hidden.
   function showTip(ev, text) {
     tip.textContent = text;
     tip.hidden = false;
-    const box = root.getBoundingClientRect();
-    tip.style.left = `${ev.clientX - box.left + 12}px`;
-    tip.style.top = `${ev.clientY - box.top + 12}px`;
+    const r = root.getBoundingClientRect();
+    const covers = () => {
+      const a = tip.getBoundingClientRect();
+      return [...document.querySelectorAll("#inspector, #forward-box")].some((el) => {
+        if (el.hidden) return false;
+        const b = el.getBoundingClientRect();
+        return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+      });
+    };
+    for (const [dx, dy] of [[12, 12], [-12, 12], [12, -12], [-12, -12]]) {
+      tip.style.left = `${ev.clientX - r.left + (dx > 0 ? dx : dx - tip.offsetWidth)}px`;
+      tip.style.top = `${ev.clientY - r.top + (dy > 0 ? dy : dy - tip.offsetHeight)}px`;
+      if (!covers()) return;
+    }
+    tip.hidden = true;
   }
-  svg.addEventListener("mousemove", (ev) => {
+  box.addEventListener("mousemove", (ev) => {
     if (!frame) return;
     const el = ev.target;
     if (el.matches?.("path.link")) {
@@ -164,43 +225,44 @@ export function createNetworkView(root, options = {}) {
       const w = weightAt(frame.layers[l + 1], i, j);
       showTip(ev, t("net.weight_tip", { value: formatNumber(w, 4), from: i + 1, to: j + 1 }));
     } else if (el.matches?.("canvas.wmatrix")) {
-      const r = el.getBoundingClientRect();
-      const j = Math.floor(((ev.clientX - r.left) / r.width) * el.width);
-      const i = Math.floor(((ev.clientY - r.top) / r.height) * el.height);
+      const [i, j] = matrixCell(el, ev);
       const w = weightAt(frame.layers[+el.dataset.l + 1], i, j);
       showTip(ev, t("net.weight_tip", { value: formatNumber(w, 4), from: i + 1, to: j + 1 }));
     } else if (el.closest?.("g.node:not(.feature)")) {
       const g = el.closest("g.node");
-      const l = +g.dataset.l, j = +g.dataset.j;
-      const b = frame.layers[l]?.biases?.[j];
+      const b = frame.layers[+g.dataset.l]?.biases?.[+g.dataset.j];
       if (b !== undefined) showTip(ev, t("net.bias_tip", { value: formatNumber(b, 4) }));
     } else if (el.matches?.("canvas.cells")) {
-      const r = el.getBoundingClientRect();
-      const j = Math.floor(((ev.clientY - r.top) / r.height) * el.height);
+      const j = cellIndex(el, ev);
       const a = frame.layers[+el.dataset.l]?.activations[j];
       showTip(ev, t("net.neuron_tip", { n: j + 1, value: formatNumber(a, 4) }));
     } else {
       tip.hidden = true;
     }
   });
-  svg.addEventListener("mouseleave", () => (tip.hidden = true));
+  box.addEventListener("mouseleave", () => (tip.hidden = true));
 
   // Hovering a neuron shows its heatmap large in the output plot.
-  for (const [l, layer] of nodes.entries()) {
-    (layer || []).forEach((n, j) => {
-      if (!n?.thumb) return;
-      const label = t("output.neuron_preview", { layer: columnTitle(l), n: j + 1 });
-      n.g.addEventListener("mouseenter", () => options.onPreview?.(n.thumb, label));
-      n.g.addEventListener("mouseleave", () => options.onPreview?.(null));
-    });
-  }
+  let previewing = null;
+  box.addEventListener("mouseover", (ev) => {
+    const g = ev.target.closest?.("g.node");
+    const thumb = g?.querySelector("canvas.thumb");
+    if (!g || g === previewing || !thumb || +g.dataset.j < 0) return;
+    previewing = g;
+    options.onPreview?.(thumb, t("output.neuron_preview", { layer: columnTitle(+g.dataset.l), n: +g.dataset.j + 1 }));
+  });
+  box.addEventListener("mouseout", (ev) => {
+    if (!previewing || previewing.contains(ev.relatedTarget)) return;
+    previewing = null;
+    options.onPreview?.(null);
+  });
   function columnTitle(l) {
-    return root.querySelector(`.column[data-layer="${l}"] .col-title`)?.textContent ?? "";
+    return d.svg.querySelector(`.column[data-layer="${l}"] .col-title`)?.textContent ?? "";
   }
 
   // Clicking (or Enter on) a neuron or the loss layer opens the inspector.
   if (options.onInspect) {
-    svg.addEventListener("click", (ev) => {
+    box.addEventListener("click", (ev) => {
       // The second argument, the chosen element's centre x, lets the inspector open on the other side.
       const centreX = (el) => { const r = el.getBoundingClientRect(); return r.left + r.width / 2; };
       const target = ev.target.closest?.("[data-inspect]");
@@ -209,17 +271,13 @@ export function createNetworkView(root, options = {}) {
         else options.onInspect({ layer: +target.dataset.l, unit: +target.dataset.j }, centreX(target));
         return;
       }
-      if (ev.target.matches?.("canvas.cells")) {
-        const r = ev.target.getBoundingClientRect();
-        const unit = Math.floor(((ev.clientY - r.top) / r.height) * ev.target.height);
-        options.onInspect({ layer: +ev.target.dataset.l, unit }, centreX(ev.target));
-      }
+      if (ev.target.matches?.("canvas.cells")) options.onInspect({ layer: +ev.target.dataset.l, unit: cellIndex(ev.target, ev) }, centreX(ev.target));
     });
   }
 
   // Clicking a link opens a small editor for its weight.
   if (options.onEditWeight) {
-    svg.addEventListener("click", (ev) => {
+    box.addEventListener("click", (ev) => {
       const el = ev.target;
       if (!frame || !el.matches?.("path.link")) return;
       const layer = +el.dataset.l, i = +el.dataset.i, j = +el.dataset.j;
@@ -237,9 +295,9 @@ export function createNetworkView(root, options = {}) {
     input.value = value === null ? "" : (+value).toFixed(4);
     input.setAttribute("aria-label", t("net.edit_weight"));
     form.append(input);
-    const box = root.getBoundingClientRect();
-    form.style.left = `${ev.clientX - box.left}px`;
-    form.style.top = `${ev.clientY - box.top}px`;
+    const r = root.getBoundingClientRect();
+    form.style.left = `${ev.clientX - r.left}px`;
+    form.style.top = `${ev.clientY - r.top}px`;
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       const v = parseFloat(input.value);
@@ -253,7 +311,164 @@ export function createNetworkView(root, options = {}) {
     input.select();
   }
 
-  return { root, update, weightAt, shapeVersion: +root.dataset.shapeVersion, get frame() { return frame; } };
+  // --- fitting the drawing to its box ---------------------------------------------------------
+  // A length the stylesheet gives as a custom property (max(12px, 0.86rem) …), in pixels.
+  const probe = document.createElement("span");
+  probe.className = "visually-hidden";
+  probe.setAttribute("aria-hidden", "true");
+  root.append(probe);
+  const px = (name) => {
+    probe.style.setProperty("width", `var(${name})`);
+    return parseFloat(getComputedStyle(probe).width) || 0;
+  };
+
+  // The box's room: its width, and the height it may take (its max-height, or the height
+  // the page gives it in presentation mode and embeds).
+  function room() {
+    const cs = getComputedStyle(box);
+    const given = cs.getPropertyValue("--net-fill").trim() === "1"; // a height the page gives the box
+    const height = given ? box.clientHeight : cs.maxHeight !== "none" ? parseFloat(cs.maxHeight) : Infinity;
+    return { width: box.clientWidth, height: height > 0 ? height : Infinity };
+  }
+
+  // Pixel sizes the stylesheet asks for, measured once on the drawing shown.
+  function bands(svg) {
+    const titles = [...svg.querySelectorAll(".col-title")].map((el) => el.getBoundingClientRect().width);
+    const ctl = [...root.querySelectorAll(".col-ctl")].map((el) => el.getBoundingClientRect());
+    return {
+      title: Math.max(0, ...titles), // the widest column title
+      ctlWidth: Math.max(0, ...ctl.map((r) => r.width)),
+      ctlHeight: Math.max(0, ...ctl.map((r) => r.height)),
+    };
+  }
+
+  // How large a drawing can be in the room, and the least it may be (below that its labels
+  // or controls would overlap). Horizontal drawings get label and control bands in pixels.
+  function plan(svg, rm, b) {
+    const [, , w, h] = svg.getAttribute("viewBox").split(" ").map(Number);
+    const gap = +svg.dataset.gap;
+    const textPx = px("--net-text"), titlePx = px("--net-title");
+    if (svg.dataset.variant === "vertical") {
+      const floor = Math.max(textPx, titlePx) / 17.5; // its bands were made for text up to 17.5 units
+      return { svg, fit: Math.min(rm.width / w, rm.height / h, MAX_SCALE), floor, top: 0, bottom: 0, w, h };
+    }
+    const top = b.ctlHeight ? b.ctlHeight + 6 : 6;
+    const bottom = textPx * 1.2 + titlePx * 1.25 + textPx * 2.6 + 6; // the lowest values, then three lines
+    const core = +svg.dataset.coreHeight;
+    const fit = Math.min(rm.width / w, (rm.height - top - bottom) / core, MAX_SCALE);
+    const floor = Math.max(0.5, (b.title + 10) / gap, (b.ctlWidth + 6) / gap);
+    return { svg, fit, floor, top, bottom, w, h: core };
+  }
+
+  // Twice when the scale moved: the bands are measured at the text's size, which follows --k.
+  function fit(again = true) {
+    const rm = room();
+    if (!rm.width) return;
+    const before = root.style.getPropertyValue("--k");
+    const b = bands(d.svg);
+    // The vertical drawing is for narrow boxes (a phone held upright): it scrolls down the page.
+    const narrow = rm.width < 600;
+    const options = [d.svg, ...(spare?.content.querySelectorAll("svg") ?? [])]
+      .filter((svg) => narrow || svg.dataset.variant !== "vertical")
+      .map((svg) => plan(svg, rm, b));
+    // The largest drawing that needs no scrolling; else the standard one (scrolling sideways),
+    // or on a narrow box the vertical one (scrolling down).
+    const fitting = options.filter((o) => o.fit >= o.floor);
+    const fallback = narrow ? "vertical" : "standard";
+    const best = fitting.length ? fitting.reduce((a, o) => (o.fit > a.fit + 0.02 ? o : a))
+      : options.find((o) => o.svg.dataset.variant === fallback) ?? options[0];
+    if (best.svg !== d.svg) swap(best.svg);
+    apply(best);
+    if (again && root.style.getPropertyValue("--k") !== before) fit(false);
+  }
+
+  function swap(svg) {
+    spare.content.append(d.svg);
+    box.append(svg);
+    d = bind(svg);
+    if (frame) update(frame, heat);
+    root.dispatchEvent(new CustomEvent("net:swapped", { bubbles: true }));
+  }
+
+  function apply(p) {
+    const s = Math.max(p.fit, p.floor);
+    const k = 1 / s;
+    root.style.setProperty("--k", k.toFixed(4));
+    const svg = d.svg;
+    if (svg.dataset.variant === "vertical") {
+      svg.setAttribute("viewBox", `0 0 ${p.w} ${p.h}`);
+    } else {
+      // The band above the nodes holds the controls, the band below the labels: in pixels.
+      const y0 = +svg.dataset.coreTop - p.top * k;
+      const labels = (+svg.dataset.coreTop + p.h + px("--net-text") * 1.2 * k).toFixed(1);
+      for (const text of svg.querySelectorAll("text.col-labels")) text.setAttribute("y", labels);
+      svg.setAttribute("viewBox", `0 ${y0.toFixed(1)} ${p.w} ${(p.h + (p.top + p.bottom) * k).toFixed(1)}`);
+      for (const fo of svg.querySelectorAll("foreignObject.col-ctl-fo")) {
+        const cx = +fo.getAttribute("x") + +fo.getAttribute("width") / 2;
+        const fw = (px("--net-ctl-width") || 120) * k, fh = (p.top - 4) * k;
+        fo.setAttribute("x", (cx - fw / 2).toFixed(1));
+        fo.setAttribute("y", (y0 + 2 * k).toFixed(1));
+        fo.setAttribute("width", fw.toFixed(1));
+        fo.setAttribute("height", Math.max(fh, 1).toFixed(1));
+      }
+    }
+    const [, , vw, vh] = svg.getAttribute("viewBox").split(" ").map(Number);
+    svg.style.width = `${(vw * s).toFixed(1)}px`;
+    svg.style.height = `${(vh * s).toFixed(1)}px`;
+    fitLossBox(svg, k);
+    hideCrowdedValues(svg, s);
+  }
+
+  // The loss layer's box grows around its two lines of text (their size is in pixels).
+  function fitLossBox(svg, k) {
+    const g = svg.querySelector(".loss-box");
+    if (!g) return;
+    const rect = g.querySelector("rect");
+    const [name, value] = g.querySelectorAll("text");
+    const m = /translate\(([-\d.]+),([-\d.]+)\)/.exec(g.getAttribute("transform"));
+    g.dataset.cx ||= String(+m[1] + +rect.getAttribute("width") / 2);
+    g.dataset.cy ||= String(+m[2] + +rect.getAttribute("height") / 2);
+    const w = Math.max(112, (name.getBoundingClientRect().width + 20) * k);
+    const h = Math.max(80, (px("--net-text") * 1.3 + px("--net-title") * 1.5 + 20) * k);
+    rect.setAttribute("width", w.toFixed(1));
+    rect.setAttribute("height", h.toFixed(1));
+    for (const el of [name, value]) el.setAttribute("x", (w / 2).toFixed(1));
+    name.setAttribute("y", (h * 0.38).toFixed(1));
+    value.setAttribute("y", (h * 0.8).toFixed(1));
+    g.setAttribute("transform", `translate(${(+g.dataset.cx - w / 2).toFixed(1)},${(+g.dataset.cy - h / 2).toFixed(1)})`);
+  }
+
+  // A column whose neurons are too close for a value under each keeps them for the tooltip
+  // and the inspector, instead of printing them over the next neuron.
+  function hideCrowdedValues(svg, s) {
+    const need = px("--net-text") * 1.15;
+    for (const col of svg.querySelectorAll("g.column")) {
+      const groups = [...col.querySelectorAll("g.node")];
+      let crowded = false;
+      if (groups.length > 1) {
+        const pos = groups.map((g) => /translate\(([-\d.]+),([-\d.]+)\)/.exec(g.getAttribute("transform")).slice(1).map(Number));
+        const size = +(groups[0].querySelector(".frame, .dot")?.getBoundingClientRect().height ?? 0) / s;
+        const vertical = svg.dataset.variant === "vertical";
+        const pitch = vertical ? pos[1][0] - pos[0][0] : pos[1][1] - pos[0][1];
+        crowded = vertical ? pitch * s < px("--net-text") * 3.2 : (pitch - size) * s < need;
+      }
+      col.classList.toggle("crowded", crowded);
+    }
+  }
+
+  let pending = 0;
+  const refit = () => { cancelAnimationFrame(pending); pending = requestAnimationFrame(fit); };
+  const observer = new ResizeObserver(refit);
+  observer.observe(box);
+  observer.observe(document.body); // presentation mode and theme change the text's size
+  fit();
+
+  return {
+    root, update, weightAt, fit,
+    shapeVersion: +root.dataset.shapeVersion,
+    get frame() { return frame; },
+    get svg() { return d.svg; },
+  };
 }
 
 function paintRect(canvas, bytes, w, h, lut) {
@@ -262,4 +477,25 @@ function paintRect(canvas, bytes, w, h, lut) {
   const px = new Uint32Array(img.data.buffer);
   for (let k = 0; k < px.length; k++) px[k] = lut[bytes[k]];
   ctx.putImageData(img, 0, 0);
+}
+
+// The gradient view's key: one line a decade, as wide as the links draw it, with its value.
+function drawGradScale(svg) {
+  if (!svg) return;
+  const [lo, hi] = GRAD_DECADES;
+  const steps = hi - lo;
+  svg.setAttribute("viewBox", `0 0 ${steps * 46 + 20} 30`);
+  for (let k = 0; k <= steps; k++) {
+    const e = lo + k, x = 10 + k * 46;
+    const size = gradShare(10 ** e);
+    const line = document.createElementNS(SVG_NS, "line");
+    for (const [a, v] of [["x1", x], ["x2", x + 34], ["y1", 8], ["y2", 8]]) line.setAttribute(a, String(v));
+    line.setAttribute("stroke", divergingCss(size));
+    line.setAttribute("stroke-width", (0.5 + size * MAX_LINK_WIDTH).toFixed(2));
+    const label = document.createElementNS(SVG_NS, "text");
+    label.setAttribute("x", String(x + 17));
+    label.setAttribute("y", "27");
+    label.textContent = e === 0 ? "1" : `10${String(e).replace("-", "⁻").replace(/\d/g, (c) => "⁰¹²³⁴⁵⁶⁷⁸⁹"[c])}`;
+    svg.append(line, label);
+  }
 }
