@@ -150,7 +150,8 @@ def start_server(directory: Path, **env_overrides) -> LiveServer:
     """A started LiveServer with the tests' defaults: two workers; running sessions nobody
     watches paused after 10 s (closed test pages leave sessions running; this stops them
     loading the CPU); and the NumPy engine only, so results never depend on when a worker's
-    compiled kernel becomes ready (tests/unit/test_kernel.py checks both engines agree).
-    Keyword arguments override them."""
-    defaults = {"workers": 2, "idle_pause_seconds": 10, "compiled_engine": "false"}
+    compiled kernel becomes ready (tests/unit/test_kernel.py checks both engines agree); and
+    no snapshot write rate limit, since every test saves from 127.0.0.1 (the limit's own test,
+    tests/reliability/test_hostile_clients.py, sets one). Keyword arguments override them."""
+    defaults = {"workers": 2, "idle_pause_seconds": 10, "compiled_engine": "false", "snapshot_writes_per_minute": 0}
     return LiveServer(directory, **{**defaults, **env_overrides}).start()
