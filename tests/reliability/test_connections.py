@@ -73,8 +73,7 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
     open after `seconds`. Whatever the server writes before closing is skipped."""
     deadline = time.monotonic() + seconds
     while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([sock], [], [], left)[0]:
+        if not select.select([sock], [], [], max(0.0, deadline - time.monotonic()))[0]:
             return False
         try:
             if not sock.recv(65536):
@@ -190,8 +189,10 @@ def _wait_closed(socks: list[socket.socket], n: int, seconds: float) -> set[int]
     """Indexes of the sockets the server closed, waiting until `n` are or `seconds` pass."""
     closed: set[int] = set()
     deadline = time.monotonic() + seconds
-    while len(closed) < n and time.monotonic() < deadline:
-        closed |= {i for i, s in enumerate(socks) if i not in closed and closed_within(s, 0.05)}
+    while len(closed) < n and (left := deadline - time.monotonic()) > 0:
+        for s in select.select([s for i, s in enumerate(socks) if i not in closed], [], [], left)[0]:
+            if closed_within(s, 0):
+                closed.add(socks.index(s))
     return closed
 
 
