@@ -43,7 +43,7 @@ WIDE_BODY = 0.72  # … and a body this much shorter
 V_WIDTH = 360.0  # the vertical variant's width: a phone's
 V_MARGIN = 10.0
 V_HEAD = 44.0  # a row's band for its title (line 1) and its count and activation (line 2)
-V_NAMES = 18.0  # the input row's band for the features' names, above the nodes
+V_NAMES = 34.0  # the input row's band for the features' names, above the nodes (on two lines, alternately)
 V_LINKS = 52.0  # between a row's nodes (and their values) and the next row's band
 V_VALUE = 17.0  # a neuron's value under it: links leave from below it
 

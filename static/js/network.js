@@ -367,7 +367,7 @@ export function createNetworkView(root, options = {}) {
     const before = root.style.getPropertyValue("--k");
     const b = bands(d.svg);
     // The vertical drawing is for narrow boxes (a phone held upright): it scrolls down the page.
-    const narrow = rm.width < 600;
+    const narrow = rm.width < 600 && rm.height >= rm.width;
     const options = [d.svg, ...(spare?.content.querySelectorAll("svg") ?? [])]
       .filter((svg) => narrow || svg.dataset.variant !== "vertical")
       .map((svg) => plan(svg, rm, b));
@@ -397,6 +397,12 @@ export function createNetworkView(root, options = {}) {
     const svg = d.svg;
     if (svg.dataset.variant === "vertical") {
       svg.setAttribute("viewBox", `0 0 ${p.w} ${p.h}`);
+      for (const fo of svg.querySelectorAll("foreignObject.col-ctl-fo")) { // on the title's line, at the right
+        const fw = (px("--net-ctl-width") + 2 * px("--net-target") + 40) * k;
+        fo.setAttribute("x", (p.w - 10 - fw).toFixed(1));
+        fo.setAttribute("width", fw.toFixed(1));
+        fo.setAttribute("height", ((px("--net-target") + 4) * k).toFixed(1));
+      }
     } else {
       // The band above the nodes holds the controls, the band below the labels: in pixels.
       const y0 = +svg.dataset.coreTop - p.top * k;
@@ -441,7 +447,7 @@ export function createNetworkView(root, options = {}) {
   // A column whose neurons are too close for a value under each keeps them for the tooltip
   // and the inspector, instead of printing them over the next neuron.
   function hideCrowdedValues(svg, s) {
-    const need = px("--net-text") * 1.15;
+    const need = px("--net-text") * 1.08; // digits, baseline 1em under the neuron: no descenders
     for (const col of svg.querySelectorAll("g.column")) {
       const groups = [...col.querySelectorAll("g.node")];
       let crowded = false;
