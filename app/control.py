@@ -28,6 +28,7 @@ from app.settings import Settings
 from app.snapshot_format import parse_export, validate_payload
 from app.snapshots import SnapshotError, SnapshotStore
 from app.store import SessionRecord, SessionStore
+from app.structure import edit_structure as structure_edited
 from app.training import Status
 
 log = logging.getLogger("mlp.snapshots")
@@ -65,6 +66,16 @@ TRANSPORT = {"play": cmd.Play, "pause": cmd.Pause, "step": cmd.Step, "reset": cm
 # Query names that set up the page, not the config.
 PAGE_PARAMS = frozenset({"lang", "session", "present", "debug", "autoplay", "hide", "preset"})
 IMPORTED_NAME = "imported"
+
+
+def _probably(merge, *args) -> SessionConfig | None:
+    """The config a change will probably lead to, from the server's copy of the config, for the
+    memory check before it is sent (the worker merges it into its current config, and names
+    any problem with it); None when it does not merge here."""
+    try:
+        return merge(*args)
+    except FieldError:
+        return None
 
 
 def config_fields_from_query(params: Mapping[str, str]) -> ConfigFields:
@@ -115,10 +126,12 @@ class Control:
 
     async def change(self, record: SessionRecord, fields: ConfigFields) -> dict:
         """Only the named fields change, merged into the worker's current config."""
-        return await self.store.call(record, cmd.Change(record.id, fields))
+        grows_to = _probably(resolve, record.config, fields, self.limits)
+        return await self.store.call(record, cmd.Change(record.id, fields), grows_to)
 
     async def edit_structure(self, record: SessionRecord, edit: cmd.StructureOp) -> dict:
-        return await self.store.call(record, cmd.EditStructure(record.id, edit))
+        grows_to = _probably(structure_edited, record.config, edit, self.limits)
+        return await self.store.call(record, cmd.EditStructure(record.id, edit), grows_to)
 
     async def regenerate(self, record: SessionRecord) -> dict:
         return await self.store.call(record, cmd.Regenerate(record.id, secrets.randbelow(2**31)))
@@ -153,8 +166,11 @@ class Control:
         except CsvError as e:
             field = "file" if e.line is None else f"file.line.{e.line}"
             raise FieldError(field, str(e), code=f"csv_{e.code}", **e.params) from None
+        grows_to = record.config.model_copy(
+            update={"dataset": "custom", "n_points": len(ds.y), "problem": ds.problem, "classes": ds.classes}
+        )
         return await self.store.call(
-            record, cmd.Upload(record.id, ds.X.tolist(), ds.y.tolist(), ds.problem, ds.classes)
+            record, cmd.Upload(record.id, ds.X.tolist(), ds.y.tolist(), ds.problem, ds.classes), grows_to
         )
 
     async def export_model(self, record: SessionRecord) -> str:

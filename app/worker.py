@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from app import protocol as cmd
+from app.budget import check_session_memory
 from app.errors import FieldError
 from app.frames import FrameBuilder, drop_grid_scratch
 from app.nn import compiled
@@ -301,6 +302,7 @@ class Worker:
     def add_point(self, slot: Slot, c: cmd.AddPoint) -> dict:
         # One more point must stay within max_points, or every later change would be refused.
         check_point_count(slot.session.cfg.n_points + 1, self.conf.limits)
+        self._check_memory(slot, n_points=slot.session.cfg.n_points + 1, dataset="custom")
         result = slot.session.add_point(np.asarray(c.x, dtype=float), float(c.label))
         return {**self._changed(slot), **result}
 
@@ -309,8 +311,14 @@ class Worker:
         result = slot.session.remove_nearest(np.asarray(c.x, dtype=float))
         return {**self._changed(slot), **result}
 
+    def _check_memory(self, slot: Slot, **update) -> None:
+        """MAX_SESSION_MB for a change of the data that does not go through `resolve`."""
+        limits = self.conf.limits
+        check_session_memory(slot.session.cfg.model_copy(update=update), limits.max_session_bytes, limits.sizing)
+
     @handles(cmd.Upload)
     def upload(self, slot: Slot, c: cmd.Upload) -> dict:
+        self._check_memory(slot, dataset="custom", n_points=len(c.y), problem=c.problem, classes=c.classes)
         dtype = np.int64 if c.problem == "classification" else np.float64
         result = slot.session.load_points(
             np.asarray(c.x, dtype=float), np.asarray(c.y, dtype=dtype), c.problem, c.classes
