@@ -165,14 +165,14 @@ def test_an_embed_shows_network_plot_and_loss_at_every_hide_value(browser, serve
             if hide not in ("output", "chart"):
                 parts.append("#loss-chart")
             for part in parts:
-                r = box(page, part if part != "#net-svg" else ".net-box")
+                r = box(page, part if part != "#net-svg" else ".net-box, #net-svg")
                 assert r["height"] >= 60 and r["width"] >= 60, (hide, part, r)
                 assert r["left"] >= 0 and r["top"] >= 0 and r["right"] <= width + 0.5 and r["bottom"] <= height + 0.5, (
                     hide,
                     part,
                     r,
                 )
-            net = box(page, ".net-box")
+            net = box(page, ".net-box, #net-svg")
             if not hide:
                 baseline = net
                 if width >= 800:  # side by side when there is width
@@ -196,7 +196,7 @@ def test_hide_data_from_the_url_gives_the_network_the_room(browser, server):
         page.goto("/embed?seed=2&hide=data")
         wait_for(page, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
         settle(page)
-        net, plot = box(page, ".net-box"), box(page, "#boundary")
+        net, plot = box(page, ".net-box, #net-svg"), box(page, "#boundary")
         assert net["left"] < 40 and plot["left"] >= net["right"] and plot["right"] <= 1000  # no empty column
     finally:
         context.close()
@@ -330,15 +330,15 @@ def test_the_timeline_stays_on_one_line_as_epochs_grow(page):
 
 def test_the_plot_and_the_loss_chart_have_ticks_and_a_colour_key(page):
     open_playground(page, "?seed=2")
-    page.locator("#btn-step").click()
-    page.locator("#btn-step").click()
-    wait_for(page, "parseInt(document.querySelector('#epoch').textContent.replace(/,/g, '')) >= 2")
     ticks = page.locator(".plot .axis-x .tick").all_text_contents()
     assert ticks[0] == "−6" and ticks[-1] == "6" and len(ticks) == 5
     assert page.locator(".plot .axis-y .tick").count() == 5
     size = page.evaluate("parseFloat(getComputedStyle(document.querySelector('.plot .axis-x .tick')).fontSize)")
     assert size >= 12
     assert page.locator("#plot-legend").inner_text().split() == ["class", "0", "class", "1"]
+    page.locator("#btn-play").click()  # a few points on the loss chart
+    wait_for(page, "parseInt(document.querySelector('#epoch').textContent.replace(/,/g, '')) >= 3")
+    page.locator("#btn-play").click()
     # The loss chart draws at its displayed size, with tick labels in its left margin.
     chart = page.evaluate(
         """(() => { const c = document.querySelector('#loss-chart'), r = window.devicePixelRatio;
