@@ -39,7 +39,10 @@ async def index(request: Request, store: Store, control: Actions, settings: AppS
 
 
 @router.get("/ui/sessions/{sid}/panels", response_class=HTMLResponse)
-async def panels(record: Viewed, request: Request, settings: AppSettings):
+async def panels(record: Viewed, request: Request, control: Actions, settings: AppSettings):
     """The settings panels of a session (out-of-band swaps): a page whose session changed
-    elsewhere (another tab) fetches them when the stream reports a new config_version."""
+    elsewhere (another tab) fetches them when the stream reports a new config_version. The
+    frame can arrive before the change's reply: a status call first takes every earlier
+    reply, and so the config, from the worker."""
+    await control.status(record)
     return HTMLResponse(render_panels(request, record, settings))

@@ -4,7 +4,7 @@ import { wireChrome } from "./chrome.js";
 import { errorText, t } from "./i18n.js";
 import { createLiveView } from "./liveview.js";
 import { joinEmbed, offerRetry, watchPresence } from "./presence.js";
-import { api, createSession, moveTo, openSession, wireHtmx } from "./session.js";
+import { api, controlBusy, createSession, moveTo, openSession, wireHtmx } from "./session.js";
 
 const $ = (sel) => document.querySelector(sel);
 const workspace = $("#workspace");
@@ -165,7 +165,8 @@ async function main() {
   live = createLiveView({
     sid: session.id, session, toast, onClickPoint: clickPlot,
     onStatus: updateTransport, onWatchers: (n) => chrome.setWatchers(n),
-    onConfig: (frame, first) => { if (!first) refreshPanels(session.id); },
+    // Changed on another page (this page's own answers bring the panels with them).
+    onConfig: (frame, first) => { if (!first && !controlBusy()) refreshPanels(session.id); },
   });
   fillClassChoice();
 
@@ -176,7 +177,7 @@ async function main() {
     if (ev.detail.target?.id === "data-panel") wireSliders();
   });
   document.body.addEventListener("htmx:afterSwap", (ev) => {
-    if (ev.detail.target.id === "network" || ev.detail.elt?.id === "network") swapped();
+    if (ev.detail.target?.id === "network" || ev.detail.elt?.id === "network") swapped();
   });
   document.body.addEventListener("htmx:responseError", (ev) => {
     let message = ev.detail.xhr.statusText;

@@ -45,11 +45,16 @@ export async function createSession(workspace, query = null) {
 // htmx alone keeps only the last of the clicks made while a request is out, so 15 fast
 // clicks on "+" added 8 neurons. A request whose element was replaced meanwhile (the
 // network is redrawn after each "+") is sent with the values it had when it was made.
+let busy = () => false;
+// Whether a control request of this page is out or waiting: its answer brings the panels.
+export const controlBusy = () => busy();
+
 function queueControlRequests() {
   const queue = [];
   let current = null; // the element whose request is out
   let releasing = false;
   let watchdog = 0;
+  busy = () => current !== null || queue.length > 0;
   const next = () => {
     clearTimeout(watchdog);
     current = null;
@@ -79,8 +84,10 @@ function queueControlRequests() {
     });
     if (current === null) next();
   });
-  document.body.addEventListener("htmx:afterRequest", (ev) => {
-    if (current !== null && ev.detail.elt === current) next();
+  // The next one goes when this one has ended (and been swapped in). Through the XHR: the
+  // element's own events no longer reach the page once a swap has removed it.
+  document.body.addEventListener("htmx:beforeSend", (ev) => {
+    if (current !== null && ev.detail.elt === current) ev.detail.xhr.addEventListener("loadend", () => setTimeout(next));
   });
 }
 

@@ -23,7 +23,9 @@ def trained(client, make_session, epochs: int = 3, **config):
 
 
 def upload(client, sid, auth, text: str):
-    return client.post(f"/api/sessions/{sid}/upload", files={"file": ("d.csv", text.encode(), "text/csv")}, headers=auth)
+    return client.post(
+        f"/api/sessions/{sid}/upload", files={"file": ("d.csv", text.encode(), "text/csv")}, headers=auth
+    )
 
 
 CSV = "x1,x2,label\n" + "".join(f"{i % 7 - 3},{(i * 3) % 5 - 2},{i % 2}\n" for i in range(40))
