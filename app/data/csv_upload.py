@@ -6,7 +6,8 @@ int64 class indices 0..k-1 (labels in sorted order) or float64 targets.
 
 Rescaling, so any upload fits the playground:
 - points: if any |coordinate| > 6, both coordinates are centred and shrunk by
-  one common factor into [-6, 6]^2 (``fit_to_plane``), keeping the shape;
+  one common factor into [-6, 6]^2 (``fit_to_plane``), keeping the shape; if the
+  two axes' ranges differ more than tenfold, each axis is scaled on its own;
 - regression targets: if max |target| > 1, all are divided by it, so they lie
   in [-1, 1] with zero and signs kept.
 """
@@ -43,18 +44,25 @@ class CsvError(ValueError):
         super().__init__(message if line is None else f"line {line}: {message}")
 
 
+SPAN_RATIO = 10  # axes whose ranges differ more than this are scaled each on its own
+
+
 def fit_to_plane(X: np.ndarray) -> np.ndarray:
-    """(n, 2) → (n, 2): centre and shrink by one factor into [-6, 6]^2 if it sticks out."""
+    """(n, 2) → (n, 2): centre and shrink by one factor into [-6, 6]^2 if it sticks out;
+    axes of very different ranges (SPAN_RATIO) are centred and scaled each to fill it."""
     X = np.asarray(X, dtype=np.float64)
-    if np.abs(X).max(initial=0.0) <= PLANE:
+    halves = X.max(axis=0) / 2 - X.min(axis=0) / 2 if len(X) else np.zeros(2)
+    # Metres against millimetres: one factor would flatten the narrow axis onto a line.
+    uneven = bool(halves.min() > 0 and halves.max() / SPAN_RATIO > halves.min())  # divided: never overflows
+    if np.abs(X).max(initial=0.0) <= PLANE and not uneven:
         return X.copy()
     low, high = X.min(axis=0), X.max(axis=0)
     # Halves first: (low + high) and (high - low) overflow to ∞ for values near the float
     # limit; their halves never do, and neither does X - centre, whose size is ≤ half_span.
     centre = low / 2 + high / 2
-    half_span = (high / 2 - low / 2).max()
-    # One factor for both axes so circles stay circles; a zero span is a single point.
-    scale = PLANE / half_span if half_span > 0 else 1.0
+    half_span = (high / 2 - low / 2) if uneven else (high / 2 - low / 2).max()
+    # Otherwise one factor for both axes so circles stay circles; a zero span is a single point.
+    scale = PLANE / np.where(half_span > 0, half_span, PLANE)
     return np.clip((X - centre) * scale, -PLANE, PLANE)
 
 
