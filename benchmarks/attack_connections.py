@@ -168,6 +168,13 @@ def run_attack(port: int, count: int, n_sources: int, seconds: float, procs: int
     return made, failed
 
 
+def listen_drops() -> int:
+    """SYNs this machine dropped because a listening socket's accept queue was full (all sockets)."""
+    with open("/proc/net/netstat") as f:
+        lines = [line.split() for line in f if line.startswith("TcpExt:")]
+    return int(dict(zip(lines[0][1:], lines[1][1:], strict=True)).get("ListenDrops", 0))
+
+
 # --- the two figures --------------------------------------------------------------------------
 def idle_connections(server: LiveServer, label: str, count: int) -> None:
     seconds = HEADER_TIMEOUT + 4
@@ -187,11 +194,13 @@ def idle_connections(server: LiveServer, label: str, count: int) -> None:
 def many_attempts(server: LiveServer, label: str, count: int, seconds: float) -> None:
     log_before = server.log_path.stat().st_size
     cpu_before = cpu_seconds(server.proc.pid) or 0.0
+    drops_before = listen_drops()
     prober = Prober(server.port, seconds)
     made, failed = run_attack(server.port, count, 100, seconds, procs=2)
     healthz, timeouts = prober.result()
     log_bytes = server.log_path.stat().st_size - log_before
     cpu = (cpu_seconds(server.proc.pid) or 0.0) - cpu_before
+    drops = listen_drops() - drops_before
     p99 = healthz.stat("p99") if timeouts <= len(healthz) // 100 else float("inf")
     closed = sum(c is not None for _, c in made)
     healthz.print(
@@ -201,6 +210,13 @@ def many_attempts(server: LiveServer, label: str, count: int, seconds: float) ->
     row(f"{label}: connected / not connected", f"{len(made):,} / {failed:,}", f"{closed:,} closed by the server")
     row(f"{label}: log written during the attack", f"{log_bytes / 1e6:,.3f} MB", verdict(log_bytes <= 1e6))
     row(f"{label}: server CPU during the attack", f"{cpu:,.1f} s", f"in {seconds:g} s")
+    row(f"{label}: SYNs dropped, accept queue full", f"{drops:,}", "a dropped SYN is resent after 1 s")
+
+
+def no_attack(server: LiveServer, seconds: float) -> None:
+    """The reference for /healthz: the same prober with no attack, in this run (the machine is shared)."""
+    healthz, timeouts = Prober(server.port, seconds).result()
+    healthz.print("no attack: /healthz", "median", "p99", "max", note=f"{len(healthz)} answered, {timeouts} timeouts")
 
 
 def main() -> None:
@@ -216,6 +232,8 @@ def main() -> None:
     try:
         guarded.start()
         reference.start()
+        header("reference: /healthz with no attack")
+        no_attack(guarded, 5.0)
         header(
             f"{args.idle:,} idle partial-request connections from 20 addresses (header timeout {HEADER_TIMEOUT:g} s)"
         )
