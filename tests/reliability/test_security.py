@@ -91,7 +91,12 @@ CONTROL = [
     ("POST", "/ui/sessions/{sid}/upload", "file", GOOD_CSV),
     ("POST", "/ui/sessions/{sid}/points", "form", {"op": "add", "x1": "1", "x2": "1", "label": "1"}),
     ("POST", "/ui/sessions/{sid}/snapshots", "form", {"name": "not yours"}),
+    ("POST", "/api/sessions/{sid}/release", None, None),
+    ("DELETE", "/api/sessions/{sid}/release", None, None),
 ]
+# Mutating routes that need no token, on purpose: a reader of a shared embed (who holds no
+# token) forks their own copy; any other session answers 409 (tests/api/test_lifecycle_rules.py).
+OPEN = {("POST", "/embed/{sid}/fork")}
 
 
 def _send(c: httpx.Client, method: str, path: str, kind: str | None, body, headers: dict) -> httpx.Response:
@@ -120,7 +125,7 @@ def test_control_list_covers_every_mutating_session_route():
         if hasattr(r, "methods")
         if set(r.methods) - {"GET", "HEAD"} and "{sid}" in r.path
     }
-    assert routes == {(m, p) for m, p, _, _ in CONTROL}
+    assert routes == {(m, p) for m, p, _, _ in CONTROL} | OPEN
 
 
 @pytest.fixture(scope="module")
