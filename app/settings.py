@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))  # training processes
-    worker_heartbeat_timeout_seconds: float = 5.0  # a worker silent this long is replaced (it beats every 1 s)
+    # A worker silent this long is replaced (it beats every 1 s); silent half as long, it gets no new
+    # sessions. 10 s, not less: on a machine saturated by other work a healthy worker was seen silent 5 s.
+    worker_heartbeat_timeout_seconds: float = 10.0
     # Limits (every one is named in the 4xx/429 a request over it receives).
     max_sessions: int = 200
     max_hidden_layers: int = 8
