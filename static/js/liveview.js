@@ -18,13 +18,23 @@ import { createTimeline } from "./timeline.js";
 const $ = (sel) => document.querySelector(sel);
 
 // Epochs per frame actually reached while running: a tick trains for at most max_tick_ms,
-// so 100× or 1000× on a big network is capped. Shown beside the speed menu when it is.
+// so 100× or 1000× on a big network is capped. Shown in the speed menu's caption when it is.
+function speedOutput() {
+  const caption = $(".field-epochs_per_frame .caption");
+  if (!caption || $("#speed-reached")) return $("#speed-reached");
+  const out = document.createElement("output"); // again after every swap of the panel
+  out.id = "speed-reached";
+  out.hidden = true;
+  caption.append(" ", out);
+  return out;
+}
+
 function createSpeedMeter() {
   const recent = []; // epochs gained per frame over the last frames while running
   let last = null;
   return {
     update(frame) {
-      const out = $("#speed-reached");
+      const out = speedOutput();
       const chosen = +($("#f-epochs_per_frame")?.value || 0);
       if (last !== null && frame.status === "running" && frame.epoch >= last) recent.push(frame.epoch - last);
       if (frame.status !== "running") recent.length = 0;
