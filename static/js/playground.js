@@ -200,7 +200,7 @@ async function main() {
   document.body.addEventListener("mlp:config", (ev) => {
     if (!ev.detail.reset) return;
     const data = ["dataset", "classes"].some((k) => ev.detail.changed.includes(k)) || ev.target.closest?.("form.upload");
-    toast(t(data ? "info.new_dataset" : "info.restarted"), "info");
+    toast(data ? t("info.new_dataset") : t("info.restarted"), "info");
   });
   // A preset is a new session with that preset's config; this page and its viewers move to it.
   document.body.addEventListener("change", async (ev) => {
