@@ -125,20 +125,28 @@ def main() -> None:
                         shot(page, f"{name}-{size[0]}x{size[1]}")
                         context.close()
 
+                context, page = open_page(browser, url + "/?present=1&seed=2", (1280, 720))
+                train(page, 200)
+                shot(page, "presentation-1280x720")
+                context.close()
                 context, page = open_page(browser, url + "/?present=1&seed=2", SIZES["projector"])
                 train(page, 200)
                 shot(page, "presentation-1920x1080")
                 sid = page.url.split("session=")[1].split("&")[0]
-                phone = browser.new_context(
-                    viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
-                )
-                watch = phone.new_page()
-                watch.goto(f"{url}/s/{sid}")
-                wait(watch, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
-                time.sleep(0.5)
-                watch.screenshot(path=str(OUT / "watch-phone-390x844.png"))
-                print("wrote watch-phone-390x844.png")
-                phone.close()
+                for width, height in ((390, 844), (844, 390)):  # a student's phone, upright and on its side
+                    phone = browser.new_context(
+                        viewport={"width": width, "height": height},
+                        device_scale_factor=2,
+                        is_mobile=True,
+                        has_touch=True,
+                    )
+                    watch = phone.new_page()
+                    watch.goto(f"{url}/s/{sid}")
+                    wait(watch, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
+                    time.sleep(0.5)
+                    watch.screenshot(path=str(OUT / f"watch-phone-{width}x{height}.png"))
+                    print(f"wrote watch-phone-{width}x{height}.png")
+                    phone.close()
                 page.locator("#btn-present").click()
                 page.locator("#btn-share").click()
                 wait(
@@ -157,6 +165,26 @@ def main() -> None:
                 train(page, 20)
                 shot(page, "japanese-presentation-1920x1080")
                 context.close()
+
+                # A deep network scrolls instead of shrinking; vanishing gradients in a deep sigmoid network.
+                context, page = open_page(browser, url + "/?seed=2&hidden=" + ",".join(["4:tanh"] * 8), SIZES["laptop"])
+                train(page, 50)
+                shot(page, "deep-8-layers-1280x800")
+                context.close()
+                context, page = open_page(
+                    browser, url + "/?seed=1&hidden=" + ",".join(["4:sigmoid"] * 6), SIZES["laptop"]
+                )
+                page.get_by_label("Show gradients (backprop)").check()
+                wait(page, "document.querySelector('#network').classList.contains('backprop')")
+                shot(page, "vanishing-gradients-1280x800")
+                context.close()
+
+                # Embeds at the size Share suggests and smaller, each laying itself out for its size.
+                for width, height in ((1000, 640), (800, 500), (700, 450), (480, 640)):
+                    context, page = open_page(browser, url + "/embed?seed=2", (width, height))
+                    train(page, 150)
+                    shot(page, f"embed-{width}x{height}")
+                    context.close()
 
                 # Teaching views.
                 context, page = open_page(browser, url + "/?seed=2", SIZES["laptop"])
