@@ -219,7 +219,7 @@ def test_shortcuts_work_after_clicking_a_control(page):
     assert epoch(page) == before
     # A text field keeps every key.
     page.locator("#btn-saved").click()
-    page.locator("#snap-dialog input[name=name]").fill("p p")
+    page.locator("#snap-dialog form.snap-save input[name=name]").fill("p p")
     assert not page.evaluate("document.body.classList.contains('present')")
     assert page.errors == []
 
