@@ -14,6 +14,7 @@ export function createDigitProbe(box, { setProbe }) {
   let index = 0;
   let probe = null; // the session's probe, from the newest frame
   let drawing = false;
+  let showingSample = false; // the pad shows the probe's sample, not a drawing of one's own
   const pixels = new Float32Array(64);
 
   // Frames carry the probe rounded to 4 significant digits; the data's pixels are k/16.
@@ -35,6 +36,7 @@ export function createDigitProbe(box, { setProbe }) {
     }
     if (pad && !same(Array.from(pixels), probe)) {
       pixels.set(probe);
+      showingSample = true;
       paint();
     }
   }
@@ -73,7 +75,13 @@ export function createDigitProbe(box, { setProbe }) {
       pixels[k] = ev.shiftKey ? 0 : Math.min(1, pixels[k] + 0.6);
       paint();
     };
-    pad.addEventListener("pointerdown", (ev) => { drawing = true; pad.setPointerCapture(ev.pointerId); stroke(ev); });
+    pad.addEventListener("pointerdown", (ev) => {
+      if (showingSample) pixels.fill(0); // a drawing starts on a blank pad, not over the sample
+      showingSample = false;
+      drawing = true;
+      pad.setPointerCapture(ev.pointerId);
+      stroke(ev);
+    });
     pad.addEventListener("pointermove", (ev) => { if (drawing) stroke(ev); });
     const finish = () => {
       if (!drawing) return;
