@@ -15,7 +15,9 @@ log = logging.getLogger("mlp")
 
 def server_error_response() -> JSONResponse:
     """The 500 of an unexpected error, in the one error shape (its details stay in the log)."""
-    return JSONResponse(error_body("server", "something went wrong on the server", code="server_error"), status_code=500)
+    return JSONResponse(
+        error_body("server", "something went wrong on the server", code="server_error"), status_code=500
+    )
 
 
 def too_large_response(limit: int) -> JSONResponse:

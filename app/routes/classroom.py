@@ -152,7 +152,6 @@ async def embed_snapshot(snapshot_id: str, request: Request, control: Actions, s
     return templates.TemplateResponse(request, "index.html", ctx)
 
 
-
 @router.post("/embed/join", tags=["classroom"])
 async def embed_join(request: Request, shared: Broadcasts):
     """The session every reader of this embed setup watches (app/broadcast.py): form fields are
