@@ -55,7 +55,7 @@ def test_a_link_without_its_token_offers_watch_or_copy_and_always_paints(browser
         other.locator("#foreign-copy").click()
         other.wait_for_url(re.compile(r"session=(?!" + sid + r")"), timeout=10_000)
         copy = session_id(other)
-        assert other.locator("#foreign-dialog").is_hidden()
+        other.locator("#foreign-dialog").wait_for(state="hidden", timeout=10_000)  # the copy's page holds its token
         wait_for(other, PAINTED)
         wait_for(other, LOSS_SHOWN)
         assert config(server, copy)["hidden_layers"] == config(server, sid)["hidden_layers"]

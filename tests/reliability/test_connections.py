@@ -17,6 +17,7 @@ import select
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -328,6 +329,8 @@ def test_an_error_before_any_response_is_a_json_500():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url="http://localhost") as c:
             return await c.get("/anything")
 
-    r = asyncio.run(call())
+    # In a thread of its own: a browser test's Playwright may hold this thread's event loop.
+    with ThreadPoolExecutor(1) as pool:
+        r = pool.submit(asyncio.run, call()).result()
     assert r.status_code == 500 and r.json()["code"] == "server_error"
     assert "content-security-policy" in r.headers
