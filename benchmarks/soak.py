@@ -295,6 +295,17 @@ class Soak:
             )
             last_requests = self.requests
 
+    async def actor_at_own_address(self, k: int) -> None:
+        """An actor on a client of its own, from its own loopback address (127.0.0.10 + k): the
+        per-address limits (snapshot writes, streams, connections) see 14 people, as in a class,
+        not one address doing the work of 14."""
+        transport = httpx.AsyncHTTPTransport(local_address=f"127.0.0.{10 + k}")
+        limits = httpx.Limits(max_connections=10, max_keepalive_connections=10)
+        async with httpx.AsyncClient(
+            base_url=self.url, transport=transport, timeout=httpx.Timeout(15.0, read=30.0), limits=limits
+        ) as c:
+            await self.actor(c, k)
+
     async def run(self) -> dict:
         limits = httpx.Limits(max_connections=4 * self.actors + 10, max_keepalive_connections=4 * self.actors + 10)
         async with httpx.AsyncClient(base_url=self.url, timeout=httpx.Timeout(15.0, read=30.0), limits=limits) as c:
@@ -306,7 +317,7 @@ class Soak:
             cpu0 = os.times()
             rng = random.Random(1000)
             residents = [asyncio.create_task(self.resident(c, cfg, rng)) for cfg in RESIDENTS]
-            actors = [asyncio.create_task(self.actor(c, k)) for k in range(self.actors - len(RESIDENTS))]
+            actors = [asyncio.create_task(self.actor_at_own_address(k)) for k in range(self.actors - len(RESIDENTS))]
             done, pending = await asyncio.wait(
                 actors + residents, timeout=max(0.0, self.deadline - time.monotonic()) + 60
             )
