@@ -222,13 +222,8 @@ class Session:
             if not epoch_pass.done:
                 break  # out of time in the middle of an epoch
             self._pass = None
-            self.epoch += 1
             done += 1
-            if not self.model.is_finite():
-                self._diverge()
-                break
-            self.timeline.record(self)
-            if deadline is not None and time.perf_counter() > deadline:
+            if self._epochs_ended(1, deadline):
                 break
         if done or self.status == Status.DIVERGED:
             self.evaluate()
@@ -253,15 +248,20 @@ class Session:
             self.step += updates
             if not ran:
                 break  # out of time in the middle of an epoch
-            self.epoch += ran
             done += ran
-            if not self.model.is_finite():
-                self._diverge()
-                break
-            self.timeline.record(self)
-            if deadline is not None and time.perf_counter() > deadline:
+            if self._epochs_ended(ran, deadline):
                 break
         return done
+
+    def _epochs_ended(self, n: int, deadline: float | None) -> bool:
+        """Count n finished epochs, check for divergence, checkpoint; True when training must
+        stop now (diverged, or out of time)."""
+        self.epoch += n
+        if not self.model.is_finite():
+            self._diverge()
+            return True
+        self.timeline.record(self)
+        return deadline is not None and time.perf_counter() > deadline
 
     def _diverge(self) -> None:
         self.status = Status.DIVERGED

@@ -133,35 +133,22 @@ def _coordinates(rows) -> np.ndarray:
         for c in range(2):
             value = _number(fields[c])
             if value is None:
-                raise CsvError(
-                    f"column {c + 1} ({COLUMN_NAMES[c]}) is not a number: {_show(fields[c])}",
-                    line,
-                    code="not_number",
-                    column=c + 1,
-                    name=COLUMN_NAMES[c],
-                    value=_show(fields[c]),
-                )
+                raise _column_error(line, c, fields[c], "is not a number: {value}", code="not_number")
             if not np.isfinite(value):
-                raise CsvError(
-                    f"column {c + 1} ({COLUMN_NAMES[c]}) must be a finite number, not {_show(fields[c])}",
-                    line,
-                    code="not_finite",
-                    column=c + 1,
-                    name=COLUMN_NAMES[c],
-                    value=_show(fields[c]),
-                )
+                raise _column_error(line, c, fields[c], "must be a finite number, not {value}", code="not_finite")
             if abs(value) > MAX_COORDINATE:
-                raise CsvError(
-                    f"column {c + 1} ({COLUMN_NAMES[c]}) must lie within ±{MAX_COORDINATE:,.0f}, not {_show(fields[c])}",
-                    line,
-                    code="out_of_range",
-                    column=c + 1,
-                    name=COLUMN_NAMES[c],
-                    value=_show(fields[c]),
-                    max=f"{MAX_COORDINATE:,.0f}",
-                )
+                limit = f"{MAX_COORDINATE:,.0f}"
+                raise _column_error(line, c, fields[c], f"must lie within ±{limit}, not {{value}}", code="out_of_range",
+                                    max=limit)  # fmt: skip
             X[r, c] = value
     return X
+
+
+def _column_error(line: int, c: int, field: str, why: str, *, code: str, **params) -> CsvError:
+    """A bad coordinate, named by its line and column; `why` may say {value}."""
+    value = _show(field)
+    return CsvError(f"column {c + 1} ({COLUMN_NAMES[c]}) {why.format(value=value)}", line, code=code,
+                    column=c + 1, name=COLUMN_NAMES[c], value=value, **params)  # fmt: skip
 
 
 def _looks_like_classes(labels: list[str]) -> bool:
