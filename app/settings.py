@@ -66,7 +66,10 @@ class Settings(BaseSettings):
     # --- connections (slow or stalled clients) -------------------------------------------
     header_timeout_seconds: float = 10.0  # a request line and headers must arrive within this
     body_timeout_seconds: float = 30.0  # a request body must arrive within this
-    keepalive_timeout_seconds: float = 5.0  # an idle keep-alive connection is closed after this
+    # An idle keep-alive connection is closed after this. Longer than clients' own idle expiry
+    # (httpx: 5 s), so the client closes first: when both close at 5 s, a request sent just as
+    # the server closes is lost ("server disconnected"; seen once in a 10-minute soak).
+    keepalive_timeout_seconds: float = 20.0
     keepalive_max_requests: int = 1000  # requests on one connection before it is closed
     max_connections: int = 2000  # open connections, all clients together
     max_connections_per_client: int = 200  # open connections from one client address

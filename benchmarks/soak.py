@@ -348,6 +348,14 @@ class Soak:
             }
 
 
+def server_errors(log_text: str) -> list[str]:
+    """Tracebacks and 5xx answers in the server's log. /healthz answers 503 until every worker
+    has sent its first heartbeat: the start-up wait's probes before the first 200 are not errors."""
+    lines = log_text.splitlines()
+    ready = next((i for i, ln in enumerate(lines) if '"GET /healthz' in ln and '" 200' in ln), 0)
+    return [ln for i, ln in enumerate(lines) if "Traceback" in ln or ('" 50' in ln and i >= ready)]
+
+
 def soak(minutes: float, actors: int = 16, workers: int | None = None) -> dict:
     report_every = 60.0 if minutes >= 2 else 15.0
     header(
@@ -360,7 +368,7 @@ def soak(minutes: float, actors: int = 16, workers: int | None = None) -> dict:
         s = Soak(srv.url, minutes, actors, report_every)
         res = asyncio.run(s.run())
         log_text = srv.log_tail(10**6)
-        log_errors = [ln for ln in log_text.splitlines() if "Traceback" in ln or '" 50' in ln]
+        log_errors = server_errors(log_text)
     kept = None
     if log_errors:  # keep the server log for a look at the tracebacks
         kept = Path(tempfile.gettempdir()) / f"mlp-soak-server-{time.strftime('%Y%m%d-%H%M%S')}.log"
