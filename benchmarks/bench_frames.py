@@ -11,20 +11,13 @@ from __future__ import annotations
 
 import json
 
-from common import median_ms, row, session_for
+from common import median_ms, preset_config, row, session_for
 
 from app.frames import FrameBuilder
 
 TANH_6x8 = [{"units": 8, "activation": "tanh"}] * 6
 SPIRAL = dict(dataset="spiral", hidden_layers=TANH_6x8, optimizer="adam", learning_rate=0.003, batch_size=10, noise=0)
-SEED_FIGURE = dict(
-    dataset="digits",
-    hidden_layers=[{"units": 128, "activation": "relu"}, {"units": 64, "activation": "relu"}],
-    optimizer="adam",
-    learning_rate=0.001,
-    batch_size=32,
-    init="he",
-)
+SEED_FIGURE = preset_config("seed")  # the seed article's figure, as the page's preset
 # (name, config, epochs trained before timing, further epoch counts at which to report the size)
 NETWORKS = [
     ("Default network (circle, 2-4-2-2 tanh/softmax)", {}, 20, (0, 200)),

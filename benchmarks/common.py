@@ -37,5 +37,13 @@ def session_for(**config):
     return Session(cfg)
 
 
+def preset_config(name: str) -> dict:
+    """A preset of the page (app/presets.py) as config fields, so a benchmark measures what the page runs."""
+    from app.presets import PRESETS
+    from app.querycodec import fields_from_strings
+
+    return fields_from_strings(PRESETS[name], ignore_unknown=False).model_dump(exclude_none=True)
+
+
 def row(name: str, value: str, note: str = "") -> None:
     print(f"  {name:<52} {value:>14}  {note}")
