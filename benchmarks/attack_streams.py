@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import threading
 import time
 
 import httpx
 from support import LOOPBACK, LiveServer, Samples, create, header, row, run_main, verdict
+
+from tests.support.sse import stalled_stream
 
 WIDE = [{"units": 256, "activation": "relu"}] * 8
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -33,15 +34,6 @@ SOURCES = [f"127.0.0.{i}" for i in range(10, 14)]  # spread over addresses: MAX_
 def rss(pid: int) -> int:
     with open(f"/proc/{pid}/statm") as f:
         return int(f.read().split()[1]) * PAGE
-
-
-def stalled(port: int, path: str, source: str) -> socket.socket:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.bind((source, 0))
-    s.connect((LOOPBACK, port))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n\r\n".encode())
-    return s
 
 
 def attack(streams: int, seconds: float, after: float, **env) -> dict:
@@ -70,7 +62,7 @@ def attack(streams: int, seconds: float, after: float, **env) -> dict:
                 time.sleep(0.2)
 
         started = time.monotonic()
-        socks = [stalled(srv.port, path, SOURCES[i % len(SOURCES)]) for i in range(streams)]
+        socks = [stalled_stream(LOOPBACK, srv.port, path, SOURCES[i % len(SOURCES)]) for i in range(streams)]
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         time.sleep(seconds)

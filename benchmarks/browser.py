@@ -25,15 +25,9 @@ from pathlib import Path
 import httpx
 from support import LiveServer, Samples, row, verdict, wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+from tests.support.browser import CHROMIUM_ARGS, chromium_path
+
+CHROMIUM = chromium_path() or "/usr/bin/chromium"
 PAGES = [
     ("spiral preset (6×8 tanh)", "/?preset=spiral&debug=1", True),
     ("seed preset (digits 64-128-64-10)", "/?preset=seed&debug=1", True),
@@ -140,7 +134,7 @@ def main() -> None:
     )
     results = []
     with LiveServer(idle_pause_seconds=5) as srv, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             print(f"  Chromium {browser.version}")
             for name, path, targeted in PAGES:

@@ -6,9 +6,6 @@ Run: .venv/bin/python docs/make_screenshots.py   (starts its own server on a fre
 from __future__ import annotations
 
 import http.server
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -19,49 +16,19 @@ import httpx
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the shared server, browser and wait helpers in tests/support
+
+from tests.support.browser import CHROMIUM_ARGS, chromium_path  # noqa: E402
+from tests.support.live import LiveServer, free_port  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
+
 OUT = ROOT / "docs" / "screenshots"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 SIZES = {"laptop": (1280, 800), "projector": (1920, 1080)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(tmp: Path, **env) -> tuple[str, subprocess.Popen]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DB_PATH": str(tmp / "snapshots.sqlite3"), **env},
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/healthz").status_code == 200:
-                return url, proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
 def wait(page, expression: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise TimeoutError(expression)
-        time.sleep(0.05)
+    if not wait_until(lambda: page.evaluate(expression), timeout):
+        raise TimeoutError(expression)
 
 
 def epoch(page) -> int:
@@ -99,10 +66,11 @@ def main() -> None:
         handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(wiki_dir))  # noqa: E731
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", wiki_port), handler)
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        url, proc = start_server(Path(tmp), EMBED_ORIGINS=f"'self' {wiki_url}")
+        server = LiveServer(Path(tmp), embed_origins=f"'self' {wiki_url}").start()
+        url = server.url
         try:
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+                browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
                 scenes = [
                     ("playground", "/?seed=2", 300),
                     ("seed-figure", "/?preset=seed&seed=1", 40),
@@ -250,8 +218,7 @@ def main() -> None:
                 context.close()
                 browser.close()
         finally:
-            proc.send_signal(2)
-            proc.wait(10)
+            server.stop()
             httpd.shutdown()
 
 

@@ -7,33 +7,11 @@ fail in CI (CI=true), where .ci/run installs Chromium first.
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
+from tests.support.browser import CHROMIUM_ARGS, chromium_path
 from tests.support.waiting import wait_until
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str | None:
-    for candidate in (
-        os.environ.get("CHROMIUM"),
-        "/usr/bin/chromium",
-        shutil.which("chromium"),
-        shutil.which("chromium-browser"),
-    ):
-        if candidate and os.path.exists(candidate):
-            return candidate
-    return None
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from app.training import Session
 from app.worker import Worker, WorkerConfig
 from tests.support.inprocess import InProcessApp
 from tests.support.live import LOOPBACK, start_server
-from tests.support.sse import SseReader
+from tests.support.sse import SseReader, stalled_stream
 from tests.support.waiting import wait_until
 
 WIDE = [{"units": 256, "activation": "relu"}] * 8  # the issue's 8×256 network
@@ -39,16 +39,6 @@ def _create(c, **config) -> tuple[str, dict]:
     assert r.status_code == 201, r.text
     body = r.json()
     return body["id"], {"Authorization": f"Bearer {body['control_token']}"}
-
-
-def _stalled_stream(port: int, path: str, source: str) -> socket.socket:
-    """A client that asks for a stream and never reads it, with a 4 KB receive buffer."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.bind((source, 0))
-    s.connect((LOOPBACK, port))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n\r\n".encode())
-    return s
 
 
 def _closed_by_server(s: socket.socket, timeout: float) -> bool:
@@ -85,7 +75,7 @@ def test_streams_that_are_never_read_are_dropped_and_a_reading_one_is_not(stream
         c.post(f"/api/sessions/{sid}/play", headers=auth)
         path = f"/api/sessions/{sid}/events?fps=60&gradients=true"
         reader = SseReader(streams_server.url + path)
-        stalled = [_stalled_stream(streams_server.port, path, "127.0.0.2") for _ in range(3)]
+        stalled = [stalled_stream(LOOPBACK, streams_server.port, path, "127.0.0.2") for _ in range(3)]
         try:
             assert wait_until(lambda: c.get("/api/stats").json()["streams"] == 4, 10)
             # Frames of ~0.7 MB fill a 4 KB window at once: each stalled stream is dropped

@@ -64,6 +64,17 @@ def strict_json(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
+def stalled_stream(host: str, port: int, path: str, source: str) -> socket.socket:
+    """A client that asks for a stream and never reads it: a raw socket from address `source`
+    with a 4 KB receive buffer, so the server's writes back up after a few frames."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.bind((source, 0))
+    s.connect((host, port))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    return s
+
+
 def shut_socket(response) -> None:
     """Shut down an httpx streaming response's socket, so a thread blocked reading it returns
     at once (closing the response from another thread does not wake the reader)."""
