@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.node import NODE_ID_PATTERN
+
 
 def _default_db_path() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -86,6 +88,12 @@ class Settings(BaseSettings):
     public_url: str | None = None  # the address share links use (e.g. https://playground.example.org)
     snapshot_writes_per_minute: int = 30  # saves and imports from one client address
     trusted_proxies: str = "127.0.0.1,::1"  # addresses whose X-Forwarded-For is believed
+    # --- more than one machine (README → Beyond one machine); all unset on one machine ------
+    # This node's name: session ids it creates start with "{node_id}." (app/node.py), and every
+    # response says X-MLP-Node. Lower-case letters, digits and '-', at most 16.
+    node_id: str | None = Field(default=None, pattern=NODE_ID_PATTERN)
+    db_url: str | None = None  # postgresql://… : snapshots in PostgreSQL instead of the SQLite file at db_path
+    redis_url: str | None = None  # redis://… : frames relayed so any node can serve a session's watchers
 
 
 @lru_cache

@@ -24,6 +24,7 @@ from app import protocol as cmd
 from app.budget import MB, Sizing, estimate_bytes
 from app.errors import FieldError
 from app.lifecycle import Life
+from app.node import new_session_id
 from app.pace import Pace
 from app.schema import SessionConfig
 from app.settings import Settings
@@ -268,7 +269,7 @@ class SessionStore:
         worker = min(heard, key=lambda w: len(w.sessions))
         need = estimate_bytes(cfg, self.sizing)
         self.check_memory(need)
-        sid = secrets.token_urlsafe(24)  # 192 bits
+        sid = new_session_id(self.settings.node_id)  # 192 random bits, after the node's name
         record = SessionRecord(sid, secrets.token_urlsafe(32), worker, cfg, estimate=need)  # counted from now
         self.sessions[sid] = record
         worker.sessions.add(sid)

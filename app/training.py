@@ -363,6 +363,7 @@ class Session:
             "loss": {"train": finite_or_none(self.loss_train), "test": finite_or_none(self.loss_test)},
             "message": self.message,
             "shape_version": self.shape_version,
+            "config_version": self.config_version,
             "dims": self.dims,
             "probe": {"x": json_safe(self.probe.tolist()), "y": self.probe_y},
         }

@@ -172,6 +172,7 @@ def controls_response(
             "changed": result.get("changed", []),
             "rebuilt": result.get("rebuilt", []),
             "reset": bool(result.get("reset")),
+            "version": result.get("config_version"),  # the config the panels in this answer show
         }
     }
     return HTMLResponse(body, headers={"HX-Trigger": json.dumps(trigger)})

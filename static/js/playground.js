@@ -124,6 +124,7 @@ async function main() {
   wireSliders();
   let session;
   let live = null;
+  let panelsVersion = -1; // the config_version the settings panels show, from this page's own answers
   const chrome = wireChrome({
     sessionId: () => session?.id,
     onOpen: (create) => switchTo(session, create),
@@ -165,8 +166,11 @@ async function main() {
   live = createLiveView({
     sid: session.id, session, toast, onClickPoint: clickPlot,
     onStatus: updateTransport, onWatchers: (n) => chrome.setWatchers(n),
-    // Changed on another page (this page's own answers bring the panels with them).
-    onConfig: (frame, first) => { if (!first && !controlBusy()) refreshPanels(session.id); },
+    // Changed on another page (this page's own answers bring the panels with them: fetching
+    // them again would also clear a file picker the user is filling in).
+    onConfig: (frame, first) => {
+      if (!first && !controlBusy() && frame.config_version > panelsVersion) refreshPanels(session.id);
+    },
   });
   fillClassChoice();
 
@@ -198,6 +202,7 @@ async function main() {
   // A change that starts the network afresh also pauses it: say so, or the stopped training
   // looks like a fault. Another dataset (a tile, a class count, an upload) always does.
   document.body.addEventListener("mlp:config", (ev) => {
+    panelsVersion = Math.max(panelsVersion, ev.detail.version ?? -1);
     if (!ev.detail.reset) return;
     const data = ["dataset", "classes"].some((k) => ev.detail.changed.includes(k)) || ev.target.closest?.("form.upload");
     toast(data ? t("info.new_dataset") : t("info.restarted"), "info");
