@@ -19,7 +19,7 @@ from app.origin import CrossSiteGuard
 from app.ratelimit import ClientAddress
 from app.routes.errors import install_error_handlers
 from app.settings import Settings, env_settings
-from app.snapshots import SnapshotStore
+from app.snapshots import open_snapshot_store
 from app.store import SessionStore
 from app.streamguard import SendTimeout
 
@@ -35,9 +35,7 @@ def create_app(settings: Settings | None = None) -> SendTimeout:
     async def lifespan(app: FastAPI):
         # Open the snapshot database first: a corrupt or foreign file stops the start-up
         # with its message (CorruptStoreError) instead of being overwritten.
-        snapshots = SnapshotStore(
-            settings.db_path, max_bytes=settings.max_snapshot_bytes, max_count=settings.max_snapshots
-        )
+        snapshots = open_snapshot_store(settings)
         store = SessionStore(settings)
         store.start()
         app.state.store, app.state.snapshots = store, snapshots
@@ -68,9 +66,9 @@ def create_app(settings: Settings | None = None) -> SendTimeout:
     async def unexpected(request, exc: Exception):
         return server_error_response()
 
-    from app.routes import api, classroom, events, meta, pages, snapshots, ui  # keep importing app/ light
+    from app.routes import api, classroom, events, lessons, meta, pages, snapshots, ui  # keep importing app/ light
 
-    for module in (api, snapshots, events, pages, ui, classroom, meta):
+    for module in (api, snapshots, events, pages, ui, classroom, meta, lessons):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     import_limit = max(settings.max_body_bytes, settings.max_snapshot_bytes + 64_000)  # + multipart framing

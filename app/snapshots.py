@@ -41,6 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.settings import Settings
+
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "NAME_MAX", "SnapshotError", "CorruptStoreError", "SnapshotStore"]
 
 APPLICATION_ID = 0x4D4C5050  # "MLPP"
@@ -485,3 +487,8 @@ class SnapshotStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def open_snapshot_store(settings: Settings) -> SnapshotStore:
+    """The snapshot store the settings name: the SQLite file at DB_PATH (the default)."""
+    return SnapshotStore(settings.db_path, max_bytes=settings.max_snapshot_bytes, max_count=settings.max_snapshots)

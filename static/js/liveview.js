@@ -174,6 +174,7 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
     stream?.close();
     stream = connectStream(sid, {
       gradients: backprop,
+      watch: !controls,
       onHistory: (rows) => chart.setHistory(rows),
       onFrame,
       onWatchers,

@@ -4,10 +4,12 @@
 import { decodeHeatmaps } from "./heatmap.js";
 
 // Without `fps` the server picks its default (30, or its MAX_FPS when lower).
-export function connectStream(sid, { fps = null, gradients = false, onFrame, onHistory, onWatchers, onClosed, onError }) {
+// `watch`: a read-only viewer's stream, which any node of a cluster may serve (deploy/nginx.conf).
+export function connectStream(sid, { fps = null, gradients = false, watch = false, onFrame, onHistory, onWatchers, onClosed, onError }) {
   const query = new URLSearchParams();
   if (fps !== null) query.set("fps", String(fps));
   if (gradients) query.set("gradients", "true");
+  if (watch) query.set("watch", "1");
   const url = `/api/sessions/${encodeURIComponent(sid)}/events?${query}`;
   const source = new EventSource(url);
   let latest = null; // newest frame received, not yet decoded
