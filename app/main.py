@@ -13,7 +13,15 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.broadcast import Broadcasts
 from app.control import Control
-from app.middleware import BodyLimit, SecurityHeaders, _TooLarge, server_error_response, too_large_response
+from app.metrics import Metrics
+from app.middleware import (
+    BodyLimit,
+    CountResponses,
+    SecurityHeaders,
+    _TooLarge,
+    server_error_response,
+    too_large_response,
+)
 from app.netaddr import allowed_hosts
 from app.origin import CrossSiteGuard
 from app.ratelimit import ClientAddress
@@ -56,6 +64,7 @@ def create_app(settings: Settings | None = None) -> SendTimeout:
         description="Train small NumPy neural networks on the server and watch them learn live.",
     )
     app.state.settings = settings
+    app.state.metrics = metrics = Metrics(settings, lambda: getattr(app.state, "store", None))  # GET /metrics
     install_error_handlers(app)
 
     @app.exception_handler(_TooLarge)
@@ -81,8 +90,10 @@ def create_app(settings: Settings | None = None) -> SendTimeout:
     app.add_middleware(CrossSiteGuard, settings=settings)  # 403 for another site's writes
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings), www_redirect=False)  # 400
 
-    # Outermost, so a stream's `send` is the server's own (see app/streamguard.py).
-    return SendTimeout(SecurityHeaders(app, settings), settings.send_timeout_seconds)
+    # Outermost, so a stream's `send` is the server's own (see app/streamguard.py); the count
+    # outside the security headers, so it sees their last-resort 500 too.
+    counted = CountResponses(SecurityHeaders(app, settings), metrics.count_response)
+    return SendTimeout(counted, settings.send_timeout_seconds)
 
 
 async def _housekeeping(store: SessionStore) -> None:

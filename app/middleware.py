@@ -1,8 +1,10 @@
-"""ASGI middleware around the whole app: the request-body limit, the security headers and the last-resort 500."""
+"""ASGI middleware around the whole app: the request-body limit, the headers every response
+carries (security, node), the last-resort 500 and the count of responses by status."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -73,9 +75,10 @@ class _TooLarge(StarletteHTTPException):
 
 class SecurityHeaders:
     """ASGI wrapper adding the CSP (with frame-ancestors from settings) and friends to every
-    response. It wraps the whole application (see create_app), outside Starlette's error
-    middleware, so even an unexpected 500 carries the headers. Pure ASGI, not
-    BaseHTTPMiddleware, which buffers and mishandles streaming."""
+    response, and X-MLP-Node when NODE_ID is set (which node of a cluster answered). It wraps
+    the whole application (see create_app), outside Starlette's error middleware, so even an
+    unexpected 500 carries the headers. Pure ASGI, not BaseHTTPMiddleware, which buffers and
+    mishandles streaming."""
 
     def __init__(self, app, settings: Settings):
         self.app = app
@@ -90,6 +93,8 @@ class SecurityHeaders:
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"no-referrer"),
         ]
+        if settings.node_id:
+            self.headers.append((b"x-mlp-node", settings.node_id.encode()))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -117,3 +122,25 @@ class SecurityHeaders:
             log.exception("Unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if not started:
                 await server_error_response()(scope, receive, send_with_headers)
+
+
+class CountResponses:
+    """ASGI wrapper calling `count(status)` for every response started, whoever answered it:
+    the routes, the guards inside, or the last-resort 500 of SecurityHeaders, which it wraps
+    (see create_app). `app` and `state` are the wrapped app's, as SendTimeout's are."""
+
+    def __init__(self, inner, count: Callable[[int], None]):
+        self.inner, self.count = inner, count
+        self.app = getattr(inner, "app", inner)
+        self.state = getattr(inner, "state", None)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.inner(scope, receive, send)
+
+        async def counted_send(message):
+            if message["type"] == "http.response.start":
+                self.count(message["status"])
+            await send(message)
+
+        await self.inner(scope, receive, counted_send)

@@ -1,4 +1,4 @@
-"""For operators: health and server statistics."""
+"""For operators: health, server statistics and the Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import asyncio
 import logging
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from app.metrics import CONTENT_TYPE, Metrics
 from app.routes.deps import Admin, Store
 from app.snapshots import SnapshotError, SnapshotStore
 
@@ -21,11 +22,15 @@ DB_TIMEOUT_S = 2.0  # a database that takes longer than this to answer one small
 async def healthz(request: Request, store: Store):
     """200 {"status": "ok", …} when the server can serve: at least one training worker heard
     from (a heartbeat within WORKER_HEARTBEAT_TIMEOUT_SECONDS) and the snapshot database
-    answering a small read; otherwise 503 {"status": "unavailable", …}. Both parts are listed."""
+    answering a small read; otherwise 503 {"status": "unavailable", …}. Both parts are listed,
+    and "node" (NODE_ID) when set, so a check through the proxy says which node answered."""
     database = await _database(request)
     workers = store.health()
     ready = database["ok"] and any(w["live"] for w in workers)
     body = {"status": "ok" if ready else "unavailable", "workers": workers, "database": database}
+    node = request.app.state.settings.node_id
+    if node:
+        body["node"] = node
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
@@ -53,3 +58,17 @@ async def server_stats(store: Store, _: Admin):
     """Sessions, streams, asyncio tasks, threads and resident memory (server and workers).
     Needs X-Admin-Token when ADMIN_TOKEN is set."""
     return store.stats()
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "The Prometheus text format"}},
+)
+async def metrics(request: Request, _: Admin) -> Response:
+    """Sessions, running, watchers, frames published, CPU and resident memory of the server
+    and each worker, HTTP responses by status class … in the Prometheus text format
+    (app/metrics.py). Read on the event loop, the thread that changes the store. Needs
+    X-Admin-Token when ADMIN_TOKEN is set, as /api/stats."""
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.exposition(), media_type=CONTENT_TYPE)
