@@ -13,7 +13,8 @@ from app.connguard import ConnectionLimits, guarded_protocol
 from app.main import create_app
 from app.netaddr import lan_address
 from app.settings import Settings, env_settings
-from app.snapshots import SnapshotError, SnapshotStore
+from app.snapshot_sqlite import SqliteSnapshotStore as SnapshotStore  # the start-up check below opens the SQLite file
+from app.snapshots import SnapshotError
 
 LIMITED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio", "mlp")
 

@@ -1,7 +1,11 @@
-"""Tests for app.snapshots: the SQLite snapshot store (storage only, no HTTP)."""
+"""Tests for the snapshot stores (storage only, no HTTP): every test of the interface runs
+against both backends, SQLite (app/snapshot_sqlite.py) and PostgreSQL (app/snapshot_postgres.py,
+on the test session's throw-away server); the file-format tests are SQLite's alone.
+PostgreSQL's own parts (migrations, lost connections) are in test_snapshot_postgres.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -14,7 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from app.snapshots import APPLICATION_ID, SCHEMA_VERSION, CorruptStoreError, SnapshotError, SnapshotStore
+from app.settings import Settings
+from app.snapshot_postgres import PostgresSnapshotStore
+from app.snapshot_sqlite import APPLICATION_ID, SCHEMA_VERSION
+from app.snapshot_sqlite import SqliteSnapshotStore as SnapshotStore
+from app.snapshots import CorruptStoreError, SnapshotError, open_snapshot_store
+from tests.support.postgres_fixture import pg_url, postgres_server  # noqa: F401, F811  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,8 +50,34 @@ def db_path(tmp_path) -> Path:
     return tmp_path / "nested" / "dir" / "snapshots.sqlite3"
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_store(request, tmp_path):
+    """open(**limits) -> a new store on this test's one database, as another node would open
+    it; every store made is closed at the end."""
+    if request.param == "sqlite":
+        settings = {"db_path": tmp_path / "nested" / "dir" / "snapshots.sqlite3"}
+    else:
+        settings = {"db_url": request.getfixturevalue("pg_url")}
+    opened = []
+
+    def open_store(**limits):
+        names = {"max_bytes": "max_snapshot_bytes", "max_count": "max_snapshots"}
+        s = open_snapshot_store(Settings(**settings, **{names[k]: v for k, v in limits.items()}))
+        opened.append(s)
+        return s
+
+    yield open_store
+    for s in opened:
+        s.close()
+
+
 @pytest.fixture
-def store(db_path):
+def store(make_store):
+    return make_store()
+
+
+@pytest.fixture
+def sqlite_store(db_path):
     s = SnapshotStore(db_path)
     yield s
     s.close()
@@ -51,7 +86,20 @@ def store(db_path):
 # --- basic operations ---------------------------------------------------------------
 
 
-def test_creates_parent_dirs_and_marks_the_file(db_path, store):
+def test_settings_pick_the_backend(tmp_path, pg_url):  # noqa: F811  (the fixture)
+    sqlite = open_snapshot_store(Settings(db_path=tmp_path / "s.db"))
+    postgres = open_snapshot_store(Settings(db_path=tmp_path / "unused.db", db_url=pg_url))
+    try:
+        assert isinstance(sqlite, SnapshotStore)
+        assert isinstance(postgres, PostgresSnapshotStore)
+        assert not (tmp_path / "unused.db").exists()  # with DB_URL set, no SQLite file is made
+    finally:
+        sqlite.close()
+        postgres.close()
+
+
+def test_creates_parent_dirs_and_marks_the_file(db_path, sqlite_store):
+    store = sqlite_store
     assert db_path.is_file()
     with sqlite3.connect(db_path) as c:
         assert c.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
@@ -143,8 +191,8 @@ def test_delete(store):
     assert [m["snapshot_id"] for m in store.list()] == [c["snapshot_id"], b["snapshot_id"]]
 
 
-def test_closed_store_raises(db_path):
-    s = SnapshotStore(db_path)
+def test_closed_store_raises(make_store):
+    s = make_store()
     s.close()
     s.close()  # idempotent
     with pytest.raises(SnapshotError, match="closed"):
@@ -205,60 +253,111 @@ def test_bad_payloads_rejected(store):
     assert store.list() == []
 
 
-def test_size_limit(tmp_path):
-    s = SnapshotStore(tmp_path / "s.db", max_bytes=2000)
-    try:
-        small = make_payload(1)
-        meta = s.save(small, name="fits")
-        assert meta["bytes"] <= 2000
-        big = {**small, "weights": [[[0.123456789] * 300]]}
-        with pytest.raises(SnapshotError, match="max_snapshot_bytes") as ei:
-            s.save(big, name="too big")
-        assert "2000" in ei.value.message
-        assert [m["snapshot_id"] for m in s.list()] == [meta["snapshot_id"]]
-    finally:
-        s.close()
+def test_size_limit(make_store):
+    s = make_store(max_bytes=2000)
+    small = make_payload(1)
+    meta = s.save(small, name="fits")
+    assert meta["bytes"] <= 2000
+    big = {**small, "weights": [[[0.123456789] * 300]]}
+    with pytest.raises(SnapshotError, match="max_snapshot_bytes") as ei:
+        s.save(big, name="too big")
+    assert "2000" in ei.value.message
+    assert [m["snapshot_id"] for m in s.list()] == [meta["snapshot_id"]]
 
 
-def test_size_counts_utf8_bytes(tmp_path):
-    s = SnapshotStore(tmp_path / "s.db")
-    try:
-        p = {**make_payload(), "config": {"note": "é" * 100}}
-        meta = s.save(p, name="utf8")
-        ascii_meta = s.save({**make_payload(), "config": {"note": "e" * 100}}, name="ascii")
-        assert meta["bytes"] == ascii_meta["bytes"] + 100  # é is two bytes in UTF-8
-    finally:
-        s.close()
+def test_size_counts_utf8_bytes(store):
+    p = {**make_payload(), "config": {"note": "é" * 100}}
+    meta = store.save(p, name="utf8")
+    ascii_meta = store.save({**make_payload(), "config": {"note": "e" * 100}}, name="ascii")
+    assert meta["bytes"] == ascii_meta["bytes"] + 100  # é is two bytes in UTF-8
 
 
-def test_count_limit(tmp_path):
-    s = SnapshotStore(tmp_path / "s.db", max_count=3)
-    try:
-        metas = [s.save(make_payload(i), name=f"s{i}") for i in range(3)]
-        with pytest.raises(SnapshotError, match="max_snapshots"):
-            s.save(make_payload(9), name="one too many")
-        assert len(s.list()) == 3
-        assert s.delete(metas[0]["snapshot_id"])
-        s.save(make_payload(9), name="room again")
-        assert len(s.list()) == 3
-    finally:
-        s.close()
+def test_count_limit(make_store):
+    s = make_store(max_count=3)
+    metas = [s.save(make_payload(i), name=f"s{i}") for i in range(3)]
+    with pytest.raises(SnapshotError, match="max_snapshots"):
+        s.save(make_payload(9), name="one too many")
+    assert len(s.list()) == 3 and s.count() == 3
+    assert s.delete(metas[0]["snapshot_id"])
+    s.save(make_payload(9), name="room again")
+    assert len(s.list()) == 3
+
+
+def test_count_limit_holds_when_two_nodes_save_at_once(make_store):
+    """The count is checked inside the saving transaction: two stores (two nodes) with four
+    threads each racing for the last free places never store more than max_count."""
+    limit = 6
+    nodes = [make_store(max_count=limit), make_store(max_count=limit)]
+    saved: list[str] = []
+    refused: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def work(node, t):
+        barrier.wait()
+        for j in range(3):
+            try:
+                saved.append(node.save(make_payload(j), name=f"{t}-{j}")["snapshot_id"])
+            except SnapshotError as e:
+                refused.append(e.message)
+
+    threads = [threading.Thread(target=work, args=(nodes[t % 2], t)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert len(saved) == limit and len(refused) == 24 - limit
+    assert all("max_snapshots" in m for m in refused)
+    assert {m["snapshot_id"] for m in nodes[1].list(limit=100)} == set(saved)
+
+
+def test_document_and_source(store):
+    """get_document: the stored text spliced into the metadata; get_source: the config
+    extracted by the database and the payload's bytes."""
+    payload = make_payload(3)
+    meta = store.save(payload, name="doc")
+    document = json.loads(store.get_document(meta["snapshot_id"]))
+    assert document == {k: v for k, v in store.get(meta["snapshot_id"]).items()}
+    source_meta, raw = store.get_source(meta["snapshot_id"])
+    assert source_meta == {
+        **{k: meta[k] for k in ("snapshot_id", "name", "created", "epoch")},
+        "config": payload["config"],
+    }
+    assert json.loads(raw) == payload
+    assert store.get_document("unknown") is None and store.get_source("unknown") is None
+    bare = store.save({"epoch": 0}, name="no config")
+    assert store.get_source(bare["snapshot_id"])[0]["config"] is None
+
+
+def test_ping(store):
+    store.ping(timeout=2.0)
+    store.close()
+    with pytest.raises(SnapshotError, match="closed"):
+        store.ping(timeout=2.0)
 
 
 # --- persistence ------------------------------------------------------------------------
 
 
-def test_survives_reopen(db_path):
-    s = SnapshotStore(db_path)
+def test_survives_reopen(make_store):
+    s = make_store()
     metas = [s.save(make_payload(i), name=f"s{i}") for i in range(3)]
     s.close()
-    s2 = SnapshotStore(db_path)
-    try:
-        assert s2.list() == list(reversed(metas))
-        for i, m in enumerate(metas):
-            assert s2.get(m["snapshot_id"])["payload"] == make_payload(i)
-    finally:
-        s2.close()
+    s2 = make_store()
+    assert s2.list() == list(reversed(metas))
+    for i, m in enumerate(metas):
+        assert s2.get(m["snapshot_id"])["payload"] == make_payload(i)
+
+
+def test_saved_on_one_node_opens_on_another(make_store):
+    """Two stores open at once on one database, as two nodes: each sees the other's writes."""
+    a, b = make_store(), make_store()
+    meta = a.save(make_payload(5), name="from a")
+    assert b.get(meta["snapshot_id"])["payload"] == make_payload(5)
+    assert b.get_document(meta["snapshot_id"]) == a.get_document(meta["snapshot_id"])
+    assert b.rename(meta["snapshot_id"], "renamed on b") == {**meta, "name": "renamed on b"}
+    assert a.list() == [{**meta, "name": "renamed on b"}]
+    assert b.delete(meta["snapshot_id"]) is True
+    assert a.get(meta["snapshot_id"]) is None
 
 
 def test_empty_existing_file_counts_as_new(tmp_path):
@@ -277,8 +376,8 @@ CHILD = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
     from tests.unit.test_snapshots import make_payload
-    from app.snapshots import SnapshotStore
-    store = SnapshotStore(Path(sys.argv[1]))
+    from app.snapshot_sqlite import SqliteSnapshotStore
+    store = SqliteSnapshotStore(Path(sys.argv[1]))
     for i in range(100000):
         meta = store.save(make_payload(i, n=32), name=f"crash {i}")
         print(i, meta["snapshot_id"], flush=True)
@@ -496,28 +595,24 @@ def test_threads_saving_at_once(store):
     assert len(listed) == n_threads * per
 
 
-def test_two_stores_on_one_file(db_path):
+def test_two_stores_on_one_database(make_store):
     """Two connections (as two server processes would have) interleave writes safely."""
-    a, b = SnapshotStore(db_path), SnapshotStore(db_path)
-    try:
-        ids: list[str] = []
-        errors: list[BaseException] = []
+    a, b = make_store(), make_store()
+    ids: list[str] = []
+    errors: list[BaseException] = []
 
-        def work(s, tag):
-            try:
-                for j in range(15):
-                    ids.append(s.save(make_payload(j), name=f"{tag}{j}")["snapshot_id"])
-            except BaseException as e:  # noqa: BLE001
-                errors.append(e)
+    def work(s, tag):
+        try:
+            for j in range(15):
+                ids.append(s.save(make_payload(j), name=f"{tag}{j}")["snapshot_id"])
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
 
-        ts = [threading.Thread(target=work, args=(s, tag)) for s, tag in ((a, "a"), (b, "b"))]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(30)
-        assert not errors, errors
-        assert {m["snapshot_id"] for m in a.list(limit=100)} == set(ids)
-        assert {m["snapshot_id"] for m in b.list(limit=100)} == set(ids)
-    finally:
-        a.close()
-        b.close()
+    ts = [threading.Thread(target=work, args=(s, tag)) for s, tag in ((a, "a"), (b, "b"))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert not errors, errors
+    assert {m["snapshot_id"] for m in a.list(limit=100)} == set(ids)
+    assert {m["snapshot_id"] for m in b.list(limit=100)} == set(ids)
