@@ -4,7 +4,7 @@ import { wireChrome } from "./chrome.js";
 import { errorText, t } from "./i18n.js";
 import { createLiveView } from "./liveview.js";
 import { joinEmbed, offerRetry, watchPresence } from "./presence.js";
-import { api, controlBusy, createSession, moveTo, openSession, wireHtmx } from "./session.js";
+import { api, controlBusy, createSession, moveTo, nearQuery, openSession, wireHtmx } from "./session.js";
 
 const $ = (sel) => document.querySelector(sel);
 const workspace = $("#workspace");
@@ -62,16 +62,17 @@ function fillClassChoice() {
   select.replaceChildren(...Array.from({ length: k }, (_, c) => new Option(t("output.class_n", { n: c }), String(c))));
 }
 
-// Opening a preset or a saved network creates a new session (`create` makes the request);
-// this page and its viewers move to it, and the current one ends, so ask first when it has
-// trained. One move at a time: a second one would strand the viewers on the first.
+// Opening a preset or a saved network creates a new session (`create(near)` makes the
+// request, with `near` appended to its URL); this page and its viewers move to it, and the
+// current one ends, so ask first when it has trained. One move at a time: a second one
+// would strand the viewers on the first.
 let moving = false;
 async function switchTo(session, create) {
   if (moving) return false;
   const trained = parseInt($("#epoch").textContent.replace(/\D/g, ""), 10) > 0;
   if (trained && !confirm(t("confirm.leave"))) return false;
   moving = true;
-  const res = await create().catch(() => null);
+  const res = await create(nearQuery(session)).catch(() => null);
   const body = res ? await res.json().catch(() => ({})) : {};
   if (!res?.ok) {
     moving = false;
@@ -211,7 +212,7 @@ async function main() {
   document.body.addEventListener("change", async (ev) => {
     if (ev.target.id !== "f-preset" || !ev.target.value) return;
     const preset = ev.target.value;
-    const moved = await switchTo(session, () => fetch("/ui/sessions", { method: "POST", body: new URLSearchParams({ preset }) }));
+    const moved = await switchTo(session, (near) => fetch(`/ui/sessions${near}`, { method: "POST", body: new URLSearchParams({ preset }) }));
     if (!moved) ev.target.value = "";
   });
 

@@ -115,6 +115,13 @@ export async function api(session, path, { method = "POST", body } = {}) {
   return json;
 }
 
+// The query that creates a successor on the same node as `session` (its id names the node;
+// deploy/nginx.conf routes a create request by ?near=), so the handover never crosses
+// nodes. The server itself ignores it. Empty without a session.
+export function nearQuery(session) {
+  return session?.id ? `?${new URLSearchParams({ near: session.id })}` : "";
+}
+
 // This page moves to a session it has just created (a preset, a saved network). The old
 // session hands its viewers over first, so students follow instead of watching a session
 // nobody controls any more; then the page reloads on the new one.
