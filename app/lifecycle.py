@@ -14,7 +14,8 @@ from the housekeeping loop and when it is full; nothing here calls a worker.
 - **Nobody looks.** A running session whose viewers all left or hid their page (a hidden
   page closes its stream) pauses after `hidden_pause_seconds`, and plays again when a viewer
   comes back. A session with a viewer is never paused, so students watching a classroom
-  session keep the teacher's session running.
+  session keep the teacher's session running. Viewers on other nodes (REDIS_URL, app/relay.py)
+  count the same as this node's.
 - **Full.** At MAX_SESSIONS the least recently active session nobody watches makes room;
   when every session is watched, the new one is refused.
 """
@@ -46,8 +47,10 @@ class Record(Protocol):
     id: str
     status: Status
     last_active: float
-    watchers: list
     life: Life
+
+    @property
+    def viewers(self) -> int: ...  # streams on this node and, with REDIS_URL, on other nodes
 
 
 R = TypeVar("R", bound=Record)
@@ -83,7 +86,7 @@ def quiet_since(record: Record) -> float:
 
 def end_reason(record: Record, now: float, s: Settings) -> str | None:
     """Why the session should end now ("released", "unused", "expired"), or None."""
-    if record.watchers:
+    if record.viewers:
         return None
     life, quiet = record.life, quiet_since(record)
     if life.released_at is not None or (life.broadcast is not None and life.left_at is not None):
@@ -109,7 +112,7 @@ def to_pause(records: Iterable[R], now: float, s: Settings) -> list[R]:
         r
         for r in records
         if r.status == Status.RUNNING
-        and not r.watchers
+        and not r.viewers
         and r.life.left_at is not None
         and now - quiet_since(r) >= s.hidden_pause_seconds
     ]
@@ -118,5 +121,5 @@ def to_pause(records: Iterable[R], now: float, s: Settings) -> list[R]:
 def eviction_order(records: Iterable[R]) -> list[R]:
     """The sessions that may make room at MAX_SESSIONS, first to go first: nobody watches them;
     released ones before held ones, then the least recently active."""
-    unwatched = [r for r in records if not r.watchers]
+    unwatched = [r for r in records if not r.viewers]
     return sorted(unwatched, key=lambda r: (r.life.released_at is None and r.life.broadcast is None, quiet_since(r)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -24,8 +25,10 @@ from app import protocol as cmd
 from app.budget import MB, Sizing, estimate_bytes
 from app.errors import FieldError
 from app.lifecycle import Life
-from app.node import new_session_id
+from app.node import new_session_id, node_of
+from app.numbers import json_safe
 from app.pace import Pace
+from app.relay import Missing, Relay, Relayed, Remote
 from app.schema import SessionConfig
 from app.settings import Settings
 from app.training import Status
@@ -35,6 +38,19 @@ from app.worker_process import WorkerProcess, lost_error
 log = logging.getLogger("mlp.sessions")
 
 GONE_MEMORY = 1000  # how many ended session ids we remember, to answer 410 instead of 404
+
+
+def _missing(reason: str | None, successor: str | None) -> FieldError:
+    """410 naming why a session ended (and where it moved), or 404 for an id never seen."""
+    if reason is not None:
+        return FieldError(
+            "id",
+            f"this session has ended ({reason}); create a new one",
+            code="session_gone",
+            reason=reason,
+            successor=successor,
+        )
+    return FieldError("id", "no such session", code="session_unknown")
 
 
 def rss_bytes(pid: int) -> int | None:
@@ -68,10 +84,16 @@ class SessionRecord:
     status: Status = Status.PAUSED
     closed: str | None = None  # why the session ended ("deleted", "expired", "shutdown", "moved", …)
     successor: str | None = None  # "moved": the session its viewers should follow
-    watchers: list[Watcher] = field(default_factory=list)
+    watchers: list[Watcher] = field(default_factory=list)  # this node's streams
+    remote: Remote = field(default_factory=Remote)  # viewers on other nodes (app/relay.py)
     last_active: float = field(default_factory=time.monotonic)
     life: Life = field(default_factory=Life)  # released, used, left alone …: app/lifecycle.py
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def viewers(self) -> int:
+        """Everybody watching: this node's streams and other nodes' (REDIS_URL)."""
+        return len(self.watchers) + self.remote.count
 
     def token_ok(self, given: str) -> bool:
         return hmac.compare_digest(self.token.encode(), given.encode())  # constant time
@@ -108,12 +130,19 @@ class SessionStore:
         self.sizing = Sizing.of(settings)  # for the sessions' memory estimates
         self.streams_by_client: Counter[str] = Counter()  # open streams per client address
         self.pace = Pace(settings.tick_hz)  # are streams getting the frame rate they asked for (app/pace.py)
+        self.relay: Relay | None = None  # REDIS_URL with NODE_ID: watchers on any node (app/relay.py)
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.workers = [self._spawn(i) for i in range(self.settings.workers)]
         self._watchdog = self.loop.create_task(self._watch_heartbeats())
+        s = self.settings
+        if s.redis_url and s.node_id:
+            self.relay = Relay(s.redis_url, s.node_id, self, s.max_fps)
+            self.relay.start()
+        elif s.redis_url:
+            log.warning("REDIS_URL is set but NODE_ID is not: no other node can relay this node's sessions")
 
     def _spawn(self, index: int) -> WorkerProcess:
         assert self.loop is not None, "start() first"
@@ -130,6 +159,11 @@ class SessionStore:
         if self._watchdog is not None:
             self._watchdog.cancel()
         self.close_streams()
+        if self.relay is not None:
+            closing = self.relay.stop()  # closes its connections; kept referenced until done
+            self._tasks.add(closing)
+            closing.add_done_callback(self._tasks.discard)
+            self.relay = None
         workers, self.workers = self.workers, []
         for w in workers:
             w.stop()
@@ -140,6 +174,8 @@ class SessionStore:
         if record is not None and record.closed is None:
             record.status = Status(status)
             record.publish(frame)
+            if self.relay is not None and frame is not None:
+                self.relay.publisher.frame(sid)
 
     def _on_worker_exit(self, worker: WorkerProcess) -> None:
         if worker not in self.workers:
@@ -213,15 +249,7 @@ class SessionStore:
         record = self.sessions.get(sid)
         if record is None:
             reason = self.gone.get(sid)
-            if reason is not None:
-                raise FieldError(
-                    "id",
-                    f"this session has ended ({reason}); create a new one",
-                    code="session_gone",
-                    reason=reason,
-                    successor=self.successor_of(sid),
-                )
-            raise FieldError("id", "no such session", code="session_unknown")
+            raise _missing(reason, self.successor_of(sid) if reason is not None else None)
         return record  # a read does not keep a session alive: control requests and open streams do
 
     def authorize(self, sid: str, token: str | None, control: bool = True) -> SessionRecord:
@@ -273,6 +301,8 @@ class SessionStore:
         record = SessionRecord(sid, secrets.token_urlsafe(32), worker, cfg, estimate=need)  # counted from now
         self.sessions[sid] = record
         worker.sessions.add(sid)
+        if self.relay is not None:
+            self.relay.publisher.sessions_changed()  # other nodes' watchers find it at once
         try:
             await self.call(record, cmd.Create(sid, cfg, payload_json))
         except BaseException:
@@ -350,6 +380,8 @@ class SessionStore:
         if record is not None:
             record.closed = reason
             record.publish(None)
+            if self.relay is not None:
+                self.relay.publisher.closed(sid, reason, record.successor)
             self.gone[sid] = reason
             if record.successor is not None:
                 self.successors[sid] = record.successor
@@ -368,9 +400,7 @@ class SessionStore:
         (a closed tab): they would train for nobody. Their weights stay; play resumes them."""
         cutoff = time.monotonic() - self.settings.idle_pause_seconds
         idle = [
-            h
-            for h in self.sessions.values()
-            if h.status == Status.RUNNING and not h.watchers and h.last_active < cutoff
+            h for h in self.sessions.values() if h.status == Status.RUNNING and not h.viewers and h.last_active < cutoff
         ]
         for h in idle:
             h.status = Status.PAUSED
@@ -393,9 +423,7 @@ class SessionStore:
         """End sessions that nobody watches, that are not running, and that were idle past the TTL."""
         cutoff = time.monotonic() - self.settings.session_ttl_seconds
         idle = [
-            h
-            for h in self.sessions.values()
-            if not h.watchers and h.status != Status.RUNNING and h.last_active < cutoff
+            h for h in self.sessions.values() if not h.viewers and h.status != Status.RUNNING and h.last_active < cutoff
         ]
         for h in idle:
             self._end(h.id, "expired")
@@ -425,14 +453,31 @@ class SessionStore:
 
     # --- viewers ---------------------------------------------------------------------------
     async def add_watcher(self, record: SessionRecord, watcher: Watcher) -> None:
+        self._check_session_cap(len(record.watchers))
+        self._check_stream_caps(watcher)
+        record.watchers.append(watcher)
+        self.streams_by_client[watcher.client] += 1
+        record.publish(None)  # other streams report the new viewer count
+        if self.relay is not None:
+            self.relay.publisher.viewers(record.id)  # and other nodes' streams
+        await self._tell_worker(record)
+        if lifecycle.watched(record.life) and record.status == Status.PAUSED:  # paused while nobody looked
+            await self._quietly(record, cmd.Play(record.id))
+
+    def _check_session_cap(self, watching: int) -> None:
+        """MAX_WATCHERS: streams of one session on this node."""
         s = self.settings
-        if len(record.watchers) >= s.max_watchers:
+        if watching >= s.max_watchers:
             raise FieldError(
                 "max_watchers",
                 f"this session already has {s.max_watchers} viewers (limit max_watchers)",
                 code="limit_watchers",
                 max=s.max_watchers,
             )
+
+    def _check_stream_caps(self, watcher: Watcher) -> None:
+        """MAX_STREAMS and MAX_STREAMS_PER_CLIENT: streams of this node."""
+        s = self.settings
         if sum(self.streams_by_client.values()) >= s.max_streams:
             raise FieldError(
                 "max_streams",
@@ -447,31 +492,106 @@ class SessionStore:
                 code="limit_streams_per_client",
                 max=s.max_streams_per_client,
             )
-        record.watchers.append(watcher)
-        self.streams_by_client[watcher.client] += 1
-        record.publish(None)  # other streams report the new viewer count
-        await self._tell_worker(record)
-        if lifecycle.watched(record.life) and record.status == Status.PAUSED:  # paused while nobody looked
-            await self._quietly(record, cmd.Play(record.id))
 
     def remove_watcher(self, record: SessionRecord, watcher: Watcher) -> None:
         """Synchronous so it also runs from a cancelled stream; the worker is told in a task."""
         if watcher in record.watchers:
             record.watchers.remove(watcher)
-            self.streams_by_client[watcher.client] -= 1
-            if self.streams_by_client[watcher.client] <= 0:
-                del self.streams_by_client[watcher.client]
+            self._uncount(watcher)
             record.last_active = time.monotonic()  # watched until now
-            if not record.watchers:
+            if not record.viewers:
                 lifecycle.left(record.life, record.last_active)
             record.publish(None)
+            if self.relay is not None:
+                self.relay.publisher.viewers(record.id)
             if record.closed is None and self.loop is not None:
                 self._spawn_task(self._tell_worker(record))
 
+    def _uncount(self, watcher: Watcher) -> None:
+        self.streams_by_client[watcher.client] -= 1
+        if self.streams_by_client[watcher.client] <= 0:
+            del self.streams_by_client[watcher.client]
+
     async def _tell_worker(self, record: SessionRecord) -> None:
-        fps = max((w.fps for w in record.watchers), default=0.0)
-        gradients = any(w.gradients for w in record.watchers)
+        # Other nodes' viewers get their frames from here too (app/relay.py).
+        fps = max([w.fps for w in record.watchers] + [record.remote.fps])
+        gradients = record.remote.gradients or any(w.gradients for w in record.watchers)
         try:
             await record.worker.call(cmd.Watch(record.id, fps, gradients, fresh=fps > 0 and record.frame is None))
         except FieldError:
             pass  # the session ended meanwhile; the stream will see `closed`
+
+    # --- other nodes' viewers (REDIS_URL with NODE_ID; app/relay.py) ------------------------------
+    def relays(self, sid: str) -> bool:
+        """Whether a read-only stream of `sid` is served from another node's session through Redis."""
+        return self.relay is not None and self.relay.relays(node_of(sid))
+
+    async def watch_relayed(self, sid: str, watcher: Watcher) -> Relayed:
+        """Another node's session, watched from here: the same caps as a local stream, with
+        MAX_WATCHERS per node (the owner counts its own streams only)."""
+        assert self.relay is not None, "relays(sid) first"
+        self._check_stream_caps(watcher)
+        found = await self.relay.relayer.attach(sid, node_of(sid) or "")
+        if isinstance(found, Missing):
+            raise _missing(found.reason, found.successor)
+        try:
+            self._check_session_cap(len(found.watchers))
+        except FieldError:
+            self.relay.relayer.detach(found)  # a session nobody here watches is not kept
+            raise
+        self._check_stream_caps(watcher)  # again: other streams may have started while we looked it up
+        found.watchers.append(watcher)
+        self.streams_by_client[watcher.client] += 1
+        found.publish()  # other streams here report the new viewer count
+        return found
+
+    def unwatch_relayed(self, session: Relayed, watcher: Watcher) -> None:
+        if watcher in session.watchers:
+            session.watchers.remove(watcher)
+            self._uncount(watcher)
+            session.publish()
+        if self.relay is not None:
+            self.relay.relayer.detach(session)
+
+    def set_remote(self, sid: str, remote: Remote) -> bool:
+        """Other nodes' viewers of one of this node's sessions, as relay reports them (relay Host).
+        They count as viewers for the lifecycle, and get frames at the rate they asked for."""
+        record = self.sessions.get(sid)
+        if record is None or record.closed is not None:
+            return False
+        old, before = record.remote, record.viewers
+        record.remote = remote
+        if remote.count and not old.count and not record.watchers:
+            if lifecycle.watched(record.life) and record.status == Status.PAUSED:  # paused while nobody looked
+                self._spawn_task(self._quietly(record, cmd.Play(record.id)))
+        elif old.count and not remote.count:
+            record.last_active = time.monotonic()  # watched until now
+            if not record.watchers:
+                lifecycle.left(record.life, record.last_active)
+        if (old.fps, old.gradients) != (remote.fps, remote.gradients):
+            self._spawn_task(self._tell_worker(record))
+        if record.viewers != before:
+            record.publish(None)  # this node's streams report the new total
+        return True
+
+    def live_ids(self) -> list[str]:
+        return list(self.sessions)
+
+    def frame_event_of(self, sid: str) -> bytes | None:
+        record = self.sessions.get(sid)
+        return None if record is None else record.frame_event
+
+    def viewers_of(self, sid: str) -> int:
+        record = self.sessions.get(sid)
+        return 0 if record is None else record.viewers
+
+    async def history_of(self, sid: str) -> str:
+        return await self.history_json(self.get(sid))
+
+    async def history_json(self, record: SessionRecord) -> str:
+        """The session's loss history ([epoch, train, test] rows) as JSON; [] once it has ended."""
+        try:
+            history = await self.call(record, cmd.History(record.id))
+        except FieldError:
+            history = []
+        return json.dumps(json_safe(history))

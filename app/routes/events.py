@@ -22,6 +22,13 @@ What a stream costs the server, whatever its client does:
     address (MAX_STREAMS_PER_CLIENT); over a cap the request gets a 429 naming it.
   - After streams end, the server gives freed heap pages back to the system (malloc_trim,
     at most every TRIM_EVERY_S), as workers do after deletes.
+
+Watchers on any node (REDIS_URL and NODE_ID, app/relay.py): a read-only viewer's stream
+(`watch=1`) of a session another node owns is served here from Redis, with the same events:
+its history as the owner last copied it (may be [] for a second or two), the newest frame,
+the viewer count of all nodes, and `closed` (reason "relay_lost" when Redis is lost). The
+caps apply per node, so MAX_WATCHERS is per session and node. Every other stream, and every
+stream without REDIS_URL, is served by the owner as above.
 """
 
 from __future__ import annotations
@@ -30,14 +37,13 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import StreamingResponse
 
-from app import protocol as cmd
 from app.errors import FieldError
-from app.numbers import json_safe
+from app.relay import Relayed
 from app.routes.deps import AppSettings, SessionId, Store
 from app.store import SessionRecord, SessionStore, Watcher
 from app.worker import MALLOC_TRIM, TRIM_EVERY_S
@@ -90,6 +96,32 @@ class _Trimmer:
 trimmer = _Trimmer()
 
 
+class Source(Protocol):
+    """What a stream reads: a SessionRecord (this node's session) or a Relayed one (another node's)."""
+
+    closed: str | None
+    successor: str | None
+    frame_event: bytes | None
+    seq: int
+    changed: asyncio.Event
+
+    @property
+    def viewers(self) -> int: ...
+
+
+def _fps(fps: int | None, settings) -> int:
+    if fps is None:  # the page asks for the default, so a server with a lower MAX_FPS still serves it
+        return min(DEFAULT_FPS, settings.max_fps)
+    if fps > settings.max_fps:
+        raise FieldError(
+            "fps",
+            f"at most {settings.max_fps} frames per second (limit max_fps)",
+            code="limit_fps",
+            max=settings.max_fps,
+        )
+    return fps
+
+
 async def watching(
     sid: SessionId,
     request: Request,
@@ -100,22 +132,30 @@ async def watching(
         Query(ge=1, le=60, description="frames per second at most; default 30, or MAX_FPS when that is lower"),
     ] = None,
     gradients: Annotated[bool, Query(description="include ∂loss/∂W in frames (backprop view)")] = False,
+    watch: Annotated[
+        bool,
+        Query(
+            description="a read-only viewer's stream: with REDIS_URL set, any node serves it "
+            "(relayed through Redis from the session's node); otherwise an ordinary stream"
+        ),
+    ] = False,
 ):
     """Register the viewer before the response starts, so a bad id, a full session or a too
     high fps gets a real 4xx; and always unregister it: FastAPI runs this `finally` from the
     request's exit stack, after the response has ended (however it ended)."""
+    client = request.client.host if request.client else ""
+    if watch and store.relays(sid):
+        watcher = Watcher(float(_fps(fps, settings)), gradients, client)
+        relayed = await store.watch_relayed(sid, watcher)  # 404/410 as below, 503 without Redis
+        try:
+            yield relayed, watcher
+        finally:
+            store.unwatch_relayed(relayed, watcher)
+            trimmer.soon()
+        return
     record = store.get(sid)
-    if fps is None:  # the page asks for the default, so a server with a lower MAX_FPS still serves it
-        fps = min(DEFAULT_FPS, settings.max_fps)
-    elif fps > settings.max_fps:
-        raise FieldError(
-            "fps",
-            f"at most {settings.max_fps} frames per second (limit max_fps)",
-            code="limit_fps",
-            max=settings.max_fps,
-        )
-    watcher = Watcher(float(fps), gradients, request.client.host if request.client else "")
-    if not record.watchers:
+    watcher = Watcher(float(_fps(fps, settings)), gradients, client)
+    if not record.viewers:
         record.frame_event = None  # nobody watched, so frames were not built: wait for a fresh one
     await store.add_watcher(record, watcher)  # checks the caps and appends, no await in between
     try:
@@ -131,30 +171,28 @@ async def watching(
     name="session_events",
 )
 async def session_events(
-    viewing: Annotated[tuple[SessionRecord, Watcher], Depends(watching)],
+    viewing: Annotated[tuple[SessionRecord | Relayed, Watcher], Depends(watching)],
     store: Store,
     max_frames: Annotated[int | None, Query(ge=1, le=1_000_000, description="close after this many frames")] = None,
 ) -> FrameStream:
-    record, watcher = viewing
-    return FrameStream(_events(record, watcher, store, max_frames))
+    source, watcher = viewing
+    return FrameStream(_events(source, watcher, store, max_frames))
 
 
 async def _events(
-    record: SessionRecord, watcher: Watcher, store: SessionStore, max_frames: int | None
+    source: SessionRecord | Relayed, watcher: Watcher, store: SessionStore, max_frames: int | None
 ) -> AsyncIterator[bytes | memoryview]:
-    try:
-        history = await store.call(record, cmd.History(record.id))
-    except FieldError:
-        history = []
-    yield sse("history", json.dumps(json_safe(history)))
+    history = source.history if isinstance(source, Relayed) else await store.history_json(source)
+    yield sse("history", history)
+    record: Source = source
     interval = 1.0 / watcher.fps
     sent, last_seq, next_at, watchers = 0, -1, 0.0, -1
     while True:
         if record.closed is not None:
             yield sse("closed", json.dumps({"reason": record.closed, "successor": record.successor}))
             return
-        if len(record.watchers) != watchers:
-            watchers = len(record.watchers)
+        if record.viewers != watchers:
+            watchers = record.viewers
             yield sse("watchers", json.dumps({"count": watchers}))
             continue
         event = record.frame_event
