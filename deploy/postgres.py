@@ -83,7 +83,8 @@ class Postgres:
                 "(looked in /usr/lib/postgresql/*/bin and PATH; install the Debian package 'postgresql')"
             )
         self._prepare_dirs()
-        if not (self.data_dir / "PG_VERSION").exists():
+        fresh = not (self.data_dir / "PG_VERSION").exists()  # else a data dir of an earlier start
+        if fresh:
             self._cmd(
                 "initdb", "-D", self.data_dir, "-U", DB_USER, "-E", "UTF8", "--locale=C", "--auth=trust", "--no-sync"
             )
@@ -98,19 +99,22 @@ class Postgres:
         )
         self._running = True
         try:
-            self._create_database()
+            if fresh:
+                self._create_database()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
         """Stop the server (fast shutdown: open connections are ended). Idempotent."""
-        if self._running:
-            self._running = False
-            self._cmd("pg_ctl", "stop", "-w", "-m", "fast", "-D", self.data_dir)
-        if self._private is not None:
-            shutil.rmtree(self._private, ignore_errors=True)
-            self._private = None
+        try:
+            if self._running:
+                self._running = False
+                self._cmd("pg_ctl", "stop", "-w", "-m", "fast", "-D", self.data_dir)
+        finally:
+            if self._private is not None:
+                shutil.rmtree(self._private, ignore_errors=True)
+                self._private = None
 
     def __enter__(self) -> Postgres:
         self.start()
@@ -136,8 +140,9 @@ class Postgres:
             self._chown(self.log_file)
 
     def _reachable(self, path: Path) -> bool:
-        """Can the server's user create files in `path`? (os.access answers for root, not for it.)"""
-        probe = subprocess.run(["runuser", "-u", str(self.user), "--", "test", "-w", str(path), "-a", "-x", str(path)])
+        """Can the server's user reach `path` (search every directory above it)? Its files there
+        are made by us and given to it. (os.access would answer for root, not for that user.)"""
+        probe = subprocess.run(["runuser", "-u", str(self.user), "--", "test", "-x", str(path)])
         return probe.returncode == 0
 
     def _chown(self, path: Path) -> None:
