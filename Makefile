@@ -13,7 +13,7 @@ export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 
-.PHONY: run test bench setup clean
+.PHONY: run test bench setup clean cluster
 
 setup: $(VENV)/.installed static/vendor/htmx.min.js
 
@@ -36,6 +36,12 @@ static/vendor/htmx.min.js: node_modules/.installed
 
 run: setup
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m app
+
+# A cluster on loopback: two nodes, nginx, Redis and PostgreSQL from Debian's packages
+# (deploy/cluster.py), all at one address, 8080 unless PORT=… is given. Ctrl-C stops it all.
+CLUSTER_PORT := $(if $(filter file,$(origin PORT)),8080,$(PORT))
+cluster: setup
+	$(PY) -m deploy.cluster --port $(CLUSTER_PORT)
 
 test: setup lint-py lint-js test-js
 	$(PY) -m pytest $(PYTEST_ARGS)
