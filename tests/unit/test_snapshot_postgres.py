@@ -179,23 +179,31 @@ def test_database_gone_while_running(pg_url, postgres_server):
         store.close()
 
 
+def cut_connections(admin_url: str, url: str) -> int:
+    """End the stores' connections to the database of `url`, as a server restart would."""
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        return admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND application_name = 'mlp-playground'",
+            (url.rsplit("/", 1)[1],),
+        ).fetchone()[0]
+
+
 def test_reconnects_after_the_connection_is_cut(pg_url, postgres_server):
     """A server restart or an idle-connection reaper ends the store's connection: the next
-    read connects again instead of failing."""
+    call connects again instead of failing; a save retried so is stored once."""
     store = PostgresSnapshotStore(pg_url)
     try:
         meta = store.save(make_payload(2), name="kept")
-        name = pg_url.rsplit("/", 1)[1]
-        with psycopg.connect(postgres_server.url, autocommit=True) as admin:
-            cut = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = %s AND application_name = 'mlp-playground'",
-                (name,),
-            ).fetchone()[0]
-        assert cut == 1
+        assert cut_connections(postgres_server.url, pg_url) == 1
         assert store.get(meta["snapshot_id"])["payload"] == make_payload(2)
+        assert cut_connections(postgres_server.url, pg_url) == 1
         store.ping(timeout=2.0)
-        assert store.save(make_payload(3), name="after")["snapshot_id"]
+        assert cut_connections(postgres_server.url, pg_url) == 1
+        again = store.save(make_payload(3), name="after")
+        assert [m["snapshot_id"] for m in store.list()] == [again["snapshot_id"], meta["snapshot_id"]]
+        assert cut_connections(postgres_server.url, pg_url) == 1
+        assert store.rename(meta["snapshot_id"], "renamed")["name"] == "renamed"
     finally:
         store.close()
 
