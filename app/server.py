@@ -13,8 +13,7 @@ from app.connguard import ConnectionLimits, guarded_protocol
 from app.main import create_app
 from app.netaddr import lan_address
 from app.settings import Settings, env_settings
-from app.snapshot_sqlite import SqliteSnapshotStore as SnapshotStore  # the start-up check below opens the SQLite file
-from app.snapshots import SnapshotError
+from app.snapshots import SnapshotError, open_snapshot_store
 
 LIMITED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio", "mlp")
 
@@ -31,11 +30,12 @@ class Server(uvicorn.Server):
 
 def main() -> None:
     settings = env_settings()
-    try:  # check the snapshot database before serving, so a bad file is a clear message
-        SnapshotStore(settings.db_path, max_bytes=settings.max_snapshot_bytes, max_count=settings.max_snapshots).close()
+    try:  # check the snapshot database before serving, so a bad file or database is a clear message
+        open_snapshot_store(settings).close()
     except SnapshotError as e:
         print(f"MLP Playground cannot start: {e}", file=sys.stderr)
-        print("Move that file away, or set DB_PATH to another file.", file=sys.stderr)
+        hint = "check DB_URL and that PostgreSQL answers" if settings.db_url else "move that file away, or set DB_PATH"
+        print(f"To fix it: {hint}.", file=sys.stderr)
         raise SystemExit(2) from None
     app = create_app(settings)
     if settings.host in ("0.0.0.0", "::"):

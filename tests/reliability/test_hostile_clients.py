@@ -186,7 +186,7 @@ def test_the_rate_limiter_forgets_the_oldest_address_past_its_cap():
 
 
 def test_deleting_snapshots_gives_the_space_back(tmp_path):
-    from app.snapshots import SnapshotStore
+    from app.snapshot_sqlite import SqliteSnapshotStore as SnapshotStore
 
     path = tmp_path / "s.sqlite3"
     with SnapshotStore(path) as store:

@@ -89,7 +89,7 @@ def test_acknowledged_snapshots_survive_sigkill(tmp_path):
 
 def _own_database(path: Path) -> None:
     """A real snapshot database of ours with a few pages of data."""
-    from app.snapshots import SnapshotStore
+    from app.snapshot_sqlite import SqliteSnapshotStore as SnapshotStore
 
     with SnapshotStore(path) as store:
         for epoch in range(6):
