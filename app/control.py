@@ -117,7 +117,18 @@ class Control:
         return await self.store.create(self._snapshot_config(meta), payload_json=source)
 
     async def status(self, record: SessionRecord) -> dict:
+        """Asked of the worker: it also waits for every earlier reply, and so for the config."""
         return await self.store.call(record, cmd.Status(record.id))
+
+    async def reported_status(self, record: SessionRecord) -> tuple[dict, SessionConfig]:
+        """The status and config the session's worker reported last (after its latest tick, and
+        before every reply), answered in this process: a GET never waits behind training or
+        behind frames in the pipe. The worker is asked only when it has reported nothing yet."""
+        reported = record.worker.reported(record.id)
+        if reported is not None:
+            return reported
+        status = await self.status(record)
+        return status, record.config
 
     async def transport(self, record: SessionRecord, op: Transport) -> dict:
         if op == "toggle":

@@ -2,7 +2,12 @@
 
 Main → worker: (rid, command), pickled over a multiprocessing Pipe; rid is echoed in the reply.
 Worker → main: ("reply", rid, ok, payload), payload a result or (field, message, code, params);
-               ("frame", sid, frame_bytes, status), unsolicited: the newest state of a session;
+               ("frame", sid, frame_bytes, status[, status_dict, config]), unsolicited: the newest
+               state of a session;
+               ("state", sid, status_dict, config), a session's status after a tick without a frame,
+               and before every reply; config None when unchanged since the last report, both
+               None when the session is gone. A worker started with report=True sends these
+               (and the frame's last two items): the server answers GET status from them.
                ("beat", time), about every second (worker.BEAT_EVERY_S), even while training.
 A command's handler in worker.py is registered for its class (`@handles(Play)`), so a reader
 follows a command from here to its one handler by name.

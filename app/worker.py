@@ -66,6 +66,7 @@ class Slot:
     viewing: int | None = None  # epoch of a timeline checkpoint shown instead of the live state
     step_target: int | None = None  # a /step longer than a tick: the epoch it ends at…
     step_reply: int | None = None  # …and the request id its reply goes to
+    reported_config: SessionConfig | None = None  # the config last sent with a report (sent again when it changes)
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,13 @@ def handles(command: type):
 class Worker:
     """The command handlers and the scheduler; `serve` drives them from a pipe."""
 
-    def __init__(self, conf: WorkerConfig, send):
+    def __init__(self, conf: WorkerConfig, send, report: bool = False):
         self.conf = conf
         self.send = send
+        # report: send each session's status after every tick (inside its frame, if any) and
+        # before every reply, with its config when that changed (protocol.py); the server
+        # answers GET status from it without waiting for this process (worker_process.py).
+        self.report = report
         self.slots: dict[str, Slot] = {}
         self.last_trim = float("-inf")
         self._rid: int | None = None
@@ -119,12 +124,30 @@ class Worker:
         try:
             payload = self.run(command)
             if payload is not DEFERRED:
+                self._report(command.sid)
                 self.send(("reply", rid, True, payload))
         except Exception as e:  # a bug must not kill the worker and every session on it
             if not isinstance(e, FieldError):
                 traceback.print_exc()  # the details go to the log, not to the client
                 e = FieldError("server", "something went wrong on the server", code="server_error")
+            self._report(command.sid)
             self.send(("reply", rid, False, (e.field, e.message, e.code, e.params)))
+
+    def _report(self, sid: str) -> None:
+        """Tell the server the session's status (before a reply, so that whoever got the reply
+        then reads a status at least as new); (None, None) once the session is gone."""
+        if self.report:
+            slot = self.slots.get(sid)
+            self.send(("state", sid, *(self._state(slot) if slot is not None else (None, None))))
+
+    @staticmethod
+    def _state(slot: Slot) -> tuple[dict, SessionConfig | None]:
+        """The session's status, and its config if it changed since the last report (a change
+        replaces the config object: Session.apply_config), else None."""
+        cfg = slot.session.cfg
+        changed = cfg is not slot.reported_config
+        slot.reported_config = cfg
+        return slot.session.status_dict(), cfg if changed else None
 
     def run(self, command: cmd.Command):
         if isinstance(command, cmd.Create):
@@ -212,7 +235,9 @@ class Worker:
         """Answer a deferred /step: its epoch ended, or another command came first."""
         rid, slot.step_target, slot.step_reply = slot.step_reply, None, None
         slot.session.pause()
-        self.send(("reply", rid, True, self._changed(slot)))
+        status = self._changed(slot)
+        self._report(sid)
+        self.send(("reply", rid, True, status))
 
     @handles(cmd.Reset)
     def reset(self, slot: Slot, c: cmd.Reset) -> dict:
@@ -361,9 +386,11 @@ class Worker:
         self._emit(slot)
         return self._status(slot)
 
-    def _emit(self, slot: Slot) -> None:
+    def _emit(self, slot: Slot) -> bool:
+        """Send a frame to the session's viewers, if it has any (with its status, when
+        reporting: one message, not two, for the server's reader thread to wake up for)."""
         if slot.fps <= 0:
-            return
+            return False
         s = slot.session
         checkpoint = s.timeline.at(slot.viewing) if slot.viewing is not None else None
         if checkpoint is not None:
@@ -373,30 +400,34 @@ class Worker:
             frame = slot.builder.build(s, gradients=slot.gradients)
         points = s.timeline.points
         frame["timeline"] = {"count": len(points), "last": points[-1].epoch if points else 0, "viewing": slot.viewing}
-        self.send(("frame", slot.sid, compact_json(frame), str(s.status)))
+        message = ("frame", slot.sid, compact_json(frame), str(s.status))
+        self.send(message + self._state(slot) if self.report else message)
+        return True
 
-    def tick(self, slot: Slot, now: float) -> None:
+    def tick(self, slot: Slot, now: float) -> bool:
         """One training tick of a running session, then a frame if anyone is watching.
-        A tick never trains longer than max_tick_ms: a long epoch carries on next tick."""
+        A tick never trains longer than max_tick_ms: a long epoch carries on next tick.
+        True when the session's status went out with a frame or a reply."""
         s = slot.session
         budget_s = self.conf.max_tick_ms / 1000
         if slot.step_target is not None:
             s.train(slot.step_target - s.epoch, budget_s=budget_s)
             if s.epoch >= slot.step_target or s.status == Status.DIVERGED:
                 self._finish_step(slot.sid, slot)
-                return
+                return True
         else:
             s.train(s.cfg.epochs_per_frame, budget_s=budget_s)
         hz = min(slot.fps if slot.fps > 0 else self.conf.idle_tick_hz, self.conf.tick_hz)
         # Schedule from the previous due time (steady rate), but never try to catch up a backlog.
         slot.due = max(slot.due + 1.0 / hz, now)
-        self._emit(slot)
+        return self._emit(slot)
 
     def safe_tick(self, slot: Slot, now: float) -> None:
         """A tick whose failure pauses that one session instead of killing the worker
-        (and with it every other session it holds)."""
+        (and with it every other session it holds). Its status is reported either way."""
         try:
-            self.tick(slot, now)
+            if self.tick(slot, now):
+                return
         except Exception as e:
             traceback.print_exc()
             slot.session.halt(f"Training stopped because of an internal error ({type(e).__name__}).")
@@ -407,6 +438,7 @@ class Worker:
                     self._emit(slot)
             except Exception:
                 traceback.print_exc()
+        self._report(slot.sid)
 
     def due_slots(self, now: float) -> list[Slot]:
         return [slot for slot in self.slots.values() if slot.session.status == Status.RUNNING and slot.due <= now]
@@ -438,7 +470,7 @@ def serve(conn, conf: WorkerConfig) -> None:
         pass
     if conf.compiled_engine:
         compiled.start()  # sessions train on NumPy until it is ready; its compiling never blocks a tick
-    worker = Worker(conf, conn.send)
+    worker = Worker(conf, conn.send, report=True)
     beat = Heartbeat(conn.send)
     rr = 0  # round-robin offset so no session always goes first
     while True:

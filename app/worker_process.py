@@ -9,6 +9,11 @@ a write to a worker that is busy in a long tick, or stopped (SIGSTOP, swapped ou
 block whoever writes until the worker reads, and on the loop that is the whole server. The
 loop only queues the command; pickling and writing happen in the writer thread.
 
+The worker reports each session's status after every tick (inside its frame, or as a
+"state" message when nobody watches) and before every reply;
+the reader thread keeps the newest per session (`reported`), so GET status is answered in
+this process at once, however busy the worker is or however many frames the pipe holds.
+
 The worker sends ("beat", time) about every second, also between training ticks; the
 reader thread notes when each arrived. The session store replaces a worker that has been
 silent past `worker_heartbeat_timeout_seconds` (`abandon`), and gives it no new sessions
@@ -27,6 +32,7 @@ import time
 
 from app import protocol as cmd
 from app.errors import FieldError
+from app.schema import SessionConfig
 from app.worker import WorkerConfig, serve
 
 log = logging.getLogger("mlp.sessions")
@@ -68,6 +74,9 @@ class WorkerProcess:
         # older frames are replaced instead of piling up in its queue.
         self._frames: dict[str, tuple] = {}
         self._frames_lock = threading.Lock()
+        # sid -> (status, config): the newest the worker reported, one entry per live session
+        # (a deleted session's last report is None and removes it).
+        self._reported: dict[str, tuple[dict, SessionConfig]] = {}
         self._drain_scheduled = False
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self.writer = threading.Thread(target=self._write, name=f"mlp-writer-{index}", daemon=True)
@@ -83,7 +92,12 @@ class WorkerProcess:
                 kind = msg[0]
                 if kind == "beat":
                     self.last_beat = time.monotonic()
+                elif kind == "state":
+                    self._note_state(*msg[1:])
                 elif kind == "frame":
+                    if len(msg) > 4:  # the status came along: keep it, pass the frame on
+                        self._note_state(*msg[1:2], *msg[4:])
+                        msg = msg[:4]
                     with self._frames_lock:
                         self._frames[msg[1]] = msg
                         schedule = not self._drain_scheduled
@@ -98,6 +112,25 @@ class WorkerProcess:
             self.proc.join(REAP_TIMEOUT_S)
         if not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self._on_exit, self)
+
+    def _note_state(self, sid: str, status: dict | None, cfg: SessionConfig | None) -> None:
+        """In the reader thread: keep the newest report (a dict's item assignment is atomic, so the
+        event loop reads either the old entry or the new one)."""
+        if status is None:
+            self._reported.pop(sid, None)
+            return
+        if cfg is None:  # unchanged since the previous report
+            previous = self._reported.get(sid)
+            if previous is None:
+                return  # cannot happen: a session's first report carries its config
+            cfg = previous[1]
+        self._reported[sid] = (status, cfg)
+
+    def reported(self, sid: str) -> tuple[dict, SessionConfig] | None:
+        """The session's newest reported status (a copy) and config; None when the worker has not
+        reported it, or has been abandoned (a call then says worker_lost)."""
+        found = None if self.lost else self._reported.get(sid)
+        return None if found is None else ({**found[0]}, found[1])
 
     def _write(self) -> None:
         while True:

@@ -18,7 +18,7 @@ from app.errors import FieldError
 from app.netaddr import share_base_url
 from app.numbers import json_safe
 from app.routes.deps import Actions, AppSettings, Controlled, SessionId, Store, Viewed, bearer_token
-from app.schema import ConfigFields, CreateBody
+from app.schema import ConfigFields, CreateBody, SessionConfig
 from app.store import SessionRecord
 
 router = APIRouter(prefix="/api", tags=["sessions"])
@@ -26,9 +26,11 @@ router = APIRouter(prefix="/api", tags=["sessions"])
 ProbeCoordinate = Annotated[float, Field(allow_inf_nan=False, ge=-1e3, le=1e3)]
 
 
-def status_body(record: SessionRecord, status: dict) -> dict:
-    """A session's status as the API answers it: id, status, counters, viewers and config."""
-    return {"id": record.id, **status, "watchers": len(record.watchers), "config": record.config.model_dump()}
+def status_body(record: SessionRecord, status: dict, config: SessionConfig | None = None) -> dict:
+    """A session's status as the API answers it: id, status, counters, viewers and config
+    (the record's copy unless the status came with its own)."""
+    cfg = record.config if config is None else config
+    return {"id": record.id, **status, "watchers": len(record.watchers), "config": cfg.model_dump()}
 
 
 @router.post("/sessions", status_code=201)
@@ -56,7 +58,8 @@ async def read_load(store: Store):
 
 @router.get("/sessions/{sid}")
 async def read_session(record: Viewed, control: Actions):
-    return status_body(record, await control.status(record))
+    """Answered from the status the session's worker reported last, without a round trip to it."""
+    return status_body(record, *await control.reported_status(record))
 
 
 @router.patch("/sessions/{sid}")

@@ -133,3 +133,60 @@ def test_deleting_a_session_gives_its_memory_back(monkeypatch):
     assert calls == [0]  # the same burst: no second trim
     w.handle((5, cmd.Delete("c")))
     assert calls == [0, 0] and "pool" not in frames_module._scratch.__dict__ and w.slots == {}
+
+
+def test_every_reply_follows_a_report_of_the_same_status_and_ticks_report_too():
+    """The server answers GET status from these reports (worker_process.py): a client that got a
+    reply must then read a status at least as new, and a running session's epoch moves on."""
+    out = Recorder()
+    w = Worker(replace(TINY_TICK, max_tick_ms=10_000), out, report=True)
+    w.handle((1, cmd.Create("s", SessionConfig(seed=3))))
+    w.handle((2, cmd.Change("s", ConfigFields(learning_rate=0.1))))
+    w.handle((3, cmd.Play("s")))
+    w.handle((4, cmd.Status("s")))
+    for i, m in enumerate(out.sent):
+        if m[0] == "reply":
+            state = out.sent[i - 1]
+            assert state[:2] == ("state", "s")
+            assert state[2] == {k: v for k, v in m[3].items() if k in state[2]} and state[2]["epoch"] == m[3]["epoch"]
+    configs = [m[3] for m in out.sent if m[0] == "state" and m[3] is not None]
+    assert [c.learning_rate for c in configs] == [0.03, 0.1]  # sent first, then only when it changed
+    w.safe_tick(w.slots["s"], now=0.0)  # nobody watches: a report of its own
+    assert out.sent[-1][:2] == ("state", "s") and out.sent[-1][2]["epoch"] == 1 and out.sent[-1][3] is None
+    w.handle((5, cmd.Watch("s", fps=30, gradients=False)))
+    w.handle((6, cmd.Change("s", ConfigFields(learning_rate=0.2))))
+    sent = len(out.sent)
+    w.safe_tick(w.slots["s"], now=0.0)  # watched: the report rides in the frame, one message
+    [frame] = out.sent[sent:]
+    assert frame[0] == "frame" and frame[4]["epoch"] == 2 and frame[5] is None  # the change's reply carried it
+    w.handle((7, cmd.Delete("s")))
+    assert out.sent[-2] == ("state", "s", None, None)  # gone: the server forgets it
+
+
+def test_a_worker_without_reports_sends_its_frames_as_before():
+    out = Recorder()
+    w = Worker(TINY_TICK, out)
+    w.handle((1, cmd.Create("s", LONG_EPOCH)))
+    w.handle((2, cmd.Watch("s", fps=30, gradients=False)))
+    assert [m[0] for m in out.sent] == ["reply", "frame", "reply"] and len(out.sent[1]) == 4
+
+
+def test_the_server_keeps_the_newest_report_with_the_last_config_sent():
+    from app.worker_process import WorkerProcess
+
+    wp = WorkerProcess.__new__(WorkerProcess)  # no process: only the reader thread's bookkeeping
+    wp.lost, wp._reported = False, {}
+    first, second = SessionConfig(seed=1), SessionConfig(seed=2)
+    assert wp.reported("s") is None  # nothing reported yet: the caller asks the worker
+    wp._note_state("s", {"epoch": 0}, first)
+    wp._note_state("s", {"epoch": 1}, None)  # config unchanged
+    status, cfg = wp.reported("s")
+    assert status == {"epoch": 1} and cfg is first
+    status["epoch"] = 99  # a copy: the caller may change it
+    wp._note_state("s", {"epoch": 2}, second)
+    assert wp.reported("s") == ({"epoch": 2}, second)
+    wp.lost = True
+    assert wp.reported("s") is None  # abandoned: a call says worker_lost
+    wp.lost = False
+    wp._note_state("s", None, None)
+    assert wp.reported("s") is None and wp._reported == {}
