@@ -170,12 +170,12 @@ class Link:
 
 async def _backoff_loop(link: Link, step, wake: asyncio.Event, on_failure) -> None:
     """Run `step` every REFRESH_S or when `wake` is set; after a failure, `on_failure` and a
-    growing pause (BACKOFF_S) before the next try."""
+    growing pause (BACKOFF_S) before the next try. `step` returns whether it used Redis."""
     pause = BACKOFF_S[0]
     while True:
         try:
             async with asyncio.timeout(TIMEOUT_S * 3):
-                await step()
+                used = await step()
         except Exception as e:  # DOWN, or a bug: either way the loop must go on
             if isinstance(e, DOWN):
                 link.down(e)
@@ -185,7 +185,8 @@ async def _backoff_loop(link: Link, step, wake: asyncio.Event, on_failure) -> No
             await asyncio.sleep(pause)
             pause = min(pause * 2, BACKOFF_S[1])
             continue
-        link.ok()
+        if used:
+            link.ok()
         pause = BACKOFF_S[0]
         try:
             async with asyncio.timeout(REFRESH_S):
@@ -242,10 +243,12 @@ class Publisher:
     async def run(self) -> None:
         await _backoff_loop(self.link, self._step, self.dirty, self._lost)
 
-    async def _step(self) -> None:
-        await self._sync()
+    async def _step(self) -> bool:
+        if not await self._sync():
+            await self._sync()  # Redis lost our keys (it restarted): written whole again at once
         await self._read_remote()
         await self._copy_history()
+        return True
 
     def _lost(self) -> None:
         """Redis failed: rewrite the session list on reconnect; remote viewers are unknown (their
@@ -253,11 +256,13 @@ class Publisher:
         self.synced = None
         self._apply({})
 
-    async def _sync(self) -> None:
+    async def _sync(self) -> bool:
+        """Write what changed; False when the node's own key had gone (Redis restarted empty, or
+        this node stalled past LIVE_TTL_S), so the diff went onto a list that was not there."""
         ids = set(self.host.live_ids())
         key = sessions_key(self.node)
         pipe = self.link.redis.pipeline(transaction=True)  # the list and the reasons change together
-        pipe.set(node_key(self.node), b"1", ex=LIVE_TTL_S)
+        pipe.set(node_key(self.node), b"1", ex=LIVE_TTL_S, get=True)
         if self.synced is None:
             pipe.delete(key)
             added, removed = ids, set()
@@ -270,11 +275,13 @@ class Publisher:
         gone = list(self.gone.items())
         for sid, body in gone:
             pipe.set(gone_key(sid), body, ex=GONE_TTL_S)
-        await pipe.execute()
-        self.synced = ids
+        had_key = (await pipe.execute())[0] is not None
         for sid, body in gone:
             if self.gone.get(sid) is body:
                 del self.gone[sid]
+        whole = self.synced is None
+        self.synced = ids if had_key or whole else None
+        return had_key or whole
 
     async def _read_remote(self) -> None:
         redis, key = self.link.redis, relays_key(self.node)
@@ -538,15 +545,16 @@ class Relayer:
     async def run(self) -> None:
         await _backoff_loop(self.link, self._step, self.wake, self._fail_all)
 
-    async def _step(self) -> None:
+    async def _step(self) -> bool:
         if not self.sessions and not self.reported and not self.leaving:
-            return  # nothing relayed: no Redis traffic at all
+            return False  # nothing relayed: no Redis traffic at all
         await self._report()
         await self._check_alive()
         leaving = [CHANNEL + sid for sid in self.leaving if sid not in self.sessions]
         self.leaving.clear()
         if leaving and self.pubsub is not None:
             await self.pubsub.unsubscribe(*leaving)
+        return True
 
     async def _report(self) -> None:
         """This node's viewers of each owner's sessions, one key per owner, expiring by itself."""
