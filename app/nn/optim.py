@@ -221,13 +221,21 @@ class EpochPass:
         return self.pos >= self.n
 
     def run(
-        self, model: MLP, optimizer, lr: float, reg: str = "none", reg_rate: float = 0.0, deadline: float | None = None
+        self,
+        model: MLP,
+        optimizer,
+        lr: float,
+        reg: str = "none",
+        reg_rate: float = 0.0,
+        deadline: float | None = None,
+        step=None,
     ) -> int:
         """Minibatches until the epoch ends, or until time.perf_counter() passes `deadline`
         (at least one is made); returns the number of updates. No loss is computed here:
-        the caller evaluates the whole sets when it needs to."""
+        the caller evaluates the whole sets when it needs to. `step`: the optimizer's update
+        computed another way with the same numbers (app/nn/compiled fused_step), if given."""
         params, grads = model.params, model.grad_views
-        fill_grads, step = model.fill_grads, optimizer.step
+        fill_grads, step = model.fill_grads, step or optimizer.step
         regularize = reg != "none" and reg_rate != 0.0
         xa, t, n, b = self.xa, self.t, self.n, self.batch_size
         updates = 0

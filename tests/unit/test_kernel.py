@@ -25,7 +25,7 @@ TOL = 1e-12
 def kernel():
     compiled.load()
     yield compiled._state["kernel"]
-    compiled._state["kernel"] = None  # the other test files train on NumPy, as they were written for
+    compiled._state["kernel"] = compiled._state["step"] = None  # the other test files train on NumPy, as written
 
 
 class Cfg:
@@ -169,3 +169,40 @@ def test_the_crossover_keeps_wide_layers_on_numpy():
     assert compiled.use_compiled([2, 48, 48, 2], 1)  # one point per step: loops win even here
     assert not compiled.use_compiled([2, 48, 48, 2], 10)
     assert not compiled.use_compiled([64, 128, 64, 10], 32)  # the seed figure stays on BLAS
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("reg", REGULARIZATIONS)
+def test_the_fused_update_on_blas_is_numpys_bit_for_bit(kernel, optimizer, reg):
+    """Networks past the crossover train on BLAS with the kernel's one-pass optimizer update
+    (compiled.fused_step): the same operations in the same order, so exactly the same numbers."""
+    cfg = Cfg(optimizer, reg, rate=0.0 if reg == "none" else 0.01, batch=16, lr=0.01 if optimizer == "adam" else 0.05)
+    ref, ref_opt, x, y = setup([6, 40, 30, 3], ["relu", "tanh"], "classification", optimizer, n=70)
+    got = ref.copy()
+    got_opt = OPTIMIZERS[optimizer](got.params)
+    fused = compiled.fused_step(got_opt)
+    assert fused is not None
+    for model, opt, step in ((ref, ref_opt, None), (got, got_opt, fused)):
+        rng = np.random.default_rng(5)
+        for _ in range(3):
+            EpochPass(model, x, y, cfg.batch_size, rng).run(
+                model, opt, cfg.learning_rate, reg, cfg.regularization_rate, None, step
+            )
+    assert np.array_equal(ref.theta, got.theta)
+    for name in ("_m", "_v"):
+        if hasattr(ref_opt, name):
+            assert np.array_equal(getattr(ref_opt, name), getattr(got_opt, name))
+    assert getattr(ref_opt, "t", 0) == getattr(got_opt, "t", 0)
+
+
+def test_a_session_past_the_crossover_trains_the_same_with_the_fused_update(kernel, monkeypatch):
+    fields = dict(seed=2, dataset="spiral", hidden_layers=[{"units": 64, "activation": "relu"}] * 2, optimizer="adam")
+    runs, loaded = {}, compiled._state["step"]
+    for path in ("numpy", "fused"):
+        monkeypatch.setitem(compiled._state, "step", None if path == "numpy" else loaded)
+        s = session(**fields)
+        assert (compiled.fused_step(s.optimizer) is None) == (path == "numpy")
+        assert s.train(3) == 3 and s._fast is None  # BLAS
+        runs[path] = s
+    assert np.array_equal(runs["numpy"].model.theta, runs["fused"].model.theta)
+    assert runs["numpy"].optimizer.t == runs["fused"].optimizer.t == 75

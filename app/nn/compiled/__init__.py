@@ -25,11 +25,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from app.nn.optim import Adam, Momentum, scheduled_lr
+from app.nn.optim import OPTIMIZERS, SGD, Adam, Momentum, scheduled_lr
 
 Array = np.ndarray
 log = logging.getLogger("mlp.kernel")
@@ -54,7 +55,7 @@ PROBLEM_CODES = {"classification": 0, "regression": 1}
 MAX_WORK_PER_STEP = 20_000
 
 _lock = threading.Lock()
-_state: dict = {"kernel": None, "thread": None, "error": None}
+_state: dict = {"kernel": None, "step": None, "thread": None, "error": None}
 
 
 def use_compiled(sizes: list[int], batch_size: int) -> bool:
@@ -97,10 +98,12 @@ def load() -> None:
     """Compile (or load from the cache) and enable the kernel in this thread; blocks.
     Tests and benchmarks call it; workers call `start` instead."""
     _prepare_cache()
-    from app.nn.compiled.kernel import train_epochs, warm_locked  # numba is imported here
+    from app.nn.compiled.kernel import optimizer_step, train_epochs, warm_locked  # numba is imported here
 
     warm_locked()
-    train_epochs.disable_compile()  # its one signature is loaded: never compile again, in a tick least of all
+    for entry in (train_epochs, optimizer_step):
+        entry.disable_compile()  # its one signature is loaded: never compile again, in a tick least of all
+    _state["step"] = optimizer_step
     _state["kernel"] = train_epochs
 
 
@@ -237,3 +240,33 @@ def runner(previous, model, optimizer, x: Array, y: Array, cfg) -> Runner | None
     if isinstance(previous, Runner) and previous.matches(model, optimizer, x, cfg):
         return previous
     return Runner(kernel, model, optimizer, x, y, cfg)
+
+
+def fused_step(optimizer) -> Callable[[list[Array], list[Array], float], None] | None:
+    """For a network that trains on BLAS: `optimizer.step` as one compiled pass over the flat
+    parameter vector (kernel.optimizer_step: the same numbers bit for bit, Adam's update in half
+    the time), or None while the kernel is not loaded. Lists that are not FlatParams of one
+    vector (optim._flat) go to the optimizer's own step."""
+    step = _state["step"]
+    if step is None or not isinstance(optimizer, (SGD, Momentum, Adam)):
+        return None
+    code = next(OPTIMIZER_CODES[name] for name, kind in OPTIMIZERS.items() if type(optimizer) is kind)
+    if isinstance(optimizer, Adam):
+        s1, s2 = optimizer._m, optimizer._v
+    elif isinstance(optimizer, Momentum):
+        s1, s2 = optimizer._v, np.zeros(0)
+    else:
+        s1 = s2 = np.zeros(0)
+
+    def fused(params: list[Array], grads: list[Array], lr: float) -> None:
+        theta, g = getattr(params, "flat", None), getattr(grads, "flat", None)
+        if theta is None or g is None or theta.shape != g.shape or theta.shape != (optimizer._size,):
+            optimizer.step(params, grads, lr)
+            return
+        t = 0
+        if isinstance(optimizer, Adam):
+            optimizer.t += 1
+            t = optimizer.t
+        step(code, theta, g, s1, s2, float(lr), t)
+
+    return fused

@@ -204,9 +204,13 @@ def _penalty(kind, rate, theta, grad, sizes):
         o += nw + sizes[l + 1]
 
 
-@njit(cache=True)
-def _step(optimizer, theta, g, s1, s2, lr, t):
-    """One optimizer update (app/nn/optim.py, the same operations in the same order)."""
+@njit(cache=True, error_model="numpy")
+def optimizer_step(optimizer, theta, g, s1, s2, lr, t):
+    """One optimizer update (app/nn/optim.py, the same operations in the same order, so the
+    same numbers bit for bit), in one pass over the vectors where NumPy makes a dozen.
+    error_model="numpy": a division never checks for zero (as NumPy's does not), which
+    lets LLVM vectorise the loop; Adam's update runs twice as fast as NumPy's.
+    Also called on its own, for networks that train on BLAS (`compiled.fused_step`)."""
     if optimizer == SGD:
         for i in range(theta.shape[0]):
             theta[i] -= g[i] * lr
@@ -292,7 +296,7 @@ def train_epochs(theta, grad, s1, s2, sizes, acts, x, y_class, y_value, orders, 
             if reg != NO_REG and reg_rate != 0.0:
                 _penalty(reg, reg_rate, theta, grad, sizes)
             t += 1
-            _step(optimizer, theta, grad, s1, s2, lr, t)
+            optimizer_step(optimizer, theta, grad, s1, s2, lr, t)
             pos += n
             updates += 1
         if pos < n_rows:
@@ -325,6 +329,8 @@ def warm() -> None:
         0.001,
         np.zeros(4, np.int64),
     )
+    for code in (SGD, MOMENTUM, ADAM):  # the one signature `compiled.fused_step` calls it with
+        optimizer_step(code, theta, np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta), 0.1, 1)
 
 
 def warm_locked() -> None:
