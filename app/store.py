@@ -562,6 +562,7 @@ class SessionStore:
         old, before = record.remote, record.viewers
         record.remote = remote
         if remote.count and not old.count and not record.watchers:
+            record.frame_event = None  # nobody watched, so frames were not built: they get a fresh one
             if lifecycle.watched(record.life) and record.status == Status.PAUSED:  # paused while nobody looked
                 self._spawn_task(self._quietly(record, cmd.Play(record.id)))
         elif old.count and not remote.count:
