@@ -42,7 +42,10 @@ function shown(value, quantity) {
   if (typeof value === "boolean") return value ? t("lesson.yes") : t("lesson.no");
   if (quantity === "dataset") return t(`dataset.${value}`);
   if (quantity === "status") return { paused: t("lesson.status.paused"), running: t("lesson.status.running"), diverged: t("lesson.status.diverged") }[value] ?? value;
-  if (quantity === "hidden_activations") return value.length ? value.map((a) => t(`act.${a}`)).join(", ") : "–";
+  if (quantity === "hidden_activations") {
+    const names = Array.isArray(value) ? value : [value];
+    return names.length ? names.map((a) => t(`act.${a}`)).join(", ") : "–";
+  }
   if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toFixed(value < 0.01 ? 4 : 3);
   return String(value);
 }
@@ -132,6 +135,7 @@ function renderStep() {
   $("#lesson-next").textContent = state.index === total - 1 ? t("lesson.finish") : t("lesson.next");
   if (s.goal) renderChecks();
   renderDots();
+  panel.scrollTop = 0; // a new step starts at its title
   highlight();
   clearTimeout(state.hintTimer);
   if (s.hint && controls) state.hintTimer = setTimeout(() => { if (!state.progress?.met) showHint(); }, HINT_AFTER_MS);
