@@ -305,8 +305,10 @@ class Publisher:
                 continue
             known = self.host.set_remote(sid, new)
             if known and new.count > 0:
-                if sid not in self.remote:
-                    self.frames[sid] = None  # a paused session sends no new frame: send the one it has
+                if new.count > self.remote.get(sid, Remote()).count:
+                    # New viewers elsewhere, maybe on a node that has no frame of it yet, and a
+                    # paused session sends no new frame: send the one it has.
+                    self.frames[sid] = None
                 self.remote[sid] = new
                 self.counts.add(sid)
             else:
