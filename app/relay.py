@@ -534,10 +534,14 @@ class Relayer:
             del self.sessions[session.id]
             self.leaving.add(session.id)
 
+    def end_all(self, reason: str) -> None:
+        """Every relayed stream here sends `closed` with this reason and ends."""
+        for session in list(self.sessions.values()):
+            self._end(session, reason)
+
     def _fail_all(self) -> None:
         """Redis failed: every relayed stream ends with a clear reason; a new subscription later."""
-        for session in list(self.sessions.values()):
-            self._end(session, RELAY_LOST)
+        self.end_all(RELAY_LOST)
         self.leaving.clear()
         self.reported.clear()  # their reports expire by themselves
         pubsub, self.pubsub = self.pubsub, None
@@ -600,8 +604,7 @@ class Relayer:
 
     async def close(self) -> None:
         pubsub, self.pubsub = self.pubsub, None
-        for s in list(self.sessions.values()):
-            self._end(s, "shutdown")
+        self.end_all("shutdown")
         if pubsub is not None:
             await _quiet_close(pubsub)
 

@@ -154,6 +154,8 @@ class SessionStore:
         for record in self.sessions.values():
             record.closed = record.closed or reason
             record.publish(None)
+        if self.relay is not None:
+            self.relay.relayer.end_all(reason)  # other nodes' sessions watched from here
 
     def stop(self) -> None:
         if self._watchdog is not None:

@@ -193,6 +193,22 @@ def test_a_dead_relaying_nodes_viewers_stop_counting(a, redis_server, session_on
         c.stop()
 
 
+def test_a_relaying_node_that_stops_ends_its_streams_with_a_reason(a, redis_server, session_on_a, tmp_path):
+    sid, _ = session_on_a
+    c = node(tmp_path, "c", redis_server)
+    try:
+        relayed = watch(c, sid)
+        assert relayed.next_frame(WAIT) is not None
+        c.stop()  # Ctrl-C: streams end first, so the server does not wait on them
+        closed = wait_until(
+            lambda: next((e for _, e in list(relayed.received) if e.get("event") == "closed"), None), WAIT
+        )
+        assert closed is not None and json.loads(closed["data"])["reason"] == "shutdown"
+        relayed.close()
+    finally:
+        c.stop()
+
+
 def test_without_redis_the_owner_streams_go_on_and_relayed_ones_end_clearly(a, b, redis_server, session_on_a):
     sid, auth = session_on_a
     post(a, f"/api/sessions/{sid}/play", auth)
