@@ -203,7 +203,9 @@ class Runner:
             pos = 0
             if budget is not None:
                 epochs = max(1, min(epochs, budget // self.per_epoch))
-            orders = np.stack([rng.permutation(len(self.x)) for _ in range(epochs)])
+            # One call for every epoch's permutation: the same rows, and the same generator
+            # state after, as `epochs` calls of rng.permutation (test_kernel checks both).
+            orders = rng.permuted(np.tile(np.arange(len(self.x)), (epochs, 1)), axis=1)
             max_updates = epochs * self.per_epoch
         if budget is not None:
             max_updates = min(max_updates, budget)

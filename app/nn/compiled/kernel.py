@@ -39,7 +39,7 @@ MOMENTUM_MU = 0.9  # app/nn/optim.py
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sigmoid(z):
     if z >= 0.0:
         return 1.0 / (1.0 + math.exp(-z))
@@ -47,7 +47,7 @@ def _sigmoid(z):
     return ez / (1.0 + ez)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _activate(code, z, a):
     """a[i] = f(z[i]) for one layer's pre-activations (flat buffers of equal length)."""
     n = z.shape[0]
@@ -81,7 +81,7 @@ def _activate(code, z, a):
             a[i] = z[i] * _sigmoid(z[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _backprop(code, d, z, a):
     """d[i] *= f'(z[i]), with a = f(z): ∂loss/∂a becomes ∂loss/∂z."""
     n = d.shape[0]
@@ -121,7 +121,7 @@ def _backprop(code, d, z, a):
 PRODUCT_MATH = {"reassoc", "contract"}
 
 
-@njit(cache=True, fastmath=PRODUCT_MATH)
+@njit(cache=True, fastmath=PRODUCT_MATH, error_model="numpy")
 def _dense(a, n, din, dout, theta, o, z):
     """z (n, dout) = a (n, din) @ W + b, with [W; b] = theta[o:] (row-major)."""
     wb = o + din * dout
@@ -138,7 +138,7 @@ def _dense(a, n, din, dout, theta, o, z):
             z[zr + j] += theta[wb + j]
 
 
-@njit(cache=True, fastmath=PRODUCT_MATH)
+@njit(cache=True, fastmath=PRODUCT_MATH, error_model="numpy")
 def _dense_back(a, dz, n, din, dout, theta, o, grad, d):
     """[∂L/∂W; ∂L/∂b] = [a, 1]ᵀ dz into grad[o:]; and, if d has room, d (n, din) = dz Wᵀ."""
     size = (din + 1) * dout
@@ -166,7 +166,7 @@ def _dense_back(a, dz, n, din, dout, theta, o, grad, d):
             d[r * din + i] = acc
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _loss_grad(problem, z, n, k, y_class, y_value, rows, inv_n):
     """In place: z (n, k) becomes ∂loss/∂z_out, as losses.LOSS_GRADS_INTO computes it."""
     if problem == CLASSIFICATION:
@@ -188,7 +188,7 @@ def _loss_grad(problem, z, n, k, y_class, y_value, rows, inv_n):
             z[r] = (z[r] - y_value[rows[r]]) / n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _penalty(kind, rate, theta, grad, sizes):
     """grad += rate·W (L2) or rate·sign(W) (L1), on the weights only (optim.add_penalty_grads)."""
     o = 0
@@ -230,9 +230,10 @@ def optimizer_step(optimizer, theta, g, s1, s2, lr, t):
             theta[i] -= step
 
 
-@njit(cache=True)
-def _minibatch(theta, grad, sizes, acts, x, rows, problem, y_class, y_value, inv_n, zs, as_, d1, d2):
-    """∂loss/∂θ for the minibatch of training rows `rows` into grad (MLP.fill_grads)."""
+@njit(cache=True, error_model="numpy")
+def _minibatch(theta, grad, sizes, offsets, acts, x, rows, problem, y_class, y_value, inv_n, zs, as_, d1, d2):
+    """∂loss/∂θ for the minibatch of training rows `rows` into grad (MLP.fill_grads);
+    layer l's block starts at theta[offsets[l]]."""
     n = rows.shape[0]
     L = sizes.shape[0] - 1
     d0 = sizes[0]
@@ -240,16 +241,12 @@ def _minibatch(theta, grad, sizes, acts, x, rows, problem, y_class, y_value, inv
     for r in range(n):
         for i in range(d0):
             a0[r * d0 + i] = x[rows[r], i]
-    o = 0
-    offsets = np.empty(L, np.int64)
     for l in range(L):
-        offsets[l] = o
         din, dout = sizes[l], sizes[l + 1]
         z = zs[l][: n * dout]
-        _dense(as_[l], n, din, dout, theta, o, z)
+        _dense(as_[l], n, din, dout, theta, offsets[l], z)
         if l < L - 1:
             _activate(acts[l], z, as_[l + 1][: n * dout])
-        o += (din + 1) * dout
     dz = zs[L - 1][: n * sizes[L]]
     _loss_grad(problem, dz, n, sizes[L], y_class, y_value, rows, inv_n)
     for l in range(L - 1, -1, -1):
@@ -261,7 +258,7 @@ def _minibatch(theta, grad, sizes, acts, x, rows, problem, y_class, y_value, inv
             dz = d
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _all_finite(v):
     for i in range(v.shape[0]):
         if not math.isfinite(v[i]):
@@ -269,7 +266,7 @@ def _all_finite(v):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def train_epochs(theta, grad, s1, s2, sizes, acts, x, y_class, y_value, orders, lrs, options, reg_rate, out):
     """Minibatch epochs over the permutations `orders` (see the module docstring)."""
     problem, optimizer, reg = options[OPT_PROBLEM], options[OPT_OPTIMIZER], options[OPT_REG]
@@ -283,6 +280,11 @@ def train_epochs(theta, grad, s1, s2, sizes, acts, x, y_class, y_value, orders, 
     as_ = [np.empty(batch * sizes[l]) for l in range(L)]  # as_[0]: the minibatch's inputs
     d1 = np.empty(batch * widest)
     d2 = np.empty(batch * widest)
+    offsets = np.empty(L, np.int64)  # where each layer's block [W; b] starts in theta
+    o = 0
+    for l in range(L):
+        offsets[l] = o
+        o += (sizes[l] + 1) * sizes[l + 1]
     epochs = 0
     updates = 0
     for k in range(orders.shape[0]):
@@ -292,7 +294,7 @@ def train_epochs(theta, grad, s1, s2, sizes, acts, x, y_class, y_value, orders, 
             n = min(batch, n_rows - pos)
             inv_n = 1.0 / n  # losses.epoch_targets: 1/batch, or 1/size of the short last batch
             rows = order[pos : pos + n]
-            _minibatch(theta, grad, sizes, acts, x, rows, problem, y_class, y_value, inv_n, zs, as_, d1, d2)
+            _minibatch(theta, grad, sizes, offsets, acts, x, rows, problem, y_class, y_value, inv_n, zs, as_, d1, d2)
             if reg != NO_REG and reg_rate != 0.0:
                 _penalty(reg, reg_rate, theta, grad, sizes)
             t += 1
