@@ -29,6 +29,8 @@ STATUS_BY_CODE = {
     "session_unknown": 404,
     "snapshot_unknown": 404,
     "no_checkpoint": 404,
+    "lesson_unknown": 404,
+    "lesson_step_unknown": 404,
     "diverged_reset_first": 409,
     "custom_no_regenerate": 409,
     "not_broadcast": 409,

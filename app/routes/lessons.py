@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import protocol as cmd
@@ -25,7 +25,6 @@ from app.lessons import Board, Goal, Lesson, Step, evaluate, highlight_selector,
 from app.lessons.sources import frame_state, status_state
 from app.querycodec import to_query
 from app.routes.deps import Actions, AppSettings, Controlled, Store, Viewed
-from app.routes.errors import error_body
 from app.routes.render import error_response, network_context, page_context, request_language, templates
 from app.store import SessionRecord, SessionStore
 
@@ -67,31 +66,19 @@ def board_of(app: FastAPI) -> Board:
     return board
 
 
-class LessonNotFound(Exception):
-    """No such lesson or step: a 404 naming the field (answered here, so the status is ours)."""
-
-    def __init__(self, error: FieldError):
-        self.error = error
-
-
 def find_step(lesson_id: str, step_id: str | None) -> tuple[Lesson, Step | None]:
     lesson = LESSONS.get(lesson_id)
     if lesson is None:
         known = ", ".join(LESSONS)
-        raise LessonNotFound(FieldError("lesson", f"no lesson {lesson_id!r}; there are {known}", code="lesson_unknown"))
+        raise FieldError("lesson", f"no lesson {lesson_id!r}; there are {known}", code="lesson_unknown")
     if step_id is None:
         return lesson, None
     step = lesson.step(step_id)
     if step is None:
         steps = ", ".join(s.id for s in lesson.steps)
         message = f"lesson {lesson_id!r} has no step {step_id!r}; it has {steps}"
-        raise LessonNotFound(FieldError("step", message, code="lesson_step_unknown"))
+        raise FieldError("step", message, code="lesson_step_unknown")
     return lesson, step
-
-
-def _not_found(e: LessonNotFound) -> JSONResponse:
-    err = e.error
-    return JSONResponse(error_body(err.field, err.message, code=err.code, params=err.params), status_code=NOT_FOUND)
 
 
 def _goal_json(goal: Goal | None, labels: dict[str, str]) -> dict | None:
@@ -141,10 +128,7 @@ async def list_lessons(request: Request, lang: Lang = None):
 async def read_lesson(lesson_id: str, request: Request, lang: Lang = None):
     """A lesson with every step: text, hint, what the goal says when met, the setup (a share
     link's query, and the complete config values it stands for), highlights and the goal."""
-    try:
-        lesson, _ = find_step(lesson_id, None)
-    except LessonNotFound as e:
-        return _not_found(e)
+    lesson, _ = find_step(lesson_id, None)  # 404 naming the lesson
     code = request_language(request)
     labels = quantity_labels(translator(code))
     return {**lesson_summary(lesson, code), "lang": code, "steps": [step_json(s, code, labels) for s in lesson.steps]}
@@ -191,19 +175,13 @@ async def session_lesson(
     entry = board_of(request.app).get(record.id)
     if lesson is None:
         if step is not None:
-            missing = FieldError("lesson", "give the lesson of that step", code="invalid", name="lesson")
-            return JSONResponse(error_body(missing.field, missing.message, code="invalid", params=missing.params), 422)
+            raise FieldError("lesson", "give the lesson of that step", code="invalid", name="lesson")
         lesson, step = (entry.lesson, entry.step) if entry else (None, None)
         if lesson is None:
             return {"lesson": None, "step": None, "progress": None}
     if step is None:
-        return JSONResponse(
-            error_body("step", "give the step", code="invalid", params={"name": "step"}), status_code=422
-        )
-    try:
-        _, found = find_step(lesson, step)
-    except LessonNotFound as e:
-        return _not_found(e)
+        raise FieldError("step", "give the step", code="invalid", name="step")
+    _, found = find_step(lesson, step)
     assert found is not None
     status = await control.status(record)
     progress = await step_progress(request.app, store, record, status, found, answer)
@@ -218,10 +196,7 @@ class StepBody(BaseModel):
 
 async def _show_step(request: Request, record: SessionRecord, lesson: str | None, step: str | None):
     if lesson is not None:
-        try:
-            _, found = find_step(lesson, step or "")
-        except LessonNotFound as e:
-            return _not_found(e)
+        find_step(lesson, step or "")  # 404 naming the lesson or the step
     entry = board_of(request.app).set_step(record.id, lesson, step if lesson else None)
     record.publish(None)  # wake the session's streams: watchers get the new step at once
     return {"lesson": entry.lesson, "step": entry.step}
@@ -239,8 +214,8 @@ async def ui_show_step(record: Controlled, request: Request):
     """The same for the page's queued control requests (form fields lesson, step)."""
     form = await request.form()
     lesson, step = form.get("lesson") or None, form.get("step") or None
-    result = await _show_step(request, record, str(lesson) if lesson else None, str(step) if step else None)
-    return result if isinstance(result, Response) else Response(status_code=204)
+    await _show_step(request, record, str(lesson) if lesson else None, str(step) if step else None)
+    return Response(status_code=204)
 
 
 # --- the stream's `lesson` event ----------------------------------------------------------
@@ -294,8 +269,8 @@ async def learn_page(
     share link would). With ?session= of a session this tab holds, that session goes on."""
     try:
         lesson, step = find_step(lesson_id, step_id)
-    except LessonNotFound as e:
-        return error_response(request, NOT_FOUND, e.error.field, e.error.message)
+    except FieldError as e:
+        return error_response(request, NOT_FOUND, e.field, e.message)
     assert step is not None
     sid = request.query_params.get("session", "")
     record = store.sessions.get(sid) if sid else None

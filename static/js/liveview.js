@@ -178,6 +178,8 @@ export function createLiveView({ sid, session = null, toast, onStatus, onWatcher
       onHistory: (rows) => chart.setHistory(rows),
       onFrame,
       onWatchers,
+      // The lesson step and its progress (static/js/lessons.js listens, on every kind of page).
+      onLesson: (detail) => document.dispatchEvent(new CustomEvent("mlp:lesson", { detail })),
       onClosed: (info) => {
         // A watcher follows the teacher to the new session.
         if (info.reason === "moved" && info.successor && !session) follow(info.successor);

@@ -371,6 +371,9 @@ export function createNetworkView(root, options = {}) {
     const options = [d.svg, ...(spare?.content.querySelectorAll("svg") ?? [])]
       .filter((svg) => narrow || svg.dataset.variant !== "vertical")
       .map((svg) => plan(svg, rm, b));
+    // A vertical drawing in a box that has stopped being narrow, with no other variant at
+    // hand (none rendered yet): keep it rather than have nothing to show.
+    if (!options.length) options.push(plan(d.svg, rm, b));
     // The largest drawing that needs no scrolling; else the standard one (scrolling sideways),
     // or on a narrow box the vertical one (scrolling down).
     const fitting = options.filter((o) => o.fit >= o.floor);

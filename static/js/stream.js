@@ -5,7 +5,7 @@ import { decodeHeatmaps } from "./heatmap.js";
 
 // Without `fps` the server picks its default (30, or its MAX_FPS when lower).
 // `watch`: a read-only viewer's stream, which any node of a cluster may serve (deploy/nginx.conf).
-export function connectStream(sid, { fps = null, gradients = false, watch = false, onFrame, onHistory, onWatchers, onClosed, onError }) {
+export function connectStream(sid, { fps = null, gradients = false, watch = false, onFrame, onHistory, onWatchers, onLesson, onClosed, onError }) {
   const query = new URLSearchParams();
   if (fps !== null) query.set("fps", String(fps));
   if (gradients) query.set("gradients", "true");
@@ -70,6 +70,7 @@ export function connectStream(sid, { fps = null, gradients = false, watch = fals
   });
   source.addEventListener("history", (ev) => onHistory?.(JSON.parse(ev.data)));
   source.addEventListener("watchers", (ev) => onWatchers?.(JSON.parse(ev.data).count));
+  source.addEventListener("lesson", (ev) => onLesson?.(JSON.parse(ev.data))); // the step shown, its progress
   source.addEventListener("closed", (ev) => {
     source.close();
     onClosed?.(JSON.parse(ev.data));
