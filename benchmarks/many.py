@@ -2,6 +2,8 @@
 at fps=30 (asyncio + httpx in one client process; --client-procs N splits them), and a poller
 doing GET /api/sessions/{id} at 20/s: frames/s per stream, GET latency, RSS from /api/stats,
 CPU of the server, workers and client from /proc. Runs WORKERS=1, then WORKERS=2.
+--sessions 100 checks issue 13's second load figure (≥ 10 frames/s, GET p99 ≤ 100 ms).
+GET status is answered in the server process from the workers' reports (app/worker_process.py).
 
 Run: .venv/bin/python benchmarks/many.py [--workers 1,2] [--sessions 30] [--seconds 30] [--client-procs 1]
 """
@@ -118,7 +120,12 @@ def many(
     )
     ctx = mp.get_context("spawn")
     latencies, get_errors = Samples("ms"), []
-    with LiveServer(workers=workers) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+    # Every stream comes from this machine's one loopback address: allow them all.
+    per_client = max(50, n_sessions + 5)
+    with (
+        LiveServer(workers=workers, max_streams_per_client=per_client) as srv,
+        httpx.Client(base_url=srv.url, timeout=30) as c,
+    ):
         sampler = StatsSampler(srv.url)
         sampler.start()
         time.sleep(1.5)
@@ -269,9 +276,11 @@ def many(
     if during and len(during) > 1:
         d = [(t, tot) for t, tot, _ in samples if t_start <= t <= t_end]
         row("RSS growth during the run", f"{(d[-1][1] - d[0][1]) / 1e6 / ((d[-1][0] - d[0][0]) / 60):+.1f} MB/min")
-    ok = res["fps_min"] >= 25 and res["get_p99"] <= 50 and res["rss_peak"] <= 1e9 and not errors
+    # Issue 13: 30 sessions, every stream ≥ 25 f/s and GET p99 ≤ 50 ms; 100 sessions, ≥ 10 f/s and ≤ 100 ms.
+    min_fps, max_p99 = (25, 50) if n_sessions <= 30 else (10, 100)
+    ok = res["fps_min"] >= min_fps and res["get_p99"] <= max_p99 and res["rss_peak"] <= 1e9 and not errors
     row(
-        "target 4: every stream ≥ 25 f/s, GET p99 ≤ 50 ms, RSS ≤ 1 GB",
+        f"target: every stream ≥ {min_fps} f/s, GET p99 ≤ {max_p99} ms, RSS ≤ 1 GB",
         verdict(ok),
         f"(min {res['fps_min']:.1f} f/s, p99 {res['get_p99']:.1f} ms, peak {mb(res['rss_peak'])})",
     )
