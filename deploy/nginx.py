@@ -19,6 +19,7 @@ files then go to a private directory of their own when `nobody` cannot reach the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -175,14 +176,18 @@ class Nginx:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Graceless stop (SIGTERM: open streams end at once); SIGKILL after `timeout`. Idempotent."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # the workers too: same process group
-                self.proc.wait()
+        """Fast stop (SIGTERM: open streams end at once), then SIGKILL to its process group in any
+        case: workers outlive a master that was killed, and would keep the port. Idempotent."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    pass
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the workers: same process group
+            self.proc.wait()
         if self._private is not None:
             shutil.rmtree(self._private, ignore_errors=True)
             self._private = None
