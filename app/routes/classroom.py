@@ -86,7 +86,7 @@ async def share_info(sid: SessionId, request: Request, store: Store, settings: A
         "embed_url": None,
         "embed_html": None,
         "reachable": reachable_from_others(settings.host),
-        "watchers": len(record.watchers),
+        "watchers": record.viewers,  # on every node (app/relay.py)
     }
     if record.config.dataset != "custom":  # uploaded or edited points do not fit in a URL: save a snapshot
         query = urlencode(to_query(record.config))

@@ -47,6 +47,7 @@ STATUS_BY_CODE = {
     "server_error": 500,
     "server_busy": 503,
     "snapshot_store_unavailable": 503,
+    "relay_unavailable": 503,
     "worker_lost": 503,
     "snapshot_store_full": 507,
 }

@@ -5,6 +5,8 @@ Events, in order:
   event: frame     the newest frame, at most `fps` a second; on a paused session the
                    current frame at once, then only when something changes
   event: watchers  {"count": n} whenever the number of open streams on the session changes
+  event: lesson    {"lesson", "step", "progress"} when the lesson step shown on the session's
+                   page, or its exercise's progress, changes (app/routes/lessons.py; not relayed)
   event: closed    once, when the session ends: {"reason": "deleted" | "expired" | "shutdown" |
                    "lost" | "moved", "successor": the id to follow when "moved", else null}
   : ping           a comment after PING_SECONDS without an event (keeps proxies from closing)
@@ -36,7 +38,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -45,6 +48,7 @@ from starlette.responses import StreamingResponse
 from app.errors import FieldError
 from app.relay import Relayed
 from app.routes.deps import AppSettings, SessionId, Store
+from app.routes.lessons import lesson_update
 from app.store import SessionRecord, SessionStore, Watcher
 from app.worker import MALLOC_TRIM, TRIM_EVERY_S
 
@@ -54,6 +58,10 @@ CHUNK = 64 * 1024  # a frame goes to the connection in slices of at most this ma
 PING_SECONDS = 15.0  # a comment line after this long without an event
 PING = b": ping\n\n"
 TRIM_DELAY_S = 1.0  # after the last stream of a burst ends: its connection's buffers are gone by then
+
+
+# The stream's lesson event: given the version this stream sent, the newer one and its JSON.
+LessonUpdate = Callable[[int], Awaitable[tuple[int, str] | None]]
 
 
 def sse(event: str, data: str) -> bytes:
@@ -173,20 +181,28 @@ async def watching(
 async def session_events(
     viewing: Annotated[tuple[SessionRecord | Relayed, Watcher], Depends(watching)],
     store: Store,
+    request: Request,
     max_frames: Annotated[int | None, Query(ge=1, le=1_000_000, description="close after this many frames")] = None,
 ) -> FrameStream:
     source, watcher = viewing
-    return FrameStream(_events(source, watcher, store, max_frames))
+    lesson: LessonUpdate | None = None
+    if isinstance(source, SessionRecord):  # the lesson step shown on the session's page (app/routes/lessons.py)
+        lesson = partial(lesson_update, request.app, store, source)
+    return FrameStream(_events(source, watcher, store, max_frames, lesson))
 
 
 async def _events(
-    source: SessionRecord | Relayed, watcher: Watcher, store: SessionStore, max_frames: int | None
+    source: SessionRecord | Relayed,
+    watcher: Watcher,
+    store: SessionStore,
+    max_frames: int | None,
+    lesson: LessonUpdate | None = None,
 ) -> AsyncIterator[bytes | memoryview]:
     history = source.history if isinstance(source, Relayed) else await store.history_json(source)
     yield sse("history", history)
     record: Source = source
     interval = 1.0 / watcher.fps
-    sent, last_seq, next_at, watchers = 0, -1, 0.0, -1
+    sent, last_seq, next_at, watchers, lesson_sent = 0, -1, 0.0, -1, -1
     while True:
         if record.closed is not None:
             yield sse("closed", json.dumps({"reason": record.closed, "successor": record.successor}))
@@ -194,6 +210,11 @@ async def _events(
         if record.viewers != watchers:
             watchers = record.viewers
             yield sse("watchers", json.dumps({"count": watchers}))
+            continue
+        update = await lesson(lesson_sent) if lesson is not None else None
+        if update is not None:
+            lesson_sent, data = update
+            yield sse("lesson", data)
             continue
         event = record.frame_event
         if event is None or record.seq == last_seq:

@@ -246,7 +246,8 @@ async def lesson_update(app: FastAPI, store: SessionStore, record: SessionRecord
     board = board_of(app)
     entry = board.get(record.id)
     if entry is None or entry.lesson is None and entry.version == 0:
-        return None
+        # No lesson yet: said once, so a watcher's page knows its stream carries lessons.
+        return (0, json.dumps({"lesson": None, "step": None, "progress": None})) if sent == -1 else None
     if entry.lesson is not None and entry.evaluated_seq != record.seq:
         entry.evaluated_seq, entry.evaluated_at = record.seq, time.monotonic()
         _, step = find_step(entry.lesson, entry.step)

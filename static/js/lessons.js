@@ -2,20 +2,22 @@
 // and its exercise's progress as the server checks it (GET /api/sessions/{id}/lesson). On the
 // playground a step starts from its setup (sent as the page's own control requests, so the
 // panels and the drawing follow); the step shown is told to the server, and watchers of the
-// session see the same step and highlight (the stream's `lesson` event when it is wired, as
-// `mlp:lesson` on document; until then a poll). Progress is kept in localStorage, no account.
+// session see the same step and highlight (the stream's `lesson` event, as `mlp:lesson` on
+// document). Progress is kept in localStorage, no account.
 import { t } from "./i18n.js";
 
 const $ = (sel) => document.querySelector(sel);
 const panel = $("#lesson-panel");
 const controls = panel?.dataset.controls === "1";
-const POLL_MS = controls ? 1000 : 2000; // a check a second while a learner works; watchers follow at half that
+// A check a second while a learner works. Watchers follow the stream's lesson event, and
+// poll (slowly) only when their stream carries none (relayed by another node of a cluster).
+const POLL_MS = controls ? 1000 : 10000;
 const HINT_AFTER_MS = 90000; // the hint offers itself after this long on an unmet goal
 const SAVED = "mlp:lessons"; // {lesson: {done: [step ids], last: step id}}
 const OPEN = "mlp:lesson:open"; // {lesson, step} while the panel is open, so a preset's new page reopens it
 const OPS = { at_least: "≥", at_most: "≤", below: "<", above: ">", equals: "=" };
 
-const state = { lesson: null, index: 0, progress: null, answer: null, shownAt: 0, hintTimer: 0, pollTimer: 0, pushed: "" };
+const state = { lesson: null, index: 0, progress: null, answer: null, shownAt: 0, hintTimer: 0, pollTimer: 0, pushed: "", streamed: false };
 
 const saved = () => { try { return JSON.parse(localStorage.getItem(SAVED) || "{}"); } catch { return {}; } };
 function remember(lessonId, stepId, done) {
@@ -272,7 +274,7 @@ async function poll() {
   clearTimeout(state.pollTimer);
   state.pollTimer = setTimeout(poll, POLL_MS);
   const sid = sessionId();
-  if (!sid || document.hidden) return;
+  if (!sid || document.hidden || (!controls && state.streamed)) return;
   if (controls && (panel.hidden || !step()?.goal)) return;
   const query = new URLSearchParams({ lang: lang() });
   if (controls) {
@@ -282,7 +284,7 @@ async function poll() {
   }
   applyUpdate(await getJson(`/api/sessions/${encodeURIComponent(sid)}/lesson?${query}`));
 }
-document.addEventListener("mlp:lesson", (ev) => applyUpdate(ev.detail)); // from the stream, once wired
+document.addEventListener("mlp:lesson", (ev) => { state.streamed = true; applyUpdate(ev.detail); });
 
 // --- wiring -------------------------------------------------------------------------------------
 function onKey(ev) {

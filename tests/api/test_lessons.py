@@ -4,6 +4,8 @@ session set up from the step's own setup; plus the lessons API's answers and err
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from app.lessons import lessons
@@ -315,10 +317,15 @@ def test_the_stream_event_says_each_change_once(client, make_session, in_process
     app, store = in_process_app.asgi.app, in_process_app.store
     record = store.sessions[sid]
     update = lambda sent: in_process_app.run(lesson_update(app, store, record, sent))  # noqa: E731
-    assert update(-1) is None  # no lesson shown: no event
+    version, payload = update(-1)  # no lesson shown: said once, so a watcher's page need not poll
+    assert version == 0 and json.loads(payload) == {"lesson": None, "step": None, "progress": None}
+    assert update(0) is None
     client.put(f"/api/sessions/{sid}/lesson", json={"lesson": "seed", "step": "layers"}, headers=auth)
     client.post(f"/api/sessions/{sid}/step", headers=auth)
     assert wait_until(lambda: record.frame is not None or client.get(f"/api/sessions/{sid}/events?max_frames=1"), 10)
+    streamed = client.get(f"/api/sessions/{sid}/events?max_frames=1").text  # a watcher's stream says the step
+    lesson_events = [e for e in streamed.split("\n\n") if e.startswith("event: lesson\n")]
+    assert len(lesson_events) == 1 and json.loads(lesson_events[0].split("data: ", 1)[1])["step"] == "layers"
     version, payload = update(-1)
     assert '"lesson": "seed"' in payload and '"step": "layers"' in payload
     assert update(version) is None  # nothing new since

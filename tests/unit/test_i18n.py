@@ -46,7 +46,7 @@ DYNAMIC_KEYS = {
     "caption.output.": ["classification", "regression"],
     "caption.loss.": ["classification", "regression"],
     # why a stream ended
-    "closed.": ["deleted", "expired", "shutdown", "lost", "moved", "released", "unused", "evicted"],
+    "closed.": ["deleted", "expired", "shutdown", "lost", "moved", "released", "unused", "evicted", "relay_lost"],
 }
 
 
