@@ -15,7 +15,7 @@ sending frames).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -51,33 +51,12 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
-class FrameCount:
-    """Frames published by all sessions, as a counter that never goes down.
-
-    The store numbers each session's frames (SessionRecord.seq) but keeps no total: each
-    scrape adds how far every session's number moved since the previous scrape. A session's
-    frames between the previous scrape and its end are missed, so the total undercounts by
-    at most one scrape interval of the sessions that ended in it.
-    """
-
-    def __init__(self) -> None:
-        self.total = 0
-        self._seen: dict[str, int] = {}  # session id -> seq at the previous scrape; only sessions held now
-
-    def update(self, seqs: Mapping[str, int]) -> int:
-        for sid, seq in seqs.items():
-            self.total += max(0, seq - self._seen.get(sid, 0))
-        self._seen = dict(seqs)
-        return self.total
-
-
 class StoreCollector:
     """The session store's state at scrape time. Runs on the event loop (the /metrics route
     is async), the only thread that changes the store."""
 
     def __init__(self, node: str, store: Callable[[], SessionStore | None]):
         self.node, self.store = node, store
-        self.frames = FrameCount()
 
     def collect(self) -> Iterator[Metric]:
         store = self.store()
@@ -89,7 +68,7 @@ class StoreCollector:
         frames = CounterMetricFamily(
             "mlp_frames_published", "Frames published by sessions; rate() gives frames/s", labels=["node"]
         )
-        frames.add_metric([self.node], self.frames.update({r.id: r.seq for r in store.sessions.values()}))
+        frames.add_metric([self.node], store.frames_published)
         yield frames
         fps = store.pace.fps  # None when no watched session ran through the last round
         yield self._gauge(

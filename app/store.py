@@ -130,6 +130,7 @@ class SessionStore:
         self.sizing = Sizing.of(settings)  # for the sessions' memory estimates
         self.streams_by_client: Counter[str] = Counter()  # open streams per client address
         self.pace = Pace(settings.tick_hz)  # are streams getting the frame rate they asked for (app/pace.py)
+        self.frames_published = 0  # every session's frames together, never going down (GET /metrics)
         self.relay: Relay | None = None  # REDIS_URL with NODE_ID: watchers on any node (app/relay.py)
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -176,6 +177,8 @@ class SessionStore:
         if record is not None and record.closed is None:
             record.status = Status(status)
             record.publish(frame)
+            if frame is not None:
+                self.frames_published += 1
             if self.relay is not None and frame is not None:
                 self.relay.publisher.frame(sid)
 
