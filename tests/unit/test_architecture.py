@@ -16,15 +16,31 @@ APP = ROOT / "app"
 
 LAYERS = [
     # the core: maths, data, one session's training, frames; no HTTP
-    ["app.errors", "app.numbers", "app.settings", "app.i18n", "app.presets", "app.netaddr", "app.ratelimit"],
+    [
+        "app.errors",
+        "app.numbers",
+        "app.settings",
+        "app.i18n",
+        "app.presets",
+        "app.netaddr",
+        "app.ratelimit",
+        "app.node",
+    ],
     ["app.nn", "app.data"],
     ["app.schema", "app.state", "app.budget"],
     ["app.querycodec", "app.timeline", "app.layout", "app.export", "app.protocol", "app.page_constants"],
     ["app.training", "app.structure"],
-    ["app.frames", "app.snapshot_format"],
+    ["app.frames", "app.snapshot_format", "app.lessons"],
     ["app.worker"],
     # the server process: worker processes, the session and snapshot stores, the actions
-    ["app.worker_process", "app.snapshots"],
+    [
+        "app.worker_process",
+        "app.snapshots",
+        "app.snapshot_contract",
+        "app.snapshot_sqlite",
+        "app.snapshot_postgres",
+        "app.relay",
+    ],
     ["app.lifecycle", "app.pace"],
     ["app.store"],
     ["app.control", "app.broadcast"],
@@ -41,6 +57,8 @@ LAYERS = [
         "app.routes.snapshots",
         "app.routes.events",
         "app.routes.meta",
+        "app.routes.lessons",
+        "app.metrics",
     ],
     ["app.main", "app.server", "app.__main__", "app.connguard", "app.logfilter"],
 ]
@@ -58,6 +76,8 @@ CORE = [
     "app.state",
     "app.errors",
     "app.settings",
+    "app.node",
+    "app.lessons",
 ]
 MAX_FUNCTION_LINES = 60
 
