@@ -88,6 +88,9 @@ def uvicorn_config(app, settings: Settings) -> uvicorn.Config:
         ws="none",  # no WebSocket routes: an Upgrade would leave the guard's view of the connection
         timeout_keep_alive=settings.keepalive_timeout_seconds,  # type: ignore[arg-type]  # seconds, any float (call_later)
         timeout_graceful_shutdown=3,
+        # X-Forwarded-For is believed only from these (the reverse proxy of a cluster): the
+        # client address then is the reader's, for the per-client limits and the logs.
+        forwarded_allow_ips=settings.trusted_proxies,
         log_level="info",
     )
 

@@ -118,7 +118,7 @@ export function wireChrome({ sessionId, onPresent, onTheme, onKey, onOpen, toast
   // Opening a snapshot starts a new session with its weights and moves this page (and its
   // viewers) to it.
   function openSnapshot(snapshotId) {
-    return onOpen(() => fetch("/api/sessions", { method: "POST", headers: { "Content-Type": "application/json" },
+    return onOpen((near) => fetch(`/api/sessions${near}`, { method: "POST", headers: { "Content-Type": "application/json" },
                                                  body: JSON.stringify({ snapshot: snapshotId }) }));
   }
 

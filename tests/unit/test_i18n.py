@@ -22,11 +22,13 @@ PY_FSTRING = re.compile(r"""\bt\(\s*f["']([a-z_][\w.]*\.)\{""")  # t(f"opt.{name
 
 def error_codes() -> list[str]:
     """Every error code the server can send: code="…" in app/ (CSV codes get the csv_ prefix
-    the upload route adds), plus the validation handler's "invalid"."""
+    the upload route adds), the proxy's in deploy/, plus the validation handler's "invalid"."""
     codes = {"invalid"}
     for path in ROOT.glob("app/**/*.py"):
         found = re.findall(r"""code=["']([a-z0-9_]+)["']""", path.read_text(encoding="utf-8"))
         codes |= {("csv_" + c) if path.name == "csv_upload.py" else c for c in found}
+    for path in ROOT.glob("deploy/*.template"):  # the reverse proxy's own answers (a node down)
+        codes |= set(re.findall(r'"code":"([a-z0-9_]+)"', path.read_text(encoding="utf-8")))
     return sorted(codes)
 
 
