@@ -212,13 +212,22 @@ class Session:
         deadline = None if budget_s is None else time.perf_counter() + budget_s
         fast = None if self._pass is not None else self._compiled()  # an epoch begun on NumPy ends there
         done = 0 if fast is None else self._train_compiled(fast, epochs, deadline)
-        step = None if fast is not None else compiled.fused_step(self.optimizer)  # BLAS + a compiled update
+        # Past the crossover: BLAS's products with compiled elementwise steps, once the kernel is loaded.
+        step = None if fast is not None else compiled.fused_step(self.optimizer)
+        fill = None if fast is not None else compiled.fused_fill(self.model)
         while fast is None and done < epochs:
             epoch_pass = self._pass or EpochPass(self.model, d.f_train, d.train.y, cfg.batch_size, self.shuffle_rng)
             self._pass = epoch_pass
             with np.errstate(all="ignore"):  # overflow is caught below as divergence, not raised
                 self.step += epoch_pass.run(
-                    self.model, self.optimizer, self.lr, cfg.regularization, cfg.regularization_rate, deadline, step
+                    self.model,
+                    self.optimizer,
+                    self.lr,
+                    cfg.regularization,
+                    cfg.regularization_rate,
+                    deadline,
+                    step,
+                    fill,
                 )
             if not epoch_pass.done:
                 break  # out of time in the middle of an epoch

@@ -232,7 +232,7 @@ class MLP:
         elementwise temporaries.
         """
         n = xa.shape[0]
-        ws = self._work.get(n) or self._workspace(n)
+        ws = self.workspace(n)
         a = xa
         for Wb, z, f_into, a_units, a_next in ws.forward:  # hidden layers
             np.matmul(a, Wb, out=z)
@@ -247,8 +247,11 @@ class MLP:
             dz = d
         np.matmul(xa.T, dz, out=self.grad_blocks[0])
 
-    def _workspace(self, n: int) -> _Workspace:
-        ws = self._work[n] = _Workspace(self, n)
+    def workspace(self, n: int) -> _Workspace:
+        """fill_grads' buffers and per-layer plans for minibatches of n points, made once per n."""
+        ws = self._work.get(n)
+        if ws is None:
+            ws = self._work[n] = _Workspace(self, n)
         return ws
 
     # --- structure changes that keep what was learned ------------------------------

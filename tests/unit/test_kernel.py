@@ -195,14 +195,58 @@ def test_the_fused_update_on_blas_is_numpys_bit_for_bit(kernel, optimizer, reg):
     assert getattr(ref_opt, "t", 0) == getattr(got_opt, "t", 0)
 
 
-def test_a_session_past_the_crossover_trains_the_same_with_the_fused_update(kernel, monkeypatch):
+@pytest.mark.parametrize("problem", ["classification", "regression"])
+def test_the_compiled_elementwise_steps_on_blas_give_numpys_gradient(kernel, problem):
+    """compiled.fused_fill: MLP.fill_grads' products, its activations, derivatives and loss
+    gradient compiled; every activation, a short last minibatch included."""
+    for act in ACTIVATIONS:
+        sizes = [5, 30, 20, 3 if problem == "classification" else 1]
+        model, _, x, y = setup(sizes, [act, "relu" if act != "relu" else "tanh"], problem, "sgd", n=40)
+        fill = compiled.fused_fill(model)
+        assert fill is not None
+        epoch = EpochPass(model, x, y, 16, np.random.default_rng(1))
+        for start in (0, 16, 32):  # 16, 16 and 8 points
+            xa, t = epoch.xa[start : start + 16], epoch.t[start : start + 16]
+            model.fill_grads(xa, t)
+            want = model.grad.copy()
+            model.grad[:] = np.nan  # every entry must be written again
+            fill(xa, t)
+            assert np.max(np.abs(model.grad - want)) <= 1e-14, (act, start)
+
+
+def test_a_session_past_the_crossover_trains_the_same_with_the_compiled_steps(kernel, monkeypatch):
+    """Session.train on BLAS: NumPy alone, or with the compiled update and elementwise steps."""
     fields = dict(seed=2, dataset="spiral", hidden_layers=[{"units": 64, "activation": "relu"}] * 2, optimizer="adam")
-    runs, loaded = {}, compiled._state["step"]
+    runs, loaded = {}, {name: compiled._state[name] for name in ("step", "rows")}
     for path in ("numpy", "fused"):
-        monkeypatch.setitem(compiled._state, "step", None if path == "numpy" else loaded)
+        for name, value in loaded.items():
+            monkeypatch.setitem(compiled._state, name, None if path == "numpy" else value)
         s = session(**fields)
-        assert (compiled.fused_step(s.optimizer) is None) == (path == "numpy")
+        assert (compiled.fused_step(s.optimizer) is None) == (compiled.fused_fill(s.model) is None) == (path == "numpy")
         assert s.train(3) == 3 and s._fast is None  # BLAS
         runs[path] = s
-    assert np.array_equal(runs["numpy"].model.theta, runs["fused"].model.theta)
+    assert np.max(np.abs(runs["numpy"].model.theta - runs["fused"].model.theta)) <= TOL
     assert runs["numpy"].optimizer.t == runs["fused"].optimizer.t == 75
+    assert runs["numpy"].loss_train == pytest.approx(runs["fused"].loss_train, rel=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_subnormal_optimizer_state_becomes_zero_after_each_epoch_on_both_paths(kernel, optimizer):
+    """A moment that gets no more gradient sinks into the subnormal range and would stay there
+    (x86 computes with it many times slower): both paths zero it after every epoch."""
+    cfg = Cfg(optimizer, batch=10)
+    ref, ref_opt, x, y = setup([3, 5, 3], ["relu"], "classification", optimizer)
+    x[:, 0] = 0.0  # the first input's weights (theta[0:5]) get no gradient
+    states = ref_opt.state_vectors()
+    for sign, state in zip((-1.0, 1.0), states):  # Adam's second moment is never negative
+        state[:5] = [1e-310, sign * 4e-320, 1e-300, 0.0, 5e-324]  # subnormal, subnormal, normal, zero, subnormal
+    got = ref.copy()
+    got_opt = OPTIMIZERS[optimizer](got.params)
+    for mine, theirs in zip(got_opt.state_vectors(), states):
+        mine[:] = theirs
+    numpy_epochs(ref, ref_opt, x, y, cfg, 1)
+    compiled_epochs(kernel, got, got_opt, x, y, cfg, 1)
+    for mine, theirs in zip(got_opt.state_vectors(), ref_opt.state_vectors()):
+        assert np.array_equal(mine[:5], theirs[:5]) and list(mine[[0, 1, 3, 4]]) == [0.0] * 4
+        assert mine[2] != 0.0  # a normal value stays (decayed)
+        assert not np.any((np.abs(mine) < 2.3e-308) & (mine != 0))

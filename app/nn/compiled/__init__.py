@@ -55,7 +55,7 @@ PROBLEM_CODES = {"classification": 0, "regression": 1}
 MAX_WORK_PER_STEP = 20_000
 
 _lock = threading.Lock()
-_state: dict = {"kernel": None, "step": None, "thread": None, "error": None}
+_state: dict = {"kernel": None, "step": None, "rows": None, "thread": None, "error": None}
 
 
 def use_compiled(sizes: list[int], batch_size: int) -> bool:
@@ -98,13 +98,14 @@ def load() -> None:
     """Compile (or load from the cache) and enable the kernel in this thread; blocks.
     Tests and benchmarks call it; workers call `start` instead."""
     _prepare_cache()
-    from app.nn.compiled.kernel import optimizer_step, train_epochs, warm_locked  # numba is imported here
+    from app.nn.compiled import kernel  # numba is imported here
 
-    warm_locked()
-    for entry in (train_epochs, optimizer_step):
-        entry.disable_compile()  # its one signature is loaded: never compile again, in a tick least of all
-    _state["step"] = optimizer_step
-    _state["kernel"] = train_epochs
+    kernel.warm_locked()
+    rows = (kernel.activate_rows, kernel.backprop_rows, kernel.loss_grad_rows)
+    for entry in (kernel.train_epochs, kernel.optimizer_step, *rows):
+        entry.disable_compile()  # its signatures are loaded: never compile again, in a tick least of all
+    _state["step"], _state["rows"] = kernel.optimizer_step, rows
+    _state["kernel"] = kernel.train_epochs
 
 
 def start() -> None:
@@ -272,3 +273,36 @@ def fused_step(optimizer) -> Callable[[list[Array], list[Array], float], None] |
         step(code, theta, g, s1, s2, float(lr), t)
 
     return fused
+
+
+def fused_fill(model) -> Callable[[Array, Array], None] | None:
+    """For a network that trains on BLAS: MLP.fill_grads with the same matrix products and
+    buffers, and its elementwise steps (activations, their derivatives, the loss gradient)
+    compiled, one pass per layer instead of a few NumPy calls (kernel.activate_rows …); the
+    same numbers within 1e-15 (libm's exp against NumPy's). None while the kernel is not loaded."""
+    rows = _state["rows"]
+    if rows is None:
+        return None
+    activate, backprop, loss_grad = rows
+    codes = [ACTIVATION_CODES[name] for name in model.hidden]
+    problem = PROBLEM_CODES[model.problem]
+    last, first_grad = model.Wb[-1], model.grad_blocks[0]
+
+    def fill(xa: Array, t: Array) -> None:
+        n = xa.shape[0]
+        ws = model.workspace(n)
+        a = xa
+        for (Wb, z, _, units, a_next), code in zip(ws.forward, codes):  # hidden layers
+            np.matmul(a, Wb, out=z)
+            activate(code, z, units)
+            a = a_next
+        dz = np.matmul(a, last, out=ws.z_out)
+        loss_grad(problem, dz, t, n)
+        for (aT, G, WT, d, _, z, units), code in zip(ws.backward, codes[::-1]):  # layers L−1 … 1
+            np.matmul(aT, dz, out=G)
+            np.matmul(dz, WT, out=d)
+            backprop(code, d, z, units)
+            dz = d
+        np.matmul(xa.T, dz, out=first_grad)
+
+    return fill

@@ -37,6 +37,7 @@ LEAKY_SLOPE = 0.01  # app/nn/activations.py
 GELU_C = math.sqrt(2.0 / math.pi)
 MOMENTUM_MU = 0.9  # app/nn/optim.py
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+SMALLEST_NORMAL = 2.2250738585072014e-308  # optim.SMALLEST_NORMAL
 
 
 @njit(cache=True, error_model="numpy")
@@ -258,6 +259,58 @@ def _minibatch(theta, grad, sizes, offsets, acts, x, rows, problem, y_class, y_v
             dz = d
 
 
+# --- the elementwise steps of a network that trains on BLAS (`compiled.fused_fill`) ----------
+# MLP.fill_grads' matrix products stay NumPy's; these replace its activations, their
+# derivatives and the loss gradient, a few NumPy calls each, with one pass per layer.
+
+
+@njit(cache=True, error_model="numpy")
+def activate_rows(code, z, out):
+    """out[r] = f(z[r]) for every row of a layer's (n, d) pre-activations (out: the activations'
+    columns of a buffer whose last column holds ones)."""
+    for r in range(z.shape[0]):
+        _activate(code, z[r], out[r])
+
+
+@njit(cache=True, error_model="numpy")
+def backprop_rows(code, d, z, a):
+    """d[r] *= f'(z[r]) for every row: ∂loss/∂a becomes ∂loss/∂z."""
+    for r in range(d.shape[0]):
+        _backprop(code, d[r], z[r], a[r])
+
+
+@njit(cache=True, error_model="numpy")
+def loss_grad_rows(problem, z, t, n):
+    """In place, as losses.LOSS_GRADS_INTO: z (n, k) becomes ∂loss/∂z_out, from the targets t
+    (one-hot rows times 1/n, or the regression values as a column)."""
+    for r in range(z.shape[0]):
+        zr, tr = z[r], t[r]
+        if problem == CLASSIFICATION:
+            m = zr[0]
+            for j in range(1, zr.shape[0]):
+                m = max(m, zr[j])
+            s = 0.0
+            for j in range(zr.shape[0]):
+                zr[j] = math.exp(zr[j] - m)
+                s += zr[j]
+            s *= n
+            for j in range(zr.shape[0]):
+                zr[j] /= s
+                zr[j] -= tr[j]
+        else:
+            for j in range(zr.shape[0]):
+                zr[j] -= tr[j]
+                zr[j] /= n
+
+
+@njit(cache=True, error_model="numpy")
+def _flush_subnormal(v):
+    """Optimizer state below the smallest normal float becomes 0 (optim._Optimizer.flush_subnormal)."""
+    for i in range(v.shape[0]):
+        if abs(v[i]) < SMALLEST_NORMAL:
+            v[i] = 0.0
+
+
 @njit(cache=True, error_model="numpy")
 def _all_finite(v):
     for i in range(v.shape[0]):
@@ -305,6 +358,8 @@ def train_epochs(theta, grad, s1, s2, sizes, acts, x, y_class, y_value, orders, 
             break  # out of updates in the middle of epoch k
         epochs += 1
         pos = 0
+        _flush_subnormal(s1)  # after every epoch, as optim.EpochPass does
+        _flush_subnormal(s2)
         if not _all_finite(theta):
             break
     out[0], out[1], out[2], out[3] = epochs, pos, updates, t
@@ -333,6 +388,12 @@ def warm() -> None:
     )
     for code in (SGD, MOMENTUM, ADAM):  # the one signature `compiled.fused_step` calls it with
         optimizer_step(code, theta, np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta), 0.1, 1)
+    # The layouts `compiled.fused_fill` passes: z, d, t C-contiguous; the activations a column
+    # slice of a C-contiguous buffer.
+    z, d, buffer = np.zeros((2, 3)), np.zeros((2, 3)), np.ones((2, 4))
+    activate_rows(TANH, z, buffer[:, :-1])
+    backprop_rows(TANH, d, z, buffer[:, :-1])
+    loss_grad_rows(CLASSIFICATION, z, np.zeros((2, 3)), 2)
 
 
 def warm_locked() -> None:
