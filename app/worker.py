@@ -51,6 +51,10 @@ MALLOC_TRIM = _malloc_trim()
 TRIM_EVERY_S = 5.0  # a burst of deletes (idle eviction) trims once, not once per session
 MIN_RECOVER_LR = 1e-5  # the lowest learning rate the page offers
 BEAT_EVERY_S = 1.0  # heartbeats to the server (worker_process.py), also between ticks while training
+# A running session nobody watches sends no frames; its status goes to the server this often
+# (and at once when the status changes), not after each of its ticks: a GET sees its epoch
+# at most this late, and many unwatched sessions do not keep the server's reader thread busy.
+REPORT_EVERY_S = 0.1
 
 
 @dataclass
@@ -67,6 +71,8 @@ class Slot:
     step_target: int | None = None  # a /step longer than a tick: the epoch it ends at…
     step_reply: int | None = None  # …and the request id its reply goes to
     reported_config: SessionConfig | None = None  # the config last sent with a report (sent again when it changes)
+    reported_at: float = float("-inf")  # time.monotonic() of the last report…
+    reported_status: str = ""  # …and the status it gave
 
 
 @dataclass(frozen=True)
@@ -146,10 +152,16 @@ class Worker:
         replaces the config object: Session.apply_config), else None."""
         cfg = slot.session.cfg
         changed = cfg is not slot.reported_config
-        slot.reported_config = cfg
         status = slot.session.status_dict()
         status["status"] = str(status["status"])  # a plain string pickles in half the time of the enum
+        slot.reported_config, slot.reported_at, slot.reported_status = cfg, time.monotonic(), status["status"]
         return status, cfg if changed else None
+
+    @staticmethod
+    def _report_due(slot: Slot) -> bool:
+        """After a tick without a frame: REPORT_EVERY_S since the last report, or a new status."""
+        due = time.monotonic() - slot.reported_at >= REPORT_EVERY_S
+        return due or str(slot.session.status) != slot.reported_status
 
     def run(self, command: cmd.Command):
         if isinstance(command, cmd.Create):
@@ -428,7 +440,7 @@ class Worker:
         """A tick whose failure pauses that one session instead of killing the worker
         (and with it every other session it holds). Its status is reported either way."""
         try:
-            if self.tick(slot, now):
+            if self.tick(slot, now) or not (self.report and self._report_due(slot)):
                 return
         except Exception as e:
             traceback.print_exc()

@@ -135,9 +135,12 @@ def test_deleting_a_session_gives_its_memory_back(monkeypatch):
     assert calls == [0, 0] and "pool" not in frames_module._scratch.__dict__ and w.slots == {}
 
 
-def test_every_reply_follows_a_report_of_the_same_status_and_ticks_report_too():
+def test_every_reply_follows_a_report_of_the_same_status_and_ticks_report_too(monkeypatch):
     """The server answers GET status from these reports (worker_process.py): a client that got a
     reply must then read a status at least as new, and a running session's epoch moves on."""
+    import app.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "REPORT_EVERY_S", 0.0)
     out = Recorder()
     w = Worker(replace(TINY_TICK, max_tick_ms=10_000), out, report=True)
     w.handle((1, cmd.Create("s", SessionConfig(seed=3))))
@@ -161,6 +164,29 @@ def test_every_reply_follows_a_report_of_the_same_status_and_ticks_report_too():
     assert frame[0] == "frame" and frame[4]["epoch"] == 2 and frame[5] is None  # the change's reply carried it
     w.handle((7, cmd.Delete("s")))
     assert out.sent[-2] == ("state", "s", None, None)  # gone: the server forgets it
+
+
+def test_an_unwatched_session_reports_at_most_every_interval_and_at_once_when_its_status_changes(monkeypatch):
+    import app.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "REPORT_EVERY_S", 3600.0)
+    out = Recorder()
+    w = Worker(replace(TINY_TICK, max_tick_ms=10_000), out, report=True)
+    w.handle((1, cmd.Create("s", SessionConfig(seed=3))))
+    w.handle((2, cmd.Play("s")))
+    sent = len(out.sent)
+    for _ in range(3):
+        w.safe_tick(w.slots["s"], now=0.0)
+    assert out.sent[sent:] == []  # reported with the reply, and nothing is due yet
+    w.slots["s"].session.halt("stopped")  # as a failing tick does: a new status is reported at once
+    w.safe_tick(w.slots["s"], now=0.0)
+    [(kind, sid, status, _)] = out.sent[sent:]
+    assert (kind, sid, status["status"], status["epoch"]) == ("state", "s", "paused", 4)  # its tick trained on
+    monkeypatch.setattr(worker_module, "REPORT_EVERY_S", 0.0)
+    w.handle((3, cmd.Play("s")))
+    sent = len(out.sent)
+    w.safe_tick(w.slots["s"], now=0.0)
+    assert [m[0] for m in out.sent[sent:]] == ["state"]  # the interval passed
 
 
 def test_a_worker_without_reports_sends_its_frames_as_before():
