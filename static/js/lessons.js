@@ -38,16 +38,25 @@ async function getJson(url) {
   return res?.ok ? res.json() : null;
 }
 
-// --- what a check says: "test accuracy 0.81 / ≥ 0.95" ----------------------------------------
+// --- what a check says: "test accuracy — now 81% · goal ≥ 95%" -------------------------------
+// Shares read as the page shows them (the output panel's "47.2%", the noise slider's "30%"):
+// a learner compares the goal with the number beside it, not with a fraction of one.
+const PERCENT = new Set(["test_accuracy", "train_accuracy", "neuron_accuracy", "noise", "answer_gap"]);
+const percent = (v) => `${String(Math.round(v * 1000) / 10)}%`;
+// "128:relu,64:relu" (a share link's spelling) as "128 ReLU, 64 ReLU".
+const layersSpec = (spec) => spec ? spec.split(",").map((h) => { const [n, a] = h.split(":"); return `${n} ${t(`act.${a}`)}`; }).join(", ") : "–";
+
 function shown(value, quantity) {
   if (value === null || value === undefined) return "–";
   if (typeof value === "boolean") return value ? t("lesson.yes") : t("lesson.no");
   if (quantity === "dataset") return t(`dataset.${value}`);
   if (quantity === "status") return { paused: t("lesson.status.paused"), running: t("lesson.status.running"), diverged: t("lesson.status.diverged") }[value] ?? value;
+  if (quantity === "hidden") return layersSpec(String(value));
   if (quantity === "hidden_activations") {
     const names = Array.isArray(value) ? value : [value];
     return names.length ? names.map((a) => t(`act.${a}`)).join(", ") : "–";
   }
+  if (typeof value === "number" && PERCENT.has(quantity)) return percent(value);
   if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toFixed(value < 0.01 ? 4 : 3);
   return String(value);
 }
@@ -57,6 +66,7 @@ function target(check) {
   if (check.op === "one_of") return t("lesson.op.one_of", { items: list(check.target) });
   if (check.op === "all_in") return t("lesson.op.all_in", { items: list(check.target) });
   if (check.op === "none_in") return t("lesson.op.none_in", { items: list(check.target) });
+  if (check.op === "equals") return shown(check.target, check.quantity); // "goal 3", not "goal = 3"
   return `${OPS[check.op]} ${shown(check.target, check.quantity)}`;
 }
 
@@ -73,7 +83,7 @@ function renderChecks() {
     label.textContent = t(check.label, check.params); // the label is already translated; fills {layer}, {neuron}
     const value = document.createElement("span");
     value.className = "value mono";
-    value.textContent = `${shown(result?.value, check.quantity)} / ${target(check)}`;
+    value.textContent = t("lesson.progress", { value: shown(result?.value, check.quantity), goal: target(check) });
     const mark = document.createElement("span");
     mark.className = "mark";
     mark.setAttribute("aria-label", result?.met ? t("lesson.check_met") : t("lesson.check_open"));
@@ -84,6 +94,9 @@ function renderChecks() {
   const met = Boolean(state.progress?.met);
   $("#lesson-met").hidden = !met;
   $("#lesson-done").textContent = met ? s.done : "";
+  // Met: the step's closing words take the hint's place (it would only push the nav down).
+  if (met) { $("#lesson-hint").hidden = true; $("#lesson-hint-btn").hidden = true; }
+  else if ($("#lesson-hint").hidden) $("#lesson-hint-btn").hidden = !s.hint || !controls;
   if (met) {
     remember(state.lesson.id, s.id, true);
     renderDots();
@@ -220,6 +233,10 @@ async function openLesson(lessonId, stepId, { apply }) {
 
 async function chooseLesson() {
   setOpen(true);
+  if (state.lesson && controls) { // the list (Finish, All lessons): a reload no longer sets a step up
+    const url = new URL(stepUrl(state.index), location.origin);
+    history.replaceState(null, "", `/${url.search}`);
+  }
   state.lesson = null;
   clearTimeout(state.hintTimer);
   highlight();
@@ -315,6 +332,11 @@ function init() {
     poll();
   });
   document.addEventListener("keydown", onKey);
+  // The panel narrows the playground, so network.js swaps in its vertical drawing from its
+  // <template> of variants; htmx never processed that copy, and its neuron +/− buttons sent
+  // nothing. Process a drawing when it is swapped in (idempotent for processed ones). Belongs
+  // in network.js's swap() (reported); kept here until then, as the panel is what triggers it.
+  document.addEventListener("net:swapped", (ev) => { if (controls && window.htmx) htmx.process(ev.target); });
   document.addEventListener("visibilitychange", () => { if (!document.hidden) poll(); });
   // The server tells its page's session's step only once the session exists (created on load).
   const waitForSession = setInterval(() => { if (sessionId()) { clearInterval(waitForSession); tellServer(); poll(); } }, 200);

@@ -272,7 +272,7 @@ def test_lessons_list_and_one_lesson_in_both_languages(client):
         "target": "neuron:1:1",
         "selector": '#network .net-box .node[data-l="1"][data-j="0"]',
     }
-    assert neuron["goal"]["checks"][0]["label"].startswith("points neuron")
+    assert neuron["goal"]["checks"][0]["label"].startswith("points on the right side")
     assert client.get("/openapi.json").json()["paths"].keys() >= {
         "/api/lessons",
         "/api/lessons/{lesson_id}",

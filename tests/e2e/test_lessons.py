@@ -88,17 +88,66 @@ def test_an_exercise_met_through_the_controls_and_kept_in_local_storage(page):
     open_step(page, "seed", "layers", "lang=en")
     assert page.locator("#lesson-met").is_hidden()
     assert page.locator(".lesson-highlight").count() >= 4  # three layer columns and the layer buttons
-    page.get_by_role("button", name="Add a hidden layer").first.click()
-    wait_for(page, "!document.querySelector('#lesson-met').hidden", timeout=15)
-    assert "Three hidden layers" in page.locator("#lesson-done").inner_text()
-    done = page.evaluate("JSON.parse(localStorage.getItem('mlp:lessons')).seed.done")
-    assert done == ["layers"]
     # The hint on request, never the answer's work: the page stays as the learner left it.
     page.locator("#lesson-hint-btn").click()
     assert "+" in page.locator("#lesson-hint").inner_text()
+    assert page.locator("#lesson-hint-btn").is_hidden()
+    page.get_by_role("button", name="Add a hidden layer").first.click()
+    wait_for(page, "!document.querySelector('#lesson-met').hidden", timeout=15)
+    assert "Three hidden layers" in page.locator("#lesson-done").inner_text()
+    # Met: the closing words take the hint's place; the check reads as the page does.
+    assert page.locator("#lesson-hint").is_hidden() and page.locator("#lesson-hint-btn").is_hidden()
+    assert page.locator("#lesson-checks .value").first.inner_text() == "now 3 · goal 3"
+    done = page.evaluate("JSON.parse(localStorage.getItem('mlp:lessons')).seed.done")
+    assert done == ["layers"]
     # Closing the panel gives the playground its width back; the header button opens it again.
     page.locator("#lesson-close").click()
     assert page.locator("#lesson-panel").is_hidden() and page.locator(".lesson-highlight").count() == 0
     page.locator("#btn-lessons").click()
     wait_for(page, "document.querySelector('#lesson-step-title').textContent.startsWith('Input')")
     assert errors(page) == []
+
+
+def units(page) -> list[int]:
+    sid = re.search(r"session=([\w-]+)", page.url).group(1)
+    return [h["units"] for h in page.request.get(f"/api/sessions/{sid}").json()["config"]["hidden_layers"]]
+
+
+def test_neuron_buttons_of_the_narrowed_drawing_work(page):
+    # Beside the panel the network box is narrow, and network.js swaps in its vertical drawing
+    # from a <template>: its +/− buttons sent nothing until htmx processed them.
+    open_step(page, "seed", "deeper", "lang=en")
+    wait_for(page, "document.querySelector('#network .net-box svg').dataset.variant === 'vertical'")
+    assert units(page) == [4]
+    page.get_by_role("button", name="Add a neuron to hidden layer 1").click()
+    wait_for(page, "document.querySelector('#network')?.textContent.includes('5 neurons')", timeout=15)
+    assert units(page) == [5]
+    # The inspector beside the panel: the maths gets the inspector's width, not one character a line.
+    page.locator('#network .net-box .node[data-l="1"][data-j="0"]').first.click()
+    wait_for(page, "document.querySelector('#inspector .maths')?.getBoundingClientRect().width > 250")
+    assert errors(page) == []
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
+def test_present_with_the_panel_shows_the_whole_network(browser, server, size):
+    width, height = size
+    context = browser.new_context(viewport={"width": width, "height": height}, base_url=server.url)
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e}"))
+    try:
+        open_step(page, "seed", "softmax", "lang=en&present=1")
+        wait_for(page, "document.body.classList.contains('present')")
+        box = "document.querySelector('#network .net-box')"
+        # No sideways scrolling: the loss layer is in view (at 1280×720 it was cut off), and the
+        # drawing has room (it had 257 px of height under the captions).
+        wait_for(page, f"{box}.scrollWidth <= {box}.clientWidth + 1 && {box}.clientHeight >= 0.6 * innerHeight - 150")
+        loss = page.locator("#network .net-box .loss-box").first.bounding_box()
+        panel = page.locator("#lesson-panel").bounding_box()
+        assert loss and panel and loss["x"] + loss["width"] <= panel["x"]
+        # Back/Next stay in view at the panel's foot.
+        nav = page.locator("#lesson-next").bounding_box()
+        assert nav and nav["y"] + nav["height"] <= height
+        assert errors(page) == []
+    finally:
+        context.close()
