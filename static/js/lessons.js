@@ -5,6 +5,7 @@
 // session see the same step and highlight (the stream's `lesson` event, as `mlp:lesson` on
 // document). Progress is kept in localStorage, no account.
 import { t } from "./i18n.js";
+import { controlBusy } from "./session.js";
 
 const $ = (sel) => document.querySelector(sel);
 const panel = $("#lesson-panel");
@@ -44,7 +45,8 @@ async function getJson(url) {
 const PERCENT = new Set(["test_accuracy", "train_accuracy", "neuron_accuracy", "noise", "answer_gap"]);
 const percent = (v) => `${String(Math.round(v * 1000) / 10)}%`;
 // "128:relu,64:relu" (a share link's spelling) as "128 ReLU, 64 ReLU".
-const layersSpec = (spec) => spec ? spec.split(",").map((h) => { const [n, a] = h.split(":"); return `${n} ${t(`act.${a}`)}`; }).join(", ") : "–";
+const sep = () => t("lesson.list_sep"); // ", " or "、"
+const layersSpec = (spec) => spec ? spec.split(",").map((h) => { const [n, a] = h.split(":"); return `${n} ${t(`act.${a}`)}`; }).join(sep()) : "–";
 
 function shown(value, quantity) {
   if (value === null || value === undefined) return "–";
@@ -54,7 +56,7 @@ function shown(value, quantity) {
   if (quantity === "hidden") return layersSpec(String(value));
   if (quantity === "hidden_activations") {
     const names = Array.isArray(value) ? value : [value];
-    return names.length ? names.map((a) => t(`act.${a}`)).join(", ") : "–";
+    return names.length ? names.map((a) => t(`act.${a}`)).join(sep()) : "–";
   }
   if (typeof value === "number" && PERCENT.has(quantity)) return percent(value);
   if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toFixed(value < 0.01 ? 4 : 3);
@@ -62,7 +64,7 @@ function shown(value, quantity) {
 }
 
 function target(check) {
-  const list = (v) => v.map((x) => shown(x, check.quantity)).join(", ");
+  const list = (v) => v.map((x) => shown(x, check.quantity)).join(sep());
   if (check.op === "one_of") return t("lesson.op.one_of", { items: list(check.target) });
   if (check.op === "all_in") return t("lesson.op.all_in", { items: list(check.target) });
   if (check.op === "none_in") return t("lesson.op.none_in", { items: list(check.target) });
@@ -283,6 +285,9 @@ function applyUpdate(update) {
   }
   if (!controls && update && !update.lesson && !panel.hidden) { setOpen(false); return; }
   if (!step() || update?.lesson !== state.lesson.id || update.step !== step().id) return;
+  // The stream tells a new step at once, with no progress yet (it is evaluated on the next
+  // frame, and a paused session sends none): keep the poll's, or the goal flickers to "now –".
+  if (!update.progress) return;
   state.progress = update.progress;
   if (step().goal) renderChecks();
 }
@@ -293,6 +298,9 @@ async function poll() {
   const sid = sessionId();
   if (!sid || document.hidden || (!controls && state.streamed)) return;
   if (controls && (panel.hidden || !step()?.goal)) return;
+  // While the step's setup (or any control request) is still on its way, the server would
+  // judge the previous step's network ("now Circle · goal Digits"): ask again in a moment.
+  if (controls && controlBusy()) return;
   const query = new URLSearchParams({ lang: lang() });
   if (controls) {
     query.set("lesson", state.lesson.id);

@@ -40,6 +40,8 @@ def on_step(page, index: int, title: str):
     # The step's setup has reached the page (the drawing is redrawn) and its highlight is on it.
     wait_for(page, "document.querySelectorAll('.lesson-highlight').length > 0", timeout=15)
     wait_for(page, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)", timeout=20)
+    # The server's first check of the step has arrived (the goal no longer reads "now –").
+    wait_for(page, "!document.querySelector('#lesson-checks .value').textContent.includes('–')", timeout=15)
 
 
 def walk(page, lang: str, size: str, present: bool):
@@ -148,6 +150,8 @@ def test_present_with_the_panel_shows_the_whole_network(browser, server, size):
         # Back/Next stay in view at the panel's foot.
         nav = page.locator("#lesson-next").bounding_box()
         assert nav and nav["y"] + nav["height"] <= height
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"present-en-06-softmax-{width}x{height}-layout.png"))
         assert errors(page) == []
     finally:
         context.close()
