@@ -98,14 +98,21 @@ def load() -> None:
     """Compile (or load from the cache) and enable the kernel in this thread; blocks.
     Tests and benchmarks call it; workers call `start` instead."""
     _prepare_cache()
-    from app.nn.compiled import kernel  # numba is imported here
+    from app.nn.compiled.kernel import (  # numba is imported here
+        activate_rows,
+        backprop_rows,
+        loss_grad_rows,
+        optimizer_step,
+        train_epochs,
+        warm_locked,
+    )
 
-    kernel.warm_locked()
-    rows = (kernel.activate_rows, kernel.backprop_rows, kernel.loss_grad_rows)
-    for entry in (kernel.train_epochs, kernel.optimizer_step, *rows):
+    warm_locked()
+    rows = (activate_rows, backprop_rows, loss_grad_rows)
+    for entry in (train_epochs, optimizer_step, *rows):
         entry.disable_compile()  # its signatures are loaded: never compile again, in a tick least of all
-    _state["step"], _state["rows"] = kernel.optimizer_step, rows
-    _state["kernel"] = kernel.train_epochs
+    _state["step"], _state["rows"] = optimizer_step, rows
+    _state["kernel"] = train_epochs
 
 
 def start() -> None:
