@@ -6,7 +6,8 @@ three figures of issue 13, and what a cold start costs.
    app/nn/compiled/__init__.py (`use_compiled`: compiled while batch size × parameters ≤
    20,000) comes from this table; the figures it quotes were printed by this script.
 2. Epochs per second of the default network, the 6×8 tanh spiral and the seed figure, on both
-   paths, in-process (medians of repeated runs).
+   paths, in-process (medians of repeated runs); and the seed figure, which stays on BLAS, with
+   NumPy alone against BLAS with the kernel's optimizer update and elementwise steps.
 3. --api: the same three through the real server at epochs_per_frame=1000 (one viewer at
    fps=30), with COMPILED_ENGINE on and off, against the peer's figures. TensorFlow
    Playground's nn.ts cannot be run here (offline), so its figures are QUOTED from issue 13
@@ -21,6 +22,7 @@ Run: .venv/bin/python benchmarks/bench_kernel.py [--api] [--cold]
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import sys
 import tempfile
@@ -31,7 +33,7 @@ import numpy as np
 from common import row, session_for
 from support import LiveServer, SseReader, create, header
 
-from app.nn import OPTIMIZERS, compiled, train_epoch
+from app.nn import OPTIMIZERS, EpochPass, compiled, train_epoch
 
 PEER = {"default": 5060.0, "spiral 6×8": 504.0}  # epochs/s, quoted from issue 13 (not measured here)
 TARGET = {"default": 3.0, "spiral 6×8": 4.0}  # × the peer
@@ -88,13 +90,39 @@ def crossover() -> None:
     row("seed figure 64→128→64→10, batch 32 (work 551,232)", f"{n:.2f} / {c:.2f}", f"{n / c:.2f}×  rule: NumPy")
 
 
+def blas_epoch_ms(config: dict, rounds: int, warm_epochs: int = 600) -> tuple[float, float]:
+    """Median CPU ms of one epoch on BLAS: NumPy alone, and with the kernel's optimizer update and
+    elementwise steps (compiled.fused_step / fused_fill), alternating, after `warm_epochs`
+    epochs (long training is what a 1,000-epoch frame does: moments that stop getting gradient
+    only then reach the subnormal range that optim.flush_subnormal keeps them out of)."""
+    s = session_for(seed=1, **config)
+    s.train(warm_epochs)
+    cfg, x, y = s.cfg, s.data.f_train, s.data.train.y
+    a, b = s.model.copy(), s.model.copy()
+    opt_a, opt_b = copy.deepcopy(s.optimizer), copy.deepcopy(s.optimizer)
+    step, fill = compiled.fused_step(opt_b), compiled.fused_fill(b)
+    rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
+    ta, tb = [], []
+    for _ in range(rounds):
+        t0 = time.process_time()
+        EpochPass(a, x, y, cfg.batch_size, rng_a).run(a, opt_a, cfg.learning_rate)
+        t1 = time.process_time()
+        EpochPass(b, x, y, cfg.batch_size, rng_b).run(b, opt_b, cfg.learning_rate, step=step, fill_grads=fill)
+        t2 = time.process_time()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+    return statistics.median(ta) * 1000, statistics.median(tb) * 1000
+
+
 def in_process() -> None:
     header("2. epochs/s in-process (one epoch per call; medians)")
     for name, config in NETWORKS.items():
         n, c = epoch_ms(config, 10 if name == "seed figure" else 100)
         sizes = session_for(seed=1, **config).model.sizes
-        used = "compiled" if compiled.use_compiled(sizes, config.get("batch_size", 10)) else "NumPy"
+        used = "compiled" if compiled.use_compiled(sizes, config.get("batch_size", 10)) else "BLAS + compiled steps"
         row(f"{name}: NumPy / compiled", f"{1000 / n:,.0f} / {1000 / c:,.0f}", f"the server uses {used}")
+    n, h = blas_epoch_ms(NETWORKS["seed figure"], 30)
+    row("seed figure after 600 epochs: NumPy / BLAS + compiled steps", f"{1000 / n:,.0f} / {1000 / h:,.0f}")
 
 
 def api_rate(url: str, config: dict, seconds: float) -> float:
