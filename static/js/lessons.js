@@ -190,8 +190,9 @@ function stepUrl(k) {
 // the drawing follow as after any click; then a reset, so the step starts at epoch 0.
 function applySetup(s) {
   if (!controls || !window.htmx || !Object.keys(s.fields).length) return;
-  htmx.ajax("POST", "/ui/sessions/{sid}/config", { source: document.body, values: s.fields, swap: "none" });
-  htmx.ajax("POST", "/ui/sessions/{sid}/transport", { source: document.body, values: { op: "reset" }, swap: "none" });
+  // From the panel, so the page knows the step's text explains the new network (no toast).
+  htmx.ajax("POST", "/ui/sessions/{sid}/config", { source: panel, values: s.fields, swap: "none" });
+  htmx.ajax("POST", "/ui/sessions/{sid}/transport", { source: panel, values: { op: "reset" }, swap: "none" });
 }
 
 function tellServer() {
@@ -340,11 +341,6 @@ function init() {
     poll();
   });
   document.addEventListener("keydown", onKey);
-  // The panel narrows the playground, so network.js swaps in its vertical drawing from its
-  // <template> of variants; htmx never processed that copy, and its neuron +/− buttons sent
-  // nothing. Process a drawing when it is swapped in (idempotent for processed ones). Belongs
-  // in network.js's swap() (reported); kept here until then, as the panel is what triggers it.
-  document.addEventListener("net:swapped", (ev) => { if (controls && window.htmx) htmx.process(ev.target); });
   document.addEventListener("visibilitychange", () => { if (!document.hidden) poll(); });
   // The server tells its page's session's step only once the session exists (created on load).
   const waitForSession = setInterval(() => { if (sessionId()) { clearInterval(waitForSession); tellServer(); poll(); } }, 200);

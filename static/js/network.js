@@ -388,6 +388,7 @@ export function createNetworkView(root, options = {}) {
   function swap(svg) {
     spare.content.append(d.svg);
     box.append(svg);
+    window.htmx?.process(svg); // a variant from the <template> was never processed: its +/− buttons must post
     d = bind(svg);
     if (frame) update(frame, heat);
     root.dispatchEvent(new CustomEvent("net:swapped", { bubbles: true }));

@@ -204,7 +204,7 @@ async function main() {
   // looks like a fault. Another dataset (a tile, a class count, an upload) always does.
   document.body.addEventListener("mlp:config", (ev) => {
     panelsVersion = Math.max(panelsVersion, ev.detail.version ?? -1);
-    if (!ev.detail.reset) return;
+    if (!ev.detail.reset || ev.target.closest?.("#lesson-panel")) return; // a lesson step's text says it
     const data = ["dataset", "classes"].some((k) => ev.detail.changed.includes(k)) || ev.target.closest?.("form.upload");
     toast(data ? t("info.new_dataset") : t("info.restarted"), "info");
   });
