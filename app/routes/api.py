@@ -30,7 +30,7 @@ def status_body(record: SessionRecord, status: dict, config: SessionConfig | Non
     """A session's status as the API answers it: id, status, counters, viewers and config
     (the record's copy unless the status came with its own)."""
     cfg = record.config if config is None else config
-    return {"id": record.id, **status, "watchers": len(record.watchers), "config": cfg.model_dump()}
+    return {"id": record.id, **status, "watchers": record.viewers, "config": cfg.model_dump()}
 
 
 @router.post("/sessions", status_code=201)

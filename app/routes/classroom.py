@@ -49,7 +49,7 @@ async def watch_page(sid: SessionId, request: Request, store: Store, control: Ac
         query = f"?{request.url.query}" if request.url.query else ""
         return RedirectResponse(f"/s/{moved}{query}", status_code=307)
     record = store.get(sid)
-    status = await control.status(record)
+    status, _ = await control.reported_status(record)  # a hall opening the page waits for no worker
     ctx = page_context(
         request,
         record.config,

@@ -183,7 +183,7 @@ async def session_lesson(
         raise FieldError("step", "give the step", code="invalid", name="step")
     _, found = find_step(lesson, step)
     assert found is not None
-    status = await control.status(record)
+    status, _ = await control.reported_status(record)  # a learner's page asks every second
     progress = await step_progress(request.app, store, record, status, found, answer)
     return {"lesson": lesson, "step": step, "progress": progress}
 
@@ -276,8 +276,8 @@ async def learn_page(
     sid = request.query_params.get("session", "")
     record = store.sessions.get(sid) if sid else None
     if record is not None:
-        status = await control.status(record)
-        cfg, dims, shape_version = record.config, status["dims"], status["shape_version"]
+        status, cfg = await control.reported_status(record)  # no wait behind training
+        dims, shape_version = status["dims"], status["shape_version"]
     else:
         sid = ""
         cfg, dims, shape_version = control.config_from_query(step.fields), None, 0

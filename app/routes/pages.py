@@ -22,8 +22,8 @@ async def index(request: Request, store: Store, control: Actions, settings: AppS
     sid = params.get("session", "")
     record = store.sessions.get(sid) if sid else None
     if record is not None:
-        status = await control.status(record)
-        cfg, dims, shape_version = record.config, status["dims"], status["shape_version"]
+        status, cfg = await control.reported_status(record)  # no wait behind training
+        dims, shape_version = status["dims"], status["shape_version"]
     else:
         sid = ""
         cfg, dims, shape_version = control.config_from_query(params), None, 0

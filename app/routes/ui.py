@@ -67,7 +67,7 @@ async def ui_network(
 ):
     """The network drawing (and its captions) of any session: watchers redraw with it too."""
     record = store.get(sid)
-    status = await control.status(record)
+    status, _ = await control.reported_status(record)  # every watcher redraws with it after a change
     return HTMLResponse(
         render_network(request, record, status, settings, controls) + render_captions(request, record.config, oob=False)
     )

@@ -56,8 +56,10 @@ def test_csv_upload_replaces_the_data_and_a_bad_file_names_the_line(page, server
     bad = tmp_path / "bad.csv"
     bad.write_text("x1,x2,label\n1,2,a\n3,4,b\n5,oops,a\n6,7,b\n")
     page.set_input_files("#csv-file", str(bad))
-    wait_for(page, "!document.querySelector('#toast').hidden")
-    assert page.locator(".upload .file-name").inner_text() == "bad.csv"  # the picker names the file it sent
+    # The error, not the good upload's "new dataset" note that may still be showing.
+    wait_for(page, "!document.querySelector('#toast').hidden && document.querySelector('#toast').dataset.kind === 'error'")
+    # Rejected: the old data stays, so the picker no longer names the rejected file.
+    assert page.locator(".upload .file-name").inner_text() == "No file chosen"
     message = page.locator("#toast").inner_text()
     assert "line 4" in message.lower() and "oops" in message
     assert n_points(server, sid) == 81  # nothing lost

@@ -174,7 +174,8 @@ def test_database_errors_are_a_translated_503_on_every_snapshot_route_and_health
 
 def _status(client, sid, auth, out, key):
     try:
-        out[key] = client.get(f"/api/sessions/{sid}", headers=auth, timeout=20)
+        # Only the worker can answer this (GET status is answered from its last report).
+        out[key] = client.get(f"/api/sessions/{sid}/history", headers=auth, timeout=20)
     except httpx.HTTPError as e:  # e.g. no answer within 20 s (the old RPC timeout was 60 s)
         out[key] = e
 
@@ -190,8 +191,8 @@ def _process_gone(pid: int) -> bool:
 def test_a_stopped_worker_fails_its_requests_gets_no_new_sessions_and_is_replaced(tmp_path):
     server = start_server(tmp_path, worker_heartbeat_timeout_seconds=4)
     victim = None
+    c = httpx.Client(base_url=server.url, timeout=20)
     try:
-        c = httpx.Client(base_url=server.url, timeout=20)
         assert wait_until(lambda: c.get("/healthz").status_code == 200, 20)
         # A fresh server places two sessions on its two workers, one each (least loaded).
         first, second = session(c, dataset="xor"), session(c, dataset="xor")
@@ -233,8 +234,8 @@ def test_a_stopped_worker_fails_its_requests_gets_no_new_sessions_and_is_replace
         for sid, auth in newcomers:  # placed on the worker that answered: still there
             assert c.get(f"/api/sessions/{sid}", headers=auth).status_code == 200
         assert session(c, dataset="xor")  # and the server takes new sessions again
-        c.close()
     finally:
+        c.close()  # also when an assertion failed: a leaked socket would fail a later test
         if victim is not None:
             try:
                 os.kill(victim, signal.SIGCONT)

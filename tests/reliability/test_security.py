@@ -93,6 +93,8 @@ CONTROL = [
     ("POST", "/ui/sessions/{sid}/snapshots", "form", {"name": "not yours"}),
     ("POST", "/api/sessions/{sid}/release", None, None),
     ("DELETE", "/api/sessions/{sid}/release", None, None),
+    ("PUT", "/api/sessions/{sid}/lesson", "json", {"lesson": "seed", "step": "layers"}),
+    ("POST", "/ui/sessions/{sid}/lesson", "form", {"lesson": "seed", "step": "layers"}),
 ]
 # Mutating routes that need no token, on purpose: a reader of a shared embed (who holds no
 # token) forks their own copy; any other session answers 409 (tests/api/test_lifecycle_rules.py).
