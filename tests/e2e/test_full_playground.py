@@ -57,7 +57,9 @@ def test_csv_upload_replaces_the_data_and_a_bad_file_names_the_line(page, server
     bad.write_text("x1,x2,label\n1,2,a\n3,4,b\n5,oops,a\n6,7,b\n")
     page.set_input_files("#csv-file", str(bad))
     # The error, not the good upload's "new dataset" note that may still be showing.
-    wait_for(page, "!document.querySelector('#toast').hidden && document.querySelector('#toast').dataset.kind === 'error'")
+    wait_for(
+        page, "!document.querySelector('#toast').hidden && document.querySelector('#toast').dataset.kind === 'error'"
+    )
     # Rejected: the old data stays, so the picker no longer names the rejected file.
     assert page.locator(".upload .file-name").inner_text() == "No file chosen"
     message = page.locator("#toast").inner_text()
