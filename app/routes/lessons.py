@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -23,9 +22,9 @@ from app.errors import FieldError
 from app.i18n import translator
 from app.lessons import Board, Goal, Lesson, Step, evaluate, highlight_selector, lessons
 from app.lessons.sources import frame_state, status_state
-from app.querycodec import to_query
 from app.routes.deps import Actions, AppSettings, Controlled, Store, Viewed
-from app.routes.render import error_response, network_context, page_context, request_language, templates
+from app.routes.pages import playground_context
+from app.routes.render import error_response, request_language, templates
 from app.store import SessionRecord, SessionStore
 
 router = APIRouter(tags=["lessons"])
@@ -273,24 +272,9 @@ async def learn_page(
     except FieldError as e:
         return error_response(request, NOT_FOUND, e.field, e.message)
     assert step is not None
-    sid = request.query_params.get("session", "")
-    record = store.sessions.get(sid) if sid else None
-    if record is not None:
-        status, cfg = await control.reported_status(record)  # no wait behind training
-        dims, shape_version = status["dims"], status["shape_version"]
-    else:
-        sid = ""
-        cfg, dims, shape_version = control.config_from_query(step.fields), None, 0
     t_lang = request_language(request)
-    ctx = page_context(
-        request,
-        cfg,
-        settings,
-        session_id=sid,
-        query=urlencode(to_query(cfg)),
-        lesson_id=lesson.id,
-        lesson_step=step.id,
-        **network_context(cfg, dims, shape_version),
+    ctx = await playground_context(
+        request, store, control, settings, step.fields, lesson_id=lesson.id, lesson_step=step.id
     )
     ctx["page_title"] = f"{lesson.title(t_lang)} · {ctx['page_title']}"
     return templates.TemplateResponse(request, "index.html", ctx)
