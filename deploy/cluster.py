@@ -284,12 +284,14 @@ def _how(code: int | None) -> str:
 
 
 def _stop_on_signals() -> None:
-    """SIGTERM and SIGHUP end the cluster like Ctrl-C (KeyboardInterrupt in the main thread)."""
+    """SIGTERM and SIGHUP end the cluster like Ctrl-C (KeyboardInterrupt in the main thread).
+    SIGINT too, explicitly: a shell starts a background job with SIGINT ignored, and Python
+    keeps an inherited "ignore", so Ctrl-C sent to the group would reach only the parts."""
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupt)
 
 
