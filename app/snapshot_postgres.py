@@ -59,6 +59,24 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 
 CONNECT_TIMEOUT_S = 5  # libpq's connect_timeout; an unreachable host fails a call after this long
 STATEMENT_TIMEOUT_MS = 10_000  # no statement (or wait for a lock) holds a thread longer
+# statement_timeout is enforced by the server: on a half-open TCP connection (the server's
+# host gone, a dropped route) no answer ever comes, and a read would wait for the kernel's
+# retransmission limit (about 15 minutes). TCP keep-alives notice a silent peer while idle
+# (5 s, then 3 probes 2 s apart), and tcp_user_timeout ends a connection whose sent data stays
+# unacknowledged this long: a call on a dead connection fails a little after the statement
+# timeout instead of holding its thread.
+CALL_TIMEOUT_S = STATEMENT_TIMEOUT_MS / 1000 + 5
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": int(CALL_TIMEOUT_S * 1000),
+}
+# A call waits at most this long for the store's one connection: behind a call stuck on a
+# dead connection, the others fail with SnapshotError instead of each holding a thread of the
+# default executor until it is used up.
+LOCK_TIMEOUT_S = CALL_TIMEOUT_S
 # pg_advisory_xact_lock keys ("MLPP" and a number): one for migrations, one for saves.
 MIGRATE_LOCK = 0x4D4C5050_0001
 SAVE_LOCK = 0x4D4C5050_0002
@@ -167,7 +185,11 @@ class PostgresSnapshotStore:
         if self._conn is None or self._conn.closed:
             try:
                 conn = psycopg.connect(
-                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="mlp-playground"
+                    self._url,
+                    autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT_S,
+                    application_name="mlp-playground",
+                    **KEEPALIVES,
                 )
             except psycopg.Error as e:
                 raise SnapshotError(
@@ -184,11 +206,12 @@ class PostgresSnapshotStore:
     def _fail(self, e: psycopg.Error) -> SnapshotError:
         return SnapshotError(f"snapshot database {self.target}: {_first_line(e)}")
 
-    def _run(self, work: Callable[[Connection], T], *, retry: bool, timeout: float = -1) -> T:
-        """work(conn) under the lock. A connection found broken is dropped and, with `retry`,
-        work runs once more on a new one. psycopg errors become SnapshotError."""
-        if not self._lock.acquire(timeout=timeout):
-            raise SnapshotError("the snapshot database is busy (a call is taking too long)")
+    def _run(self, work: Callable[[Connection], T], *, retry: bool, timeout: float | None = None) -> T:
+        """work(conn) under the lock, waiting for it at most `timeout` s (LOCK_TIMEOUT_S). A
+        connection found broken is dropped and, with `retry`, work runs once more on a new one.
+        psycopg errors become SnapshotError."""
+        if not self._lock.acquire(timeout=LOCK_TIMEOUT_S if timeout is None else timeout):
+            raise SnapshotError(f"the snapshot database is busy (a call to {self.target} is taking too long)")
         try:
             for attempt in (1, 2):
                 conn = self._connection()
@@ -336,9 +359,13 @@ class PostgresSnapshotStore:
 
     def close(self) -> None:
         """Close the connection (idempotent). Later calls raise SnapshotError."""
-        with self._lock:
-            self._closed = True
+        self._closed = True  # new calls fail at once
+        if not self._lock.acquire(timeout=LOCK_TIMEOUT_S):
+            return  # a call stuck on the connection; tcp_user_timeout ends it, and with it the connection
+        try:
             conn, self._conn = self._conn, None
+        finally:
+            self._lock.release()
         if conn is not None:
             conn.close()
 

@@ -179,6 +179,41 @@ def test_database_gone_while_running(pg_url, postgres_server):
         store.close()
 
 
+def test_a_call_stuck_on_the_connection_makes_the_others_fail_not_wait(pg_url, monkeypatch):
+    """A call holding the store's connection (as one waiting on a half-open connection
+    would): the next call gives up after LOCK_TIMEOUT_S with a clear SnapshotError instead
+    of holding its thread; once the connection is free, calls work again."""
+    import app.snapshot_postgres as module
+
+    store = PostgresSnapshotStore(pg_url)
+    try:
+        monkeypatch.setattr(module, "LOCK_TIMEOUT_S", 0.05)
+        assert store._lock.acquire(timeout=1)  # the stuck call
+        try:
+            for call in (store.count, store.list, lambda: store.save(make_payload(), name="x")):
+                with pytest.raises(SnapshotError, match="the snapshot database is busy"):
+                    call()
+        finally:
+            store._lock.release()
+        assert store.count() == 0
+    finally:
+        store.close()
+
+
+def test_the_connection_detects_a_silent_server(pg_url):
+    """TCP keep-alives and tcp_user_timeout are asked of libpq: a half-open connection fails
+    a call soon after the statement timeout instead of waiting on the kernel for minutes."""
+    from app.snapshot_postgres import CALL_TIMEOUT_S
+
+    store = PostgresSnapshotStore(pg_url)
+    try:
+        dsn = store._run(lambda conn: conn.info.dsn, retry=False)  # libpq's options of the open connection
+        assert "keepalives=1" in dsn and "keepalives_idle=5" in dsn and "keepalives_count=3" in dsn
+        assert f"tcp_user_timeout={int(CALL_TIMEOUT_S * 1000)}" in dsn
+    finally:
+        store.close()
+
+
 def cut_connections(admin_url: str, url: str) -> int:
     """End the stores' connections to the database of `url`, as a server restart would."""
     with psycopg.connect(admin_url, autocommit=True) as admin:
