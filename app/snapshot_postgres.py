@@ -66,7 +66,7 @@ STATEMENT_TIMEOUT_MS = 10_000  # no statement (or wait for a lock) holds a threa
 # unacknowledged this long: a call on a dead connection fails a little after the statement
 # timeout instead of holding its thread.
 CALL_TIMEOUT_S = STATEMENT_TIMEOUT_MS / 1000 + 5
-KEEPALIVES = {
+KEEPALIVES: dict[str, Any] = {  # libpq connection parameters
     "keepalives": 1,
     "keepalives_idle": 5,
     "keepalives_interval": 2,
