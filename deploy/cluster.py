@@ -188,6 +188,7 @@ class Cluster:
             self.workdir / "nginx",
             {name: f"{LOOPBACK}:{node.port}" for name, node in self.nodes.items()},
             log=self._nginx_log,
+            relay=True,  # the nodes share Redis: any node serves a viewer's stream
             access_log=str(self.workdir / "nginx" / "access.log"),
         )
         self.nginx.start()

@@ -7,7 +7,7 @@
 or, for an operator's own nginx:
 
     python -m deploy.nginx --node a=10.0.0.1:8000 --node b=10.0.0.2:8000 --listen 80 \\
-        --workdir /srv/mlp-nginx > /srv/mlp-nginx/nginx.conf
+        --workdir /srv/mlp-nginx [--relay] > /srv/mlp-nginx/nginx.conf
     nginx -p /srv/mlp-nginx -c nginx.conf -e stderr
 
 Every path nginx writes (pid, temp files, logs) is under the work dir, so it runs as root or
@@ -31,12 +31,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.node import NODE_ID_PATTERN
+
 __all__ = ["Nginx", "NginxError", "render", "TEMPLATE"]
 
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 NGINX = "/usr/sbin/nginx"  # Debian's package; else `nginx` on PATH
-# The same rule as app/node.py (NODE_ID_PATTERN): the name goes into an upstream name and a regex.
-NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")
+# A node name is a NODE_ID (app/node.py): it goes into upstream names, and the pattern without
+# its anchors into the config's regexes that find the node in an id.
+NODE_NAME = re.compile(NODE_ID_PATTERN)
+NODE_RE = NODE_ID_PATTERN.removeprefix("^").removesuffix("$")
 ADDRESS = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:\d+$")  # host:port, [v6]:port
 START_TIMEOUT_S = 10.0
 POOL_FAIL_TIMEOUT = "10s"  # a node that failed is left out of the pool this long, then tried again
@@ -55,6 +59,7 @@ def render(
     listen: str,
     workdir: Path,
     *,
+    relay: bool = False,
     temp_dir: Path | None = None,
     user: str | None = None,
     worker_processes: str = "auto",
@@ -67,7 +72,9 @@ def render(
 ) -> str:
     """The nginx config for these nodes (name → host:port). `listen` is nginx's listen value
     ("8080", "127.0.0.1:8080"); `workdir` holds the pid file, temp files and logs unless
-    temp_dir / error_log / access_log say otherwise ("stderr" and "off" work too)."""
+    temp_dir / error_log / access_log say otherwise ("stderr" and "off" work too). `relay`: the
+    nodes share Redis (REDIS_URL), so any node serves a viewer's stream (events?watch=1), which
+    then goes to the pool; without it a non-owner answers 404, so it goes to the owner."""
     if not nodes:
         raise ValueError("at least one node is needed")
     for name, address in nodes.items():
@@ -89,7 +96,8 @@ def render(
         "connect_timeout": connect_timeout,
         "stream_read_timeout": stream_read_timeout,
         "listen": listen,
-        "upstream_map": _upstream_map(nodes),
+        "node_re": NODE_RE,
+        "upstream_map": _upstream_map(nodes, relay),
         "upstreams": _upstreams(nodes),
     }
     text = TEMPLATE.read_text()
@@ -97,11 +105,20 @@ def render(
     return out
 
 
-def _upstream_map(nodes: dict[str, str]) -> str:
-    lines = []
+def _upstream_map(nodes: dict[str, str], relay: bool) -> str:
+    """The rules of the map from "watch:path node:near node:session node" to an upstream."""
+    if relay:
+        lines = ['        "~^1:" mlp_pool;  # a viewer\'s stream: any node relays it']
+    else:
+        lines = ["        # no relay (no shared Redis): a viewer's stream goes to the owner like any other"]
     for name in nodes:
-        lines.append(f'        "~^0:{name}:" mlp_node_{name};  # a path naming a session of {name}')
-        lines.append(f'        "~^0::{name}$" mlp_near_{name};  # a create request near a session of {name}')
+        lines.append(f'        "~^[01]:{name}:" mlp_node_{name};  # a path naming a session of {name}')
+    for name in nodes:
+        lines.append(f'        "~^[01]::{name}:" mlp_near_{name};  # a create request near a session of {name}')
+    for name in nodes:
+        # The page's session lives on that node; when the node is down the session is gone
+        # and the page makes a new one, so a live node may answer (the near upstream's backups).
+        lines.append(f'        "~^[01]:::{name}$" mlp_near_{name};  # a page reopening a session of {name}')
     return "\n".join(lines)
 
 
@@ -238,10 +255,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--listen", default="80", help="nginx's listen value (default 80)")
     parser.add_argument("--workdir", required=True, type=Path, help="pid, temp files and logs go here")
     parser.add_argument("--user", default=None, help="the workers' user when nginx starts as root")
+    parser.add_argument(
+        "--relay",
+        action="store_true",
+        help="the nodes share Redis (REDIS_URL): viewers' streams (events?watch=1) go to any node",
+    )
     args = parser.parse_args(argv)
     nodes = dict(n.split("=", 1) for n in args.node)
     try:
-        sys.stdout.write(render(nodes, args.listen, args.workdir, user=args.user))
+        sys.stdout.write(render(nodes, args.listen, args.workdir, relay=args.relay, user=args.user))
     except ValueError as e:
         parser.error(str(e))
 

@@ -17,6 +17,7 @@ Skipped (loudly) without nginx, except in CI (CI=true), where it must run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,7 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from deploy.nginx import Nginx, find_nginx
+from app.node import NODE_ID_PATTERN
+from deploy.nginx import NODE_RE, Nginx, find_nginx, main, render
 from tests.support.live import free_port
 
 TOKEN = "Zx3_k-9QpL0wYt7VbN2mR4sD8fHj1uEa"  # the random part of an id (URL-safe base64)
@@ -122,14 +124,14 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def proxy(tmp_path_factory):
+@contextlib.contextmanager
+def _running_proxy(workdir, *, relay: bool):
+    """nginx (rendered with or without a relay) in front of stub nodes a and b and a dead c."""
     _require_nginx()
     stubs = {name: StubNode(name) for name in ("a", "b")}
     nodes = {name: s.address for name, s in stubs.items()} | {"c": f"127.0.0.1:{_closed_port()}"}  # c is dead
-    workdir = tmp_path_factory.mktemp("nginx")
     with open(workdir / "stderr.log", "w") as log:
-        nginx = Nginx(free_port(), workdir, nodes, log=log)
+        nginx = Nginx(free_port(), workdir, nodes, log=log, relay=relay)
         try:
             nginx.start()
             with httpx.Client(base_url=nginx.url, timeout=10) as client:
@@ -138,6 +140,19 @@ def proxy(tmp_path_factory):
             nginx.stop()
             for s in stubs.values():
                 s.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory):
+    """As deploy/cluster.py runs it: the nodes share Redis, so viewers' streams are relayed."""
+    with _running_proxy(tmp_path_factory.mktemp("nginx"), relay=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def proxy_without_relay(tmp_path_factory):
+    with _running_proxy(tmp_path_factory.mktemp("nginx-norelay"), relay=False) as running:
+        yield running
 
 
 def _served_by(client: httpx.Client, method: str, path: str, **kw) -> set[str]:
@@ -204,6 +219,44 @@ def test_a_viewers_stream_goes_to_the_pool_a_controllers_to_the_owner(proxy, wat
     assert _served_by(client, "GET", events, params={"watch": "0"}) == {"a"}
 
 
+def test_without_a_relay_a_viewers_stream_goes_to_the_owner(proxy_without_relay):
+    # Without Redis only the owner has the session's frames; another node would answer 404.
+    client, _ = proxy_without_relay
+    for node in ("a", "b"):
+        events = f"/api/sessions/{node}.{TOKEN}/events"
+        assert _served_by(client, "GET", events, params={"watch": "1"}) == {node}
+    assert _served_by(client, "GET", f"/api/sessions/{TOKEN}/events", params={"watch": "1"}) == {"a", "b"}
+
+
+# Every page that reopens the session named in its query (app/routes/pages.py
+# playground_context, app/routes/classroom.py embed): a reload or a language switch.
+SESSION_PAGES = ["/", "/learn/seed/layers", "/embed"]
+
+
+@pytest.mark.parametrize("path", SESSION_PAGES)
+def test_a_page_reopening_a_session_goes_to_its_node(proxy, path):
+    client, stubs = proxy
+    for node in ("a", "b"):
+        assert _served_by(client, "GET", path, params={"session": f"{node}.{TOKEN}", "lang": "ja"}) == {node}
+        # The dot percent-encoded by the client: still that node.
+        before = len(stubs[node].requests)
+        assert _served_by(client, "GET", f"{path}?session={node}%2E{TOKEN}") == {node}
+        assert f"session={node}%2E{TOKEN}" in stubs[node].requests[before]["path"]  # nginx passed it as sent
+    # No node in the id (a single node's id), an unknown node, or no id at all: the pool.
+    for sid in (TOKEN, f"zz.{TOKEN}", ""):
+        assert _served_by(client, "GET", path, params={"session": sid}) == {"a", "b"}
+    assert _served_by(client, "GET", path) == {"a", "b"}
+    # A session of a dead node is gone: a live node answers, and the page makes a new one.
+    assert _served_by(client, "GET", path, params={"session": f"c.{TOKEN}"}) <= {"a", "b"}
+
+
+def test_the_path_id_decides_before_near_and_near_before_session(proxy):
+    client, _ = proxy
+    both = {"near": f"b.{TOKEN}", "session": f"a.{TOKEN}"}
+    assert _served_by(client, "GET", f"/api/sessions/a.{TOKEN}", params={"session": f"b.{TOKEN}"}) == {"a"}
+    assert _served_by(client, "POST", "/api/sessions", params=both) == {"b"}
+
+
 @pytest.mark.parametrize("path", ["/ui/sessions", "/api/sessions"])
 def test_a_successor_is_created_near_the_old_session(proxy, path):
     client, _ = proxy
@@ -260,3 +313,34 @@ def test_the_client_address_host_and_scheme_are_forwarded_over_keepalive(proxy):
         assert h["x-forwarded-proto"] == "http" and h["host"] == host
         assert req["version"] == "HTTP/1.1" and "connection" not in h  # keep-alive to the node
     assert len({req["peer"] for req in seen}) == 1  # one upstream connection, reused
+
+
+# --- the rendered text (no nginx needed) -----------------------------------------------------
+
+
+def _rendered(tmp_path, **kw) -> str:
+    return render({"a": "127.0.0.1:8001", "b": "127.0.0.1:8002"}, "8080", tmp_path, **kw)
+
+
+def test_the_node_pattern_is_the_apps(tmp_path):
+    assert "^" + NODE_RE + "$" == NODE_ID_PATTERN
+    conf = _rendered(tmp_path)
+    assert conf.count(f"({NODE_RE})") == 3  # the path's, ?near='s and ?session='s node
+    assert not re.search(r"\{\{\w+\}\}", conf)  # every field filled in
+
+
+def test_only_connection_errors_are_retried(tmp_path):
+    """A timed-out request may still run on its node: it is never sent to a second one."""
+    conf = _rendered(tmp_path)
+    retries = re.findall(r"^\s*proxy_next_upstream\s+([^;]*);", conf, re.M)
+    assert retries == ["error"]  # no timeout, and no non_idempotent (a sent POST is never resent)
+    assert re.search(r"^\s*proxy_next_upstream_tries 2;", conf, re.M)
+
+
+def test_the_relay_flag_decides_where_viewers_streams_go(tmp_path, capsys):
+    relay_rule = '"~^1:" mlp_pool;'
+    assert relay_rule in _rendered(tmp_path, relay=True)
+    assert relay_rule not in _rendered(tmp_path)
+    for argv, expected in ((["--relay"], True), ([], False)):
+        main(["--node", "a=127.0.0.1:8001", "--workdir", str(tmp_path), *argv])
+        assert (relay_rule in capsys.readouterr().out) is expected
