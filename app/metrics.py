@@ -65,6 +65,11 @@ class StoreCollector:
         stats = store.stats()
         for key, (name, text) in STORE_GAUGES.items():
             yield self._gauge(name, text, stats[key])
+        yield self._gauge(
+            "mlp_relayed_watchers",
+            "Streams this node serves of other nodes' sessions (relayed through Redis)",
+            store.relayed_watchers(),
+        )
         frames = CounterMetricFamily(
             "mlp_frames_published", "Frames published by sessions; rate() gives frames/s", labels=["node"]
         )

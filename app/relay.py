@@ -14,7 +14,10 @@ Keys and channels (node names are [a-z0-9-], ids "{node}.{token}"):
   mlp:node:{node}             the node is up; refreshed every REFRESH_S, expires after LIVE_TTL_S
   mlp:sessions:{node}         hash: the node's live session ids (rewritten whole after a reconnect)
   mlp:gone:{id}               {"reason", "successor"} of an ended session, kept GONE_TTL_S (410 elsewhere)
-  mlp:history:{id}            a relayed session's loss history, refreshed every HISTORY_EVERY_S
+  mlp:history:{id}            a relayed session's loss history, copied by the owner every
+                              HISTORY_EVERY_S (in its own task: a busy worker never delays the
+                              liveness key); a relaying node reads it for every new stream of the
+                              session and for all its relayed sessions every HISTORY_EVERY_S
   mlp:relays:{owner}          set: nodes that relay some of owner's sessions
   mlp:viewers:{owner}:{node}  {id: [count, fps, gradients]}: node's streams of owner's sessions,
                               expires after LIVE_TTL_S, so a dead node's viewers vanish in seconds
@@ -53,6 +56,7 @@ LIVE_TTL_S = 5  # a node's liveness and viewer reports outlive it by at most thi
 GONE_TTL_S = 600  # how long other nodes can answer 410 (with its reason) for an ended session
 HISTORY_EVERY_S = 3.0  # a relayed session's loss history is copied to Redis this often
 HISTORY_TTL_S = 30
+HISTORY_CALLS = 4  # worker History calls in flight at once while copying (one worker is not flooded)
 RELAYS_TTL_S = 60  # the set of relaying nodes; refreshed with every report
 TIMEOUT_S = 2.0  # connect, read, and wait for a pooled connection: never a hang
 BACKOFF_S = (0.5, 5.0)  # retry after a failure: first, and at most
@@ -90,9 +94,10 @@ def viewers_key(owner: str, node: str) -> str:
 CHANNEL = "mlp:ch:"
 
 
-def sse(event: str, data: dict) -> bytes:
-    """One event in the text/event-stream format, as app/routes/events.py writes them."""
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+def sse(event: str, data: str) -> bytes:
+    """One event in the text/event-stream format, byte for byte as app/routes/events.py's
+    `sse` writes it (data without line breaks: compact JSON); every event this module sends."""
+    return f"event: {event}\ndata: {data}\n\n".encode()
 
 
 def unavailable() -> FieldError:
@@ -152,7 +157,7 @@ class Link:
         if self.up:
             self.up = False
             log.warning(
-                "Redis at %s unreachable (%s); retrying with backoff", self.where, error or type(error).__name__
+                "Redis at %s unreachable (%s); retrying with backoff", self.where, str(error) or type(error).__name__
             )
 
     def ok(self) -> None:
@@ -235,9 +240,18 @@ class Publisher:
         while len(self.gone) > GONE_MAX:
             self.gone.popitem(last=False)
         self.dirty.set()
-        if self.remote.pop(sid, None) is not None:
-            self.messages.append((sid, b"event: closed\ndata: %s\n\n" % body.encode()))
+        relayed = self.remote.pop(sid, None) is not None
+        self._forget(sid)
+        if relayed:
+            self.messages.append((sid, sse("closed", body)))
             self.wake.set()
+
+    def _forget(self, sid: str) -> None:
+        """Drop a session's per-session memos (it ended, or no other node relays it any more)."""
+        self.frames.pop(sid, None)
+        self.counts.discard(sid)
+        for memo in (self.next_at, self.sent_count, self.history_at):
+            memo.pop(sid, None)
 
     # --- the liveness and viewer-count task -------------------------------------------------
     async def run(self) -> None:
@@ -247,7 +261,6 @@ class Publisher:
         if not await self._sync():
             await self._sync()  # Redis lost our keys (it restarted): written whole again at once
         await self._read_remote()
-        await self._copy_history()
         return True
 
     def _lost(self) -> None:
@@ -313,10 +326,20 @@ class Publisher:
                 self.counts.add(sid)
             else:
                 self.remote.pop(sid, None)
-                for memo in (self.next_at, self.sent_count, self.history_at):
-                    memo.pop(sid, None)
+                self._forget(sid)
         if self.frames or self.counts:
             self.wake.set()
+
+    # --- the history task: its own loop, so a busy worker never delays the liveness key ----
+    async def history_loop(self) -> None:
+        while True:
+            try:
+                await self._copy_history()
+            except DOWN as e:  # only the Redis write: worker timeouts are caught per session
+                self.link.down(e)
+            except Exception:
+                log.exception("relay history copy failed")
+            await asyncio.sleep(REFRESH_S)  # newly relayed sessions are copied within a second
 
     async def _copy_history(self) -> None:
         """A relaying node's new streams start with the loss history the owner copied here."""
@@ -324,16 +347,26 @@ class Publisher:
         due = [sid for sid in self.remote if now - self.history_at.get(sid, -HISTORY_EVERY_S) >= HISTORY_EVERY_S]
         if not due:
             return
+        calls = asyncio.Semaphore(HISTORY_CALLS)
+        copies = await asyncio.gather(*(self._history_of(sid, calls) for sid in due))
+        copied = [(sid, rows) for sid, rows in zip(due, copies) if rows is not None and sid in self.remote]
+        if not copied:  # (not in self.remote: closed() or _apply() forgot it meanwhile)
+            return
         pipe = self.link.redis.pipeline(transaction=False)
-        for sid in due:
+        for sid, rows in copied:
+            pipe.set(history_key(sid), rows, ex=HISTORY_TTL_S)
+        await pipe.execute()
+        for sid, _ in copied:
+            if sid in self.remote:
+                self.history_at[sid] = now
+
+    async def _history_of(self, sid: str, calls: asyncio.Semaphore) -> str | None:
+        async with calls:
             try:
                 async with asyncio.timeout(TIMEOUT_S):
-                    rows = await self.host.history_of(sid)
+                    return await self.host.history_of(sid)
             except (FieldError, TimeoutError):
-                continue  # ended meanwhile, or its worker is busy: next time
-            pipe.set(history_key(sid), rows, ex=HISTORY_TTL_S)
-            self.history_at[sid] = now
-        await pipe.execute()
+                return None  # ended meanwhile, or its worker is busy: next time
 
     # --- the publishing task ----------------------------------------------------------------
     async def publish_loop(self) -> None:
@@ -356,7 +389,7 @@ class Publisher:
             total = self.host.viewers_of(sid)
             if sid in self.remote and total != self.sent_count.get(sid):
                 self.sent_count[sid] = total
-                pipe.publish(CHANNEL + sid, sse("watchers", {"count": total}))
+                pipe.publish(CHANNEL + sid, sse("watchers", json.dumps({"count": total})))
         self.counts.clear()
         delay = self._due_frames(pipe, time.monotonic())
         if len(pipe):
@@ -408,7 +441,7 @@ class Relayed:
 
     id: str
     owner: str
-    history: str = "[]"  # the loss history as JSON, as the owner last copied it
+    history: str = "[]"  # the loss history as JSON, as the owner last copied it (re-read for each new stream)
     frame_event: bytes | None = None  # the newest frame's SSE event, byte for byte the owner's
     seq: int = 0
     closed: str | None = None
@@ -446,12 +479,16 @@ class Relayer:
         self.pubsub: PubSub | None = None
         self.reader: asyncio.Task | None = None
         self.wake = asyncio.Event()
+        self.history_at = 0.0  # when the relayed sessions' histories were last read
 
     async def attach(self, sid: str, owner: str) -> Relayed | Missing:
         """The relayed session (subscribed), or why it is not there; FieldError 503 when Redis is away."""
         session = self.sessions.get(sid)
         if session is not None:
-            return session
+            await self._fresh_history(session)  # the owner copies it every HISTORY_EVERY_S
+            if self.sessions.get(sid) is session:  # (its last stream may have gone meanwhile)
+                return session
+        made: Relayed | None = None  # the session this call subscribes, undone if it fails
         try:
             async with asyncio.timeout(TIMEOUT_S * 1.5):
                 found = await self._look_up(sid, owner)
@@ -459,14 +496,18 @@ class Relayer:
                     return found
                 session = self.sessions.get(sid)  # another stream may have attached meanwhile
                 if session is None:
-                    session = self.sessions[sid] = Relayed(sid, owner, history=found)
+                    session = made = self.sessions[sid] = Relayed(sid, owner, history=found)
                     self.leaving.discard(sid)
                     await self._subscribe(sid)
         except DOWN as e:
             self.link.down(e)
-            if session is not None and not session.watchers:
-                self.sessions.pop(sid, None)
+            if made is not None and not made.watchers and self.sessions.get(sid) is made:
+                del self.sessions[sid]
             raise unavailable() from None
+        except BaseException:  # the client went (CancelledError), or a bug: no session without viewers
+            if made is not None:
+                self.detach(made)  # unsubscribes in the relay task
+            raise
         self.wake.set()  # report the new viewer now, not in a second
         return session
 
@@ -476,6 +517,29 @@ class Relayer:
             del self.sessions[session.id]
             self.leaving.add(session.id)
             self.wake.set()
+
+    async def _fresh_history(self, session: Relayed) -> None:
+        """A new stream of a session already relayed here starts with the owner's newest copy
+        of its history; Redis slow or away: the copy already held."""
+        try:
+            async with asyncio.timeout(TIMEOUT_S):
+                history = await self.link.redis.get(history_key(session.id))
+        except DOWN:
+            return
+        if history is not None:
+            session.history = _text(history)
+
+    async def _refresh_histories(self) -> None:
+        """Every HISTORY_EVERY_S, the owners' newest copies for the sessions relayed here."""
+        now = time.monotonic()
+        if now - self.history_at < HISTORY_EVERY_S or not self.sessions:
+            return
+        sessions = list(self.sessions.values())
+        copies = await self.link.redis.mget([history_key(s.id) for s in sessions])
+        self.history_at = now
+        for s, history in zip(sessions, copies):
+            if history is not None:
+                s.history = _text(history)
 
     async def _look_up(self, sid: str, owner: str) -> str | Missing:
         pipe = self.link.redis.pipeline(transaction=False)
@@ -505,6 +569,8 @@ class Relayer:
                 if message is not None and message.get("type") == "message":
                     self._deliver(message["channel"].decode(), message["data"])
         except Exception as e:  # DOWN, or a bug: the relayed streams must not wait for nothing
+            if pubsub is not self.pubsub:
+                return  # a replaced subscription (closed by _fail_all): the new one is not ours to end
             if isinstance(e, DOWN):
                 self.link.down(e)
             else:
@@ -557,6 +623,7 @@ class Relayer:
             return False  # nothing relayed: no Redis traffic at all
         await self._report()
         await self._check_alive()
+        await self._refresh_histories()
         leaving = [CHANNEL + sid for sid in self.leaving if sid not in self.sessions]
         self.leaving.clear()
         if leaving and self.pubsub is not None:
@@ -643,6 +710,7 @@ class Relay:
         self.tasks = [
             loop.create_task(self.publisher.run()),
             loop.create_task(self.publisher.publish_loop()),
+            loop.create_task(self.publisher.history_loop()),
             loop.create_task(self.relayer.run()),
         ]
 

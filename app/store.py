@@ -541,14 +541,20 @@ class SessionStore:
             raise _missing(found.reason, found.successor)
         try:
             self._check_session_cap(len(found.watchers))
-        except FieldError:
+            self._check_stream_caps(watcher)  # again: other streams may have started while we looked it up
+        except BaseException:
             self.relay.relayer.detach(found)  # a session nobody here watches is not kept
             raise
-        self._check_stream_caps(watcher)  # again: other streams may have started while we looked it up
         found.watchers.append(watcher)
         self.streams_by_client[watcher.client] += 1
         found.publish()  # other streams here report the new viewer count
         return found
+
+    def relayed_watchers(self) -> int:
+        """Streams this node serves of other nodes' sessions (/metrics)."""
+        if self.relay is None:
+            return 0
+        return sum(len(s.watchers) for s in self.relay.relayer.sessions.values())
 
     def unwatch_relayed(self, session: Relayed, watcher: Watcher) -> None:
         if watcher in session.watchers:

@@ -27,8 +27,10 @@ What a stream costs the server, whatever its client does:
 
 Watchers on any node (REDIS_URL and NODE_ID, app/relay.py): a read-only viewer's stream
 (`watch=1`) of a session another node owns is served here from Redis, with the same events:
-its history as the owner last copied it (may be [] for a second or two), the newest frame,
-the viewer count of all nodes, and `closed` (reason "relay_lost" when Redis is lost). The
+its history as the owner last copied it to Redis (read again for every new stream; the owner
+copies it every few seconds once another node relays the session, so the first stream of a
+session on a node may get [] or a copy a few seconds old), the newest frame, the viewer
+count of all nodes, and `closed` (reason "relay_lost" when Redis is lost). The
 caps apply per node, so MAX_WATCHERS is per session and node. Every other stream, and every
 stream without REDIS_URL, is served by the owner as above.
 """

@@ -21,6 +21,7 @@ FAMILIES = {
     "mlp_sessions",
     "mlp_sessions_running",
     "mlp_watchers",
+    "mlp_relayed_watchers",
     "mlp_streams",
     "mlp_frames_published",
     "mlp_process_cpu_seconds",
@@ -91,6 +92,7 @@ def test_metrics_after_sessions_and_play(nc):
         assert value(families, "mlp_sessions") == stats["sessions"] >= 3
         assert value(families, "mlp_sessions_running") == stats["running"] >= 1
         assert value(families, "mlp_watchers") == stats["watchers"] == 0  # the stream above has ended
+        assert value(families, "mlp_relayed_watchers") == 0  # no Redis relay here
         # Every frame the stream got was published (the newest-only stream may skip some).
         assert value(families, "mlp_frames_published", "mlp_frames_published_total") >= 3
         assert value(families, "mlp_workers_live") == 1

@@ -5,7 +5,9 @@ are opened on b, as the reverse proxy does for viewers; b relays them from Redis
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
@@ -14,6 +16,7 @@ import time
 import httpx
 import pytest
 
+from app import relay
 from deploy.redis import Redis
 from tests.support.live import free_port, start_server
 from tests.support.sse import END, SseReader, strict_json
@@ -79,6 +82,13 @@ def last_count(reader: SseReader) -> int | None:
     return counts[-1] if counts else None
 
 
+def relayed_watchers(server) -> float:
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    samples = [line.split()[-1] for line in text.splitlines() if line.startswith("mlp_relayed_watchers{")]
+    assert len(samples) == 1, text
+    return float(samples[0])
+
+
 def frames_after(reader: SseReader, n: int) -> list[dict]:
     """The next n frames (fewer if they stop coming)."""
     out = []
@@ -117,6 +127,7 @@ def test_the_viewer_count_is_the_total_on_both_nodes(a, b, session_on_a):
     try:
         assert wait_until(lambda: last_count(own) == 3, WAIT), last_count(own)
         assert wait_until(lambda: all(last_count(r) == 3 for r in relayed), WAIT), [last_count(r) for r in relayed]
+        assert relayed_watchers(b) == 2 and relayed_watchers(a) == 0  # /metrics: b serves a's session twice
         relayed.pop().close()
         assert wait_until(lambda: last_count(own) == 2, WAIT), last_count(own)
         assert wait_until(lambda: last_count(relayed[0]) == 2, WAIT), last_count(relayed[0])
@@ -236,3 +247,115 @@ def _watch_status(server, sid: str) -> int:
     with httpx.Client(timeout=10) as c:
         with c.stream("GET", f"{server.url}/api/sessions/{sid}/events", params={"watch": 1}) as r:
             return r.status_code
+
+
+def test_a_later_relayed_stream_gets_the_history_so_far(a, b, session_on_a):
+    """The first stream on b may get [] (a starts copying once b reports a viewer); later ones
+    read the owner's newest copy, not the one b read when the first stream attached."""
+    sid, auth = session_on_a
+    post(a, f"/api/sessions/{sid}/play", auth)
+    first = watch(b, sid)
+    try:
+        assert first.next_frame(WAIT) is not None  # a relays to b from now on
+
+        def later_history() -> list:
+            later = watch(b, sid)
+            try:
+                event = later.next(WAIT)
+                assert event is not END and event["event"] == "history"
+                return strict_json(event["data"])
+            finally:
+                later.close()
+
+        rows = wait_until(later_history, WAIT)
+        assert rows and all(len(row) == 3 for row in rows), rows
+    finally:
+        first.close()
+
+
+# --- the relay's own objects, without servers -------------------------------------------------------
+class _NoHost:
+    def live_ids(self):
+        return []
+
+    def frame_event_of(self, sid):
+        return None
+
+    def viewers_of(self, sid):
+        return 0
+
+    def set_remote(self, sid, remote):
+        return True
+
+    async def history_of(self, sid):
+        return "[]"
+
+
+def test_a_closed_session_leaves_no_publisher_memo(redis_server):
+    publisher = relay.Publisher(relay.Link(redis_server.url), "a", _NoHost(), max_fps=30)
+    sid = "a.x"
+    publisher.remote[sid] = relay.Remote(count=1)
+    publisher.frames[sid] = None
+    publisher.counts.add(sid)
+    publisher.next_at[sid] = publisher.sent_count[sid] = publisher.history_at[sid] = 1
+    publisher.closed(sid, "deleted", None)
+    memos = (publisher.remote, publisher.frames, publisher.counts, publisher.next_at)
+    assert not any(memos) and not publisher.sent_count and not publisher.history_at
+    assert publisher.messages[-1] == (sid, b'event: closed\ndata: {"reason": "deleted", "successor": null}\n\n')
+
+
+def test_an_outage_without_a_message_is_logged_by_its_type(redis_server, caplog):
+    with caplog.at_level(logging.WARNING, logger="mlp.relay"):
+        relay.Link(redis_server.url).down(TimeoutError())
+    assert "(TimeoutError)" in caplog.text
+
+
+class _ReplacedPubSub:
+    """A subscription replaced (and closed) while its reader waits on it, as _fail_all does."""
+
+    def __init__(self, relayer, successor):
+        self.relayer, self.successor = relayer, successor
+
+    async def get_message(self, **_):
+        self.relayer.pubsub = self.successor
+        raise RuntimeError("pubsub connection not set")  # what a pubsub closed under its reader says
+
+
+def test_a_replaced_subscriptions_reader_does_not_end_the_new_one(redis_server):
+    async def run() -> None:
+        relayer = relay.Relayer(relay.Link(redis_server.url), "b")
+        current = relayer.link.redis.pubsub()
+        old = relayer.pubsub = _ReplacedPubSub(relayer, current)  # type: ignore[assignment]
+        session = relayer.sessions["a.x"] = relay.Relayed("a.x", "a")
+        await relayer._read(old)  # type: ignore[arg-type]
+        assert relayer.pubsub is current and session.closed is None and "a.x" in relayer.sessions
+        await relayer.link.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_client_gone_while_attaching_leaves_no_subscribed_session(redis_server):
+    """CancelledError (the viewer left) during the SUBSCRIBE: the session is not kept."""
+
+    async def run() -> None:
+        link = relay.Link(redis_server.url)
+        await link.redis.hset(relay.sessions_key("zz"), "zz.x", b"1")
+        await link.redis.set(relay.node_key("zz"), b"1", ex=relay.LIVE_TTL_S)
+        relayer = relay.Relayer(link, "b")
+        subscribing = asyncio.Event()
+
+        async def hang(sid: str) -> None:
+            subscribing.set()
+            await asyncio.Event().wait()
+
+        relayer._subscribe = hang  # type: ignore[method-assign]
+        attaching = asyncio.get_running_loop().create_task(relayer.attach("zz.x", "zz"))
+        await subscribing.wait()
+        attaching.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await attaching
+        assert relayer.sessions == {} and relayer.leaving == {"zz.x"}
+        await link.redis.delete(relay.sessions_key("zz"), relay.node_key("zz"))
+        await link.aclose()
+
+    asyncio.run(run())
