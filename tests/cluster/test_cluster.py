@@ -86,6 +86,20 @@ def test_every_follow_up_request_reaches_the_owner(cluster, proxy):
             assert r.headers["x-mlp-node"] == node, (method, path)
 
 
+def test_a_reloaded_page_reopens_its_session_on_the_owner(cluster, proxy):
+    # Any node answers a page; only the owner has the session, and another would silently
+    # make a new one. Four requests each: the pool would have given some to the other node.
+    for node in ("a", "b"):
+        sid, auth = create(cluster.nodes[node].url)
+        for path in ("/", "/learn/seed/layers"):
+            for lang in ("en", "ja", "en", "ja"):
+                r = proxy.get(path, params={"session": sid, "lang": lang})
+                assert r.status_code == 200, (path, r.status_code, r.text[:300])
+                assert r.headers["x-mlp-node"] == node, path
+                assert f'data-session="{sid}"' in r.text, f"{path} reopened {sid}"
+        proxy.delete(f"/api/sessions/{sid}", headers=auth)
+
+
 def test_frames_stream_through_nginx(cluster, proxy):
     for node in ("a", "b"):
         sid, auth = create(cluster.nodes[node].url)
