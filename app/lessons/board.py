@@ -6,6 +6,7 @@ sent on its stream. Bounded: the least recently used sessions are forgotten firs
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 CAPACITY = 4096  # sessions remembered; more than a server holds (MAX_SESSIONS is 200 by default)
@@ -21,6 +22,8 @@ class SessionLesson:
     evaluated_seq: int = -1  # the frame the progress was evaluated on
     evaluated_at: float = float("-inf")
     data: tuple[int, dict] | None = None  # (shape_version, GET …/data) for a goal on the points
+    answer: float | None = None  # the number the controlling page's learner typed for this step
+    event: tuple[int, str] | None = None  # (version, the lesson event's JSON): encoded once for all streams
 
 
 class Board:
@@ -54,6 +57,9 @@ class Board:
         entry = self.of(sid)
         if (entry.lesson, entry.step) != (lesson, step):
             entry.lesson, entry.step, entry.progress = lesson, step, None
+            # Each step starts afresh: an earlier step's divergence must not meet this one's goal.
+            entry.seen.clear()
+            entry.data, entry.answer, entry.evaluated_seq = None, None, -1
             entry.version += 1
         return entry
 
@@ -68,3 +74,8 @@ class Board:
 
     def forget(self, sid: str) -> None:
         self._sessions.pop(sid, None)
+
+    def keep_only(self, alive: Container[str]) -> None:
+        """Forget the sessions that have ended (called when a page changes its step)."""
+        for sid in [s for s in self._sessions if s not in alive]:
+            del self._sessions[sid]

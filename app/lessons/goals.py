@@ -85,8 +85,11 @@ def neuron_accuracy(s: LessonState, layer: int = 1, neuron: int = 1) -> float | 
     y = np.array(s.data["train"]["y"] + s.data["test"]["y"])
     if len(y) == 0 or set(np.unique(y).tolist()) - {0, 1}:
         return None  # two classes only: one line, two sides
-    w = np.array([first["weights"][0][j], first["weights"][1][j]], dtype=float)
-    positive = x @ w + float(first["biases"][j]) > 0
+    w = np.array([first["weights"][0][j], first["weights"][1][j]], dtype=float)  # None (diverged) → nan
+    b = first["biases"][j]
+    if b is None or not np.isfinite(w).all() or not np.isfinite(b):
+        return None  # a diverged network has no line to judge
+    positive = x @ w + float(b) > 0
     right = float(np.mean(positive == (y == 0)))
     return round(max(right, 1.0 - right), 4)
 
@@ -115,6 +118,7 @@ QUANTITIES: dict[str, Quantity] = {
     "max_units": Quantity(lambda s: max((h["units"] for h in _hidden(s)), default=0)),
     "hidden_units": Quantity(lambda s: sum(h["units"] for h in _hidden(s))),
     "hidden_activations": Quantity(lambda s: [h["activation"] for h in _hidden(s)]),
+    "features": Quantity(_config("features")),
     "diverged_before": Quantity(lambda s: "diverged" in s.seen),
     "answer_gap": Quantity(_answer_gap),
     "neuron_accuracy": Quantity(neuron_accuracy, frozenset({"model", "data"}), frozenset({"layer", "neuron"})),

@@ -10,6 +10,7 @@ the data only by a goal that needs them (one neuron's line), and the data once p
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from app.routes.render import error_response, request_language, templates
 from app.store import SessionRecord, SessionStore
 
 router = APIRouter(tags=["lessons"])
+log = logging.getLogger("mlp")
 LESSONS = lessons()  # loaded and checked at start-up: a bad lesson file stops the server, naming it
 NOT_FOUND = 404
 
@@ -41,6 +43,7 @@ def quantity_labels(t) -> dict[str, str]:
         "train_loss": t("lesson.q.train_loss"),
         "epoch": t("lesson.q.epoch"),
         "status": t("lesson.q.status"),
+        "features": t("lesson.q.features"),
         "dataset": t("lesson.q.dataset"),
         "classes": t("lesson.q.classes"),
         "noise": t("lesson.q.noise"),
@@ -69,14 +72,16 @@ def find_step(lesson_id: str, step_id: str | None) -> tuple[Lesson, Step | None]
     lesson = LESSONS.get(lesson_id)
     if lesson is None:
         known = ", ".join(LESSONS)
-        raise FieldError("lesson", f"no lesson {lesson_id!r}; there are {known}", code="lesson_unknown")
+        raise FieldError(
+            "lesson", f"no lesson {lesson_id!r}; there are {known}", code="lesson_unknown", lesson=lesson_id
+        )
     if step_id is None:
         return lesson, None
     step = lesson.step(step_id)
     if step is None:
         steps = ", ".join(s.id for s in lesson.steps)
         message = f"lesson {lesson_id!r} has no step {step_id!r}; it has {steps}"
-        raise FieldError("step", message, code="lesson_step_unknown")
+        raise FieldError("step", message, code="lesson_step_unknown", step=step_id)
     return lesson, step
 
 
@@ -133,13 +138,30 @@ async def read_lesson(lesson_id: str, request: Request, lang: Lang = None):
     return {**lesson_summary(lesson, code), "lang": code, "steps": [step_json(s, code, labels) for s in lesson.steps]}
 
 
-async def _needed(store: SessionStore, record: SessionRecord, goal: Goal) -> dict[str, Any]:
+def _points_apply(record: SessionRecord) -> bool:
+    """Whether a goal on the points (one neuron's line) can apply: two classes on the raw
+    inputs x1, x2. Otherwise nothing is fetched from the worker for it."""
+    cfg = record.config
+    return cfg.problem == "classification" and cfg.classes == 2 and list(cfg.features) == ["x1", "x2"]
+
+
+async def _points(app: FastAPI, store: SessionStore, record: SessionRecord, shape_version: int) -> dict:
+    """GET …/data, fetched once per shape (the points change only with it) and kept on the board."""
+    entry = board_of(app).of(record.id)
+    if entry.data is None or entry.data[0] != shape_version:
+        entry.data = (shape_version, await store.call(record, cmd.Data(record.id, as_json=False)))
+    return entry.data[1]
+
+
+async def _needed(app: FastAPI, store: SessionStore, record: SessionRecord, goal: Goal, status: dict) -> dict[str, Any]:
     needs = goal.needs
     got: dict[str, Any] = {}
+    if not needs or not _points_apply(record):
+        return got
     if "model" in needs:
         got["model"] = await store.call(record, cmd.Model(record.id, as_json=False))
     if "data" in needs:
-        got["data"] = await store.call(record, cmd.Data(record.id, as_json=False))
+        got["data"] = await _points(app, store, record, status.get("shape_version", -1))
     return got
 
 
@@ -150,7 +172,7 @@ async def step_progress(
     seen = board_of(app).observe(record.id, status.get("status"))
     if step.goal is None:
         return None
-    extra = await _needed(store, record, step.goal)
+    extra = await _needed(app, store, record, step.goal, status)
     state = status_state(status, record.config.model_dump(), seen=seen, answer=answer, **extra)
     return evaluate(step.goal, state).as_dict()
 
@@ -196,7 +218,9 @@ class StepBody(BaseModel):
 async def _show_step(request: Request, record: SessionRecord, lesson: str | None, step: str | None):
     if lesson is not None:
         find_step(lesson, step or "")  # 404 naming the lesson or the step
-    entry = board_of(request.app).set_step(record.id, lesson, step if lesson else None)
+    board = board_of(request.app)
+    board.keep_only(request.app.state.store.sessions)  # ended sessions' lessons are forgotten here
+    entry = board.set_step(record.id, lesson, step if lesson else None)
     record.publish(None)  # wake the session's streams: watchers get the new step at once
     return {"lesson": entry.lesson, "step": entry.step}
 
@@ -226,13 +250,9 @@ async def _frame_progress(app: FastAPI, store: SessionStore, record: SessionReco
     seen = board_of(app).observe(record.id, frame.get("status"))
     if step.goal is None:
         return None
-    entry = board_of(app).of(record.id)
     data = None
-    if "data" in step.goal.needs:  # the data changes only with the shape: fetched once per shape
-        version = frame.get("shape_version")
-        if entry.data is None or entry.data[0] != version:
-            entry.data = (version, await store.call(record, cmd.Data(record.id, as_json=False)))
-        data = entry.data[1]
+    if "data" in step.goal.needs and _points_apply(record):
+        data = await _points(app, store, record, frame.get("shape_version", -1))
     state = frame_state(frame, record.config.model_dump(), seen=seen, data=data)
     return evaluate(step.goal, state).as_dict()
 
@@ -249,15 +269,23 @@ async def lesson_update(app: FastAPI, store: SessionStore, record: SessionRecord
         return (0, json.dumps({"lesson": None, "step": None, "progress": None})) if sent == -1 else None
     if entry.lesson is not None and entry.evaluated_seq != record.seq:
         entry.evaluated_seq, entry.evaluated_at = record.seq, time.monotonic()
+        shown = (entry.lesson, entry.step)
         _, step = find_step(entry.lesson, entry.step)
         try:
             progress = await _frame_progress(app, store, record, step) if step else None
         except FieldError:  # the session ended meanwhile: the stream says so next
             return None
-        board.set_progress(record.id, progress)
+        except Exception:  # a goal's fault must never end a session's stream
+            log.exception("lesson %s/%s: evaluating the goal failed", *shown)
+            return None
+        if (entry.lesson, entry.step) == shown:  # not a step changed while the data was fetched
+            board.set_progress(record.id, progress)
     if entry.version == sent:
         return None
-    return entry.version, json.dumps({"lesson": entry.lesson, "step": entry.step, "progress": entry.progress})
+    if entry.event is None or entry.event[0] != entry.version:  # encoded once for all the streams
+        data = json.dumps({"lesson": entry.lesson, "step": entry.step, "progress": entry.progress})
+        entry.event = (entry.version, data)
+    return entry.event
 
 
 # --- pages ----------------------------------------------------------------------------------
@@ -270,7 +298,8 @@ async def learn_page(
     try:
         lesson, step = find_step(lesson_id, step_id)
     except FieldError as e:
-        return error_response(request, NOT_FOUND, e.field, e.message)
+        message = translator(request_language(request))(f"error.{e.code}", **e.params)
+        return error_response(request, NOT_FOUND, e.field, message)
     assert step is not None
     t_lang = request_language(request)
     ctx = await playground_context(

@@ -22,6 +22,7 @@ const state = { lesson: null, index: 0, progress: null, answer: null, shownAt: 0
 
 const saved = () => { try { return JSON.parse(localStorage.getItem(SAVED) || "{}"); } catch { return {}; } };
 function remember(lessonId, stepId, done) {
+  if (!controls) return; // a watcher's browser keeps no progress of the teacher's lesson
   const all = saved();
   const entry = all[lessonId] ?? { done: [], last: stepId };
   entry.last = stepId;
@@ -212,7 +213,7 @@ function show(index, { apply }) {
   state.shownAt = performance.now();
   const s = step();
   remember(state.lesson.id, s.id, false);
-  localStorage.setItem(OPEN, JSON.stringify({ lesson: state.lesson.id, step: s.id }));
+  if (controls) localStorage.setItem(OPEN, JSON.stringify({ lesson: state.lesson.id, step: s.id }));
   if (controls) history.replaceState(null, "", stepUrl(state.index));
   if (apply) applySetup(s);
   renderStep();
@@ -313,11 +314,14 @@ async function poll() {
 document.addEventListener("mlp:lesson", (ev) => { state.streamed = true; applyUpdate(ev.detail); });
 
 // --- wiring -------------------------------------------------------------------------------------
+// ] and [ (not PageUp/PageDown: those scroll the panel's text). Never while typing, with a
+// modifier held, or behind an open dialog.
 function onKey(ev) {
   if (panel.hidden || !state.lesson || !controls) return;
+  if (ev.ctrlKey || ev.altKey || ev.metaKey || document.querySelector("dialog[open]")) return;
   if (ev.target.closest?.("input, textarea, select, [contenteditable]")) return;
-  if (ev.key === "PageDown" || ev.key === "]") { ev.preventDefault(); go(state.index + 1); }
-  else if (ev.key === "PageUp" || ev.key === "[") { ev.preventDefault(); if (state.index > 0) go(state.index - 1); }
+  if (ev.key === "]") { ev.preventDefault(); go(state.index + 1); }
+  else if (ev.key === "[") { ev.preventDefault(); if (state.index > 0) go(state.index - 1); }
 }
 
 function init() {

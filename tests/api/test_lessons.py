@@ -136,6 +136,10 @@ def solve_nonlinear(me: Learner):
 def wrong_nonlinear(me: Learner):
     me.train_epochs(150)  # still linear
     assert set(me.failing()) == {"hidden_activations", "test_accuracy"}
+    # Squared inputs and no hidden layer separate the circle too, but without any activation.
+    me.patch(hidden_layers=[], features=["x1sq", "x2sq"])
+    assert me.play_until(lambda: me.status()["accuracy"]["test"] >= 0.9)  # accurate, and yet:
+    assert set(me.failing()) == {"features", "hidden_layers"}
 
 
 def solve_deeper(me: Learner):
@@ -202,6 +206,9 @@ def wrong_free(me: Learner):
     me.patch(hidden_layers=hidden((8, "tanh"), (8, "tanh")), noise=0.1)  # less noise is not allowed
     me.train_until_met()
     assert me.failing() == ["noise"]
+    me.patch(dataset="gauss", noise=0.3, hidden_layers=hidden((1, "tanh")))  # one line separates it
+    assert me.play_until(lambda: me.status()["accuracy"]["test"] >= 0.9)  # accurate, and yet:
+    assert me.failing() == ["dataset"]
 
 
 # --- regression -------------------------------------------------------------------------------
@@ -322,8 +329,8 @@ def test_the_stream_event_says_each_change_once(client, make_session, in_process
     assert update(0) is None
     client.put(f"/api/sessions/{sid}/lesson", json={"lesson": "seed", "step": "layers"}, headers=auth)
     client.post(f"/api/sessions/{sid}/step", headers=auth)
-    assert wait_until(lambda: record.frame is not None or client.get(f"/api/sessions/{sid}/events?max_frames=1"), 10)
     streamed = client.get(f"/api/sessions/{sid}/events?max_frames=1").text  # a watcher's stream says the step
+    assert record.frame is not None  # the stream had the session build its frame
     lesson_events = [e for e in streamed.split("\n\n") if e.startswith("event: lesson\n")]
     assert len(lesson_events) == 1 and json.loads(lesson_events[0].split("data: ", 1)[1])["step"] == "layers"
     version, payload = update(-1)
@@ -341,3 +348,22 @@ def test_learn_pages(client):
     assert 'id="btn-lessons"' in r.text and "/static/js/lessons.js" in r.text
     r = client.get("/learn/seed/nope", headers={"accept": "text/html"})
     assert r.status_code == 404 and "nope" in r.text
+
+
+def test_a_diverged_network_fails_the_neuron_goal_instead_of_failing_the_request(learner):
+    me = learner("seed", "neuron")
+    me.patch(learning_rate=10, hidden_layers=hidden((2, "leaky_relu")))
+    me.play_until(lambda: me.status()["status"] == "diverged")
+    assert "neuron_accuracy" in me.failing()  # no line to judge: not met, and no 500
+
+
+def test_an_earlier_steps_divergence_does_not_meet_the_learning_rate_goal(client, learner):
+    me = learner("seed", "learning-rate")
+    client.put(f"{me.url}/lesson", json={"lesson": "seed", "step": "neuron"}, headers=me.auth)  # the page's step
+    me.patch(learning_rate=10)
+    me.play_until(lambda: me.status()["status"] == "diverged")
+    assert "diverged_before" not in me.failing()  # diverged now, seen while the page shows the neuron step
+    client.put(f"{me.url}/lesson", json={"lesson": "seed", "step": "learning-rate"}, headers=me.auth)
+    me.patch(learning_rate=0.3)  # recovered: a lower rate, then a reset
+    me.post("reset")
+    assert "diverged_before" in me.failing()  # the learning-rate step starts afresh
