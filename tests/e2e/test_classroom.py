@@ -122,9 +122,15 @@ def test_saved_times_show_in_the_readers_time_zone(browser, server, make_session
     tokyo.get_by_role("button", name="保存", exact=True).click()
     wait_for(tokyo, "document.querySelectorAll('#snapshot-list time').length > 0")
     row = tokyo.locator('#snapshot-list tr:has(input[value="zone"]) time')
-    stored, shown = row.get_attribute("datetime"), row.inner_text()
+    stored = row.get_attribute("datetime")
     utc_hour, minute = int(stored[11:13]), stored[14:16]
-    assert re.search(rf"\b0?{(utc_hour + 9) % 24}:{minute}\b", shown), (stored, shown)
+    tokyo_time = rf"\b0?{(utc_hour + 9) % 24}:{minute}\b"
+    # The page rewrites the server's UTC text once the list has been swapped in (htmx:load).
+    wait_for(
+        tokyo,
+        f"/{tokyo_time}/.test(document.querySelector('#snapshot-list tr:has(input[value=\"zone\"]) time').textContent)",
+    )
+    assert re.search(tokyo_time, row.inner_text()), (stored, row.inner_text())
     context.close()
 
 

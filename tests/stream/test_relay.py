@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -31,6 +32,13 @@ if shutil.which("redis-server") is None:
     )
 
 WAIT = 15.0  # seconds to wait for something that should happen within one or two relay rounds (1 s)
+
+
+def run_in_own_thread(coro) -> None:
+    """asyncio.run in a thread of its own: in a full run a browser test's Playwright keeps an
+    event loop on the main thread, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture(scope="module")
@@ -331,7 +339,7 @@ def test_a_replaced_subscriptions_reader_does_not_end_the_new_one(redis_server):
         assert relayer.pubsub is current and session.closed is None and "a.x" in relayer.sessions
         await relayer.link.aclose()
 
-    asyncio.run(run())
+    run_in_own_thread(run())
 
 
 def test_a_client_gone_while_attaching_leaves_no_subscribed_session(redis_server):
@@ -358,4 +366,4 @@ def test_a_client_gone_while_attaching_leaves_no_subscribed_session(redis_server
         await link.redis.delete(relay.sessions_key("zz"), relay.node_key("zz"))
         await link.aclose()
 
-    asyncio.run(run())
+    run_in_own_thread(run())
