@@ -137,6 +137,7 @@ function renderStep() {
   $("#lesson-choose").hidden = true;
   $("#lesson-step").hidden = false;
   $("#lesson-nav").hidden = !controls;
+  $(".lesson-keys").hidden = !controls;
   $("#lesson-watching").hidden = controls;
   $("#lesson-h").textContent = state.lesson.title;
   $("#lesson-count").textContent = t("lesson.step_of", { n: state.index + 1, total });
@@ -246,6 +247,7 @@ async function chooseLesson() {
   highlight();
   $("#lesson-step").hidden = true;
   $("#lesson-nav").hidden = true;
+  $(".lesson-keys").hidden = true; // no step to move between, and the list is already shown
   $("#lesson-choose").hidden = false;
   $("#lesson-h").textContent = t("lesson.title");
   const data = await getJson(`/api/lessons?lang=${lang()}`);
