@@ -161,6 +161,18 @@ def encode_payload(payload: Any, max_bytes: int) -> tuple[str, int, int]:
     return text, size, epoch
 
 
+def source_from_row(row: tuple, where: str) -> tuple[dict, bytes]:
+    """A get_source row (id, name, created, epoch, the config's JSON text, payload) as
+    (metadata with the parsed config, the payload's bytes); `where` names the store in errors."""
+    snapshot_id, name, created, epoch, config_text, payload = row
+    try:
+        config = json.loads(config_text) if isinstance(config_text, str) else None
+    except ValueError as e:
+        raise CorruptStoreError(f"snapshot {snapshot_id} in {where} has an unreadable config: {e}") from None
+    meta = {"snapshot_id": snapshot_id, "name": name, "created": created, "epoch": epoch, "config": config}
+    return meta, payload.encode() if isinstance(payload, str) else payload
+
+
 def document_bytes(meta: dict, payload: bytes) -> bytes:
     """{"snapshot_id", "name", "created", "epoch", "payload"} as JSON bytes, the payload's
     stored text spliced in, so a read costs a copy, not a parse."""

@@ -48,6 +48,7 @@ from app.snapshot_contract import (
     encode_payload,
     full_message,
     now_iso,
+    source_from_row,
     valid_id,
     validate_name,
 )
@@ -303,14 +304,7 @@ class PostgresSnapshotStore:
             "SELECT id, name, created, epoch, (payload::json -> 'config')::text, payload FROM mlp_snapshots WHERE id = %s",
             snapshot_id,
         )
-        if row is None:
-            return None
-        try:
-            config = json.loads(row[4]) if isinstance(row[4], str) else None
-        except ValueError as e:
-            raise CorruptStoreError(f"snapshot {snapshot_id} in {self.target} has an unreadable config: {e}") from None
-        meta = {"snapshot_id": row[0], "name": row[1], "created": row[2], "epoch": row[3], "config": config}
-        return meta, row[5].encode()
+        return None if row is None else source_from_row(row, self.target)
 
     def ping(self, timeout: float = 2.0) -> None:
         """A cheap read of the table (health checks); SnapshotError when unusable."""

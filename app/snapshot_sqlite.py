@@ -46,6 +46,7 @@ from app.snapshot_contract import (
     encode_payload,
     full_message,
     now_iso,
+    source_from_row,
     valid_id,
     validate_name,
 )
@@ -323,14 +324,7 @@ class SqliteSnapshotStore:
             "FROM snapshots WHERE id = ?",
             snapshot_id,
         )
-        if row is None:
-            return None
-        try:
-            config = json.loads(row[4]) if isinstance(row[4], str) else None
-        except ValueError as e:
-            raise CorruptStoreError(f"snapshot {snapshot_id} in {self.path} has an unreadable config: {e}") from None
-        meta = {"snapshot_id": row[0], "name": row[1], "created": row[2], "epoch": row[3], "config": config}
-        return meta, row[5]
+        return None if row is None else source_from_row(row, str(self.path))
 
     def ping(self, timeout: float = 2.0) -> None:
         """A cheap read that touches the file (health checks); SnapshotError when unusable."""
