@@ -49,17 +49,17 @@ async def watch_page(sid: SessionId, request: Request, store: Store, control: Ac
         query = f"?{request.url.query}" if request.url.query else ""
         return RedirectResponse(f"/s/{moved}{query}", status_code=307)
     record = store.get(sid)
-    status, _ = await control.reported_status(record)  # a hall opening the page waits for no worker
+    status, cfg = await control.reported_status(record)  # a hall opening the page waits for no worker
     ctx = page_context(
         request,
-        record.config,
+        cfg,
         settings,
         session_id=sid,
         query="",
         controls=False,
         body_class="watching",
         entry="watch",
-        **network_context(record.config, status["dims"], status["shape_version"], controls=False),
+        **network_context(cfg, status["dims"], status["shape_version"], controls=False),
     )
     return templates.TemplateResponse(request, "watch.html", ctx)
 

@@ -26,6 +26,7 @@ from app.lessons.sources import frame_state, status_state
 from app.routes.deps import Actions, AppSettings, Controlled, Store, Viewed
 from app.routes.pages import playground_context
 from app.routes.render import error_response, request_language, templates
+from app.schema import SessionConfig
 from app.store import SessionRecord, SessionStore
 
 router = APIRouter(tags=["lessons"])
@@ -166,14 +167,21 @@ async def _needed(app: FastAPI, store: SessionStore, record: SessionRecord, goal
 
 
 async def step_progress(
-    app: FastAPI, store: SessionStore, record: SessionRecord, status: dict, step: Step, answer: float | None
+    app: FastAPI,
+    store: SessionStore,
+    record: SessionRecord,
+    status: dict,
+    cfg: SessionConfig,
+    step: Step,
+    answer: float | None,
 ) -> dict | None:
-    """The step's progress on a session now (None for a step without an exercise)."""
+    """The step's progress on a session now (None for a step without an exercise), judged on
+    the config reported with `status`."""
     seen = board_of(app).observe(record.id, status.get("status"))
     if step.goal is None:
         return None
     extra = await _needed(app, store, record, step.goal, status)
-    state = status_state(status, record.config.model_dump(), seen=seen, answer=answer, **extra)
+    state = status_state(status, cfg.model_dump(), seen=seen, answer=answer, **extra)
     return evaluate(step.goal, state).as_dict()
 
 
@@ -204,8 +212,8 @@ async def session_lesson(
         raise FieldError("step", "give the step", code="invalid", name="step")
     _, found = find_step(lesson, step)
     assert found is not None
-    status, _ = await control.reported_status(record)  # a learner's page asks every second
-    progress = await step_progress(request.app, store, record, status, found, answer)
+    status, cfg = await control.reported_status(record)  # a learner's page asks every second
+    progress = await step_progress(request.app, store, record, status, cfg, found, answer)
     return {"lesson": lesson, "step": step, "progress": progress}
 
 

@@ -120,16 +120,19 @@ def error_response(request: Request, status: int, field: str, message: str):
 
 
 def render_network(
-    request: Request, record: SessionRecord, status: dict, settings: Settings, controls: bool = True, oob: bool = False
+    request: Request, cfg: SessionConfig, status: dict, settings: Settings, controls: bool = True, oob: bool = False
 ) -> str:
+    """The drawing of `cfg`, labelled with the status's shape_version. Both must come from
+    one report (a reply, or `Control.reported_status`): a drawing of the old network labelled
+    with the new version would be given frames of another shape."""
     ctx = {
         "request": request,
         "t": translator(request_language(request)),
         "limits": settings,
         "controls": controls,
-        "cfg": record.config,
+        "cfg": cfg,
         "oob": oob,
-        **network_context(record.config, status.get("dims"), status.get("shape_version", 0), controls),
+        **network_context(cfg, status.get("dims"), status.get("shape_version", 0), controls),
     }
     return templates.get_template("partials/_network.html").render(ctx)
 
@@ -164,9 +167,9 @@ def controls_response(
     """The answer to an htmx control: the network partial (when asked or reshaped) plus the panels."""
     body = render_panels(request, record, settings)
     if network:  # the request targets #network
-        body = render_network(request, record, result, settings) + body
+        body = render_network(request, record.config, result, settings) + body
     elif result.get("rebuilt"):  # a config change reshaped it: swap it out of band
-        body = render_network(request, record, result, settings, oob=True) + body
+        body = render_network(request, record.config, result, settings, oob=True) + body
     trigger = {
         "mlp:config": {
             "changed": result.get("changed", []),

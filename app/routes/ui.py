@@ -67,9 +67,11 @@ async def ui_network(
 ):
     """The network drawing (and its captions) of any session: watchers redraw with it too."""
     record = store.get(sid)
-    status, _ = await control.reported_status(record)  # every watcher redraws with it after a change
+    # Every watcher redraws with it after a change. The frame that announced the change can
+    # arrive before the worker's reply has updated record.config: draw the reported config.
+    status, cfg = await control.reported_status(record)
     return HTMLResponse(
-        render_network(request, record, status, settings, controls) + render_captions(request, record.config, oob=False)
+        render_network(request, cfg, status, settings, controls) + render_captions(request, cfg, oob=False)
     )
 
 

@@ -84,7 +84,7 @@ export function createNetworkView(root, options = {}) {
   }
 
   function weightAt(layer, i, j) {
-    if (layer.weights) return layer.weights[i][j];
+    if (layer.weights) return layer.weights[i]?.[j]; // undefined past a stale frame's shape
     const q = layer.weights_q;
     if (!q) return null;
     q._bytes ||= Int8Array.from(atob(q.data), (ch) => (ch.charCodeAt(0) << 24) >> 24);
@@ -103,10 +103,8 @@ export function createNetworkView(root, options = {}) {
       (d.nodes[l] || []).forEach((n, j) => {
         if (!n) return;
         const a = acts[j];
-        if (plane && h && n.thumb) {
-          const lut = isOut && problem === "classification" ? classLut(j) : DIVERGING_LUT;
-          paintMap(n.thumb, h.thumbs[l][j], h.thumb, lut);
-        }
+        const map = plane && n.thumb ? h?.thumbs?.[l]?.[j] : undefined; // none for a neuron the frame lacks
+        if (map) paintMap(n.thumb, map, h.thumb, isOut && problem === "classification" ? classLut(j) : DIVERGING_LUT);
         if (n.dot) n.dot.setAttribute("fill", isOut && problem === "classification" ? css(CLASS_COLORS[j % CLASS_COLORS.length], 0.15 + 0.85 * (a ?? 0)) : css(diverging((a ?? 0) / maxAbs)));
         if (n.value) n.value.textContent = formatNumber(a, 2);
         if (n.bar) n.bar.setAttribute("width", String(BAR_WIDTH * Math.max(0, Math.min(1, a ?? 0))));

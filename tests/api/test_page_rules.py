@@ -115,3 +115,19 @@ def test_panels_of_a_session_follow_its_config(client, make_session):
 def test_the_data_panel_names_the_upload_limit(client):
     limit = Settings().max_upload_bytes
     assert f"Files up to {limit:,} bytes." in client.get("/?lang=en").text
+
+
+def test_a_redrawn_network_is_the_reported_network_even_before_the_reply(client, make_session, in_process_app):
+    """The frame announcing a new shape can reach a page before the worker's reply has
+    updated the server's record: the redraw it fetches must draw the network that frame has,
+    not the old one labelled with the new shape_version (the page would then paint frames of
+    one shape onto a drawing of another)."""
+    sid, auth = make_session(hidden_layers=[{"units": 4, "activation": "tanh"}])
+    record = in_process_app.asgi.app.state.store.sessions[sid]
+    before = record.config
+    client.patch(f"/api/sessions/{sid}", json={"hidden_layers": [{"units": 1, "activation": "tanh"}]}, headers=auth)
+    record.config = before  # as if the reply were still in the pipe behind the frame
+    html = client.get(f"/ui/sessions/{sid}/network").text
+    reported = status(client, sid)
+    assert f'data-shape-version="{reported["shape_version"]}"' in html
+    assert 'data-l="1" data-j="0"' in html and 'data-l="1" data-j="1"' not in html  # 1 neuron, not 4

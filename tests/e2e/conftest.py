@@ -50,7 +50,7 @@ def page(browser, server):
     context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server.url)
     pg = context.new_page()
     errors = PageErrors()
-    pg.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    pg.on("pageerror", lambda e: errors.append(f"pageerror: {e} {e.stack}"))
     pg.on("console", lambda m: errors.append(f"console.error: {m.text}") if m.type == "error" else None)
     pg.errors = errors
     yield pg

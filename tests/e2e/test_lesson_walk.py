@@ -75,7 +75,7 @@ def test_walk_the_seed_course_in_present_mode(browser, server, lang):
     context = browser.new_context(viewport={"width": 1280, "height": 720}, base_url=server.url)
     page = context.new_page()
     page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e}"))
+    page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e} {e.stack}"))
     try:
         walk(page, lang, "1280x720", present=True)
         # Readable from the back row: the step's text is at least 22 px.
@@ -134,7 +134,7 @@ def test_present_with_the_panel_shows_the_whole_network(browser, server, size):
     context = browser.new_context(viewport={"width": width, "height": height}, base_url=server.url)
     page = context.new_page()
     page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e}"))
+    page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e} {e.stack}"))
     try:
         open_step(page, "seed", "softmax", "lang=en&present=1")
         wait_for(page, "document.body.classList.contains('present')")

@@ -29,7 +29,7 @@ def new_page(browser, server, width=1280, height=800):
     context = browser.new_context(viewport={"width": width, "height": height}, base_url=server.url)
     page = context.new_page()
     page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e}"))
+    page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e} {e.stack}"))
     return context, page
 
 

@@ -71,7 +71,7 @@ def new_page(browser, server, width: int, height: int, **kw):
     context = browser.new_context(viewport={"width": width, "height": height}, base_url=server.url, **kw)
     page = context.new_page()
     page.errors = []
-    page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e}"))
+    page.on("pageerror", lambda e: page.errors.append(f"pageerror: {e} {e.stack}"))
     return context, page
 
 
