@@ -6,6 +6,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# pytest processes (pytest-xdist). Most tests wait on servers, workers and browsers, not on a
+# core: one process used a quarter of 2 cores. Whole files go to one process (loadfile), so a
+# file's module fixtures (servers, a browser) start once. TEST_JOBS=0 runs in this process.
+TEST_JOBS ?= 2
 
 # One BLAS thread per process: the server runs one worker process per core, and
 # small matmuls are faster single-threaded (see benchmarks/README.md).
@@ -44,7 +48,7 @@ cluster: setup
 	$(PY) -m deploy.cluster --port $(CLUSTER_PORT)
 
 test: setup lint-py lint-js test-js
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # Python: ruff's lint rules and formatter over the repo, mypy over app/ (pyproject.toml), zero findings.
 .PHONY: lint-py

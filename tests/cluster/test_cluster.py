@@ -8,6 +8,7 @@ through nginx, as a browser's requests would. The test that kills node b runs la
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections import Counter
 
@@ -184,6 +185,20 @@ def _closed(reader: SseReader):
     if event is END:
         return "ended"
     return json.loads(event["data"]) if event is not None and event.get("event") == "closed" else None
+
+
+def test_nginx_drops_a_client_that_never_finishes_its_headers(cluster, proxy):
+    """Behind nginx the app sees only nginx's connections, so nginx bounds slow clients itself
+    (client_header_timeout 10 s, as the app's HEADER_TIMEOUT_SECONDS)."""
+    url = httpx.URL(cluster.url)
+    with socket.create_connection((url.host, url.port), timeout=20) as slow:
+        slow.sendall(b"GET / HT")  # half a request line, then nothing
+        opened = time.monotonic()
+        while slow.recv(4096):  # nginx may answer 408 before it closes
+            pass
+        held = time.monotonic() - opened
+    assert 9 <= held <= 15, held
+    assert proxy.get("/healthz").status_code == 200
 
 
 def test_killing_node_b_ends_only_its_sessions(cluster, proxy):
