@@ -52,7 +52,10 @@ export function createInspector(box, { layerName, weightAt, onEditBias }) {
     const layer = frame.layers[l];
     const prev = frame.layers[l - 1];
     const isOut = l === frame.layers.length - 1;
-    title.textContent = t("inspect.neuron", { layer: layerName(l), n: j + 1 });
+    // A classifier's output neurons are its classes, numbered from 0 as the drawing labels them.
+    title.textContent = isOut && frame.problem === "classification"
+      ? t("inspect.class_neuron", { layer: layerName(l), c: j })
+      : t("inspect.neuron", { layer: layerName(l), n: j + 1 });
     const x = prev.activations;
     const terms = x.map((xi, i) => ({ i, w: weightAt(layer, i, j) ?? 0, x: xi ?? 0 }));
     const b = layer.biases?.[j] ?? 0;

@@ -37,6 +37,11 @@ def test_inspector_shows_a_neurons_maths_matching_numpy(page, server, shots):  #
     # The inspector opened on the right, away from hidden layer 1, over the loss layer: close it first.
     page.keyboard.press("Escape")
     assert page.locator("#inspector").is_hidden()
+    # A classifier's output neurons are its classes, numbered from 0 as the drawing shows them.
+    page.get_by_role("button", name="Inspect Output layer, class 0").click()
+    assert page.locator("#inspector-title").text_content() == "Output layer, class 0"
+    assert page.locator('#network .net-box .col-output .node[data-j="0"] .class-name').first.text_content() == "0"
+    page.keyboard.press("Escape")
     # The loss layer: −log p(true class) for the probe.
     page.get_by_role("button", name="Inspect the loss layer").click()
     assert page.locator("#inspector-title").text_content() == "Loss layer"
