@@ -333,11 +333,25 @@ export function createNetworkView(root, options = {}) {
   function bands(svg) {
     const titles = [...svg.querySelectorAll(".col-title")].map((el) => el.getBoundingClientRect().width);
     const ctl = [...root.querySelectorAll(".col-ctl")].map((el) => el.getBoundingClientRect());
+    const lossName = svg.querySelector(".loss-name")?.getBoundingClientRect().width;
+    const lossLabels = svg.querySelector(".loss-box")?.closest("g.column")?.querySelector("text.col-labels");
     return {
       title: Math.max(0, ...titles), // the widest column title
       ctlWidth: Math.max(0, ...ctl.map((r) => r.width)),
       ctlHeight: Math.max(0, ...ctl.map((r) => r.height)),
+      // The loss column is the last: its box (the name plus its margins) and its labels
+      // must end inside the drawing, whatever the language's words weigh.
+      lossHalf: lossName ? Math.max(lossName + 20, lossLabels?.getBoundingClientRect().width ?? 0) / 2 + 4 : 0,
     };
+  }
+
+  // The loss box's centre in the drawing's units, as laid out (kept: the box is resized around it).
+  function lossCentre(g) {
+    const rect = g.querySelector("rect");
+    const m = /translate\(([-\d.]+),([-\d.]+)\)/.exec(g.getAttribute("transform"));
+    g.dataset.cx ||= String(+m[1] + +rect.getAttribute("width") / 2);
+    g.dataset.cy ||= String(+m[2] + +rect.getAttribute("height") / 2);
+    return [+g.dataset.cx, +g.dataset.cy];
   }
 
   // How large a drawing can be in the room, and the least it may be (below that its labels
@@ -353,9 +367,12 @@ export function createNetworkView(root, options = {}) {
     const top = b.ctlHeight ? b.ctlHeight + 6 : 6;
     const bottom = textPx * 1.2 + titlePx * 1.25 + textPx * 2.6 + 6; // the lowest values, then three lines
     const core = +svg.dataset.coreHeight;
-    const fit = Math.min(rm.width / w, (rm.height - top - bottom) / core, MAX_SCALE);
+    const lossBox = svg.querySelector(".loss-box");
+    const lossX = lossBox ? lossCentre(lossBox)[0] : 0; // the loss box is at least 112 units wide
+    const lossFit = lossBox ? Math.min((rm.width - b.lossHalf) / lossX, rm.width / (lossX + 56)) : Infinity;
+    const fit = Math.min(rm.width / w, lossFit, (rm.height - top - bottom) / core, MAX_SCALE);
     const floor = Math.max(0.5, (b.title + 10) / gap, (b.ctlWidth + 6) / gap);
-    return { svg, fit, floor, top, bottom, w, h: core };
+    return { svg, fit, floor, top, bottom, w: Math.max(w, lossX + 56), h: core, lossX, lossHalf: b.lossHalf };
   }
 
   // Twice when the scale moved: the bands are measured at the text's size, which follows --k.
@@ -410,7 +427,8 @@ export function createNetworkView(root, options = {}) {
       const y0 = +svg.dataset.coreTop - p.top * k;
       const labels = (+svg.dataset.coreTop + p.h + px("--net-text") * 1.2 * k).toFixed(1);
       for (const text of svg.querySelectorAll("text.col-labels")) text.setAttribute("y", labels);
-      svg.setAttribute("viewBox", `0 ${y0.toFixed(1)} ${p.w} ${(p.h + (p.top + p.bottom) * k).toFixed(1)}`);
+      const w = Math.max(p.w, p.lossX + p.lossHalf * k); // room for the loss box at this scale
+      svg.setAttribute("viewBox", `0 ${y0.toFixed(1)} ${w.toFixed(1)} ${(p.h + (p.top + p.bottom) * k).toFixed(1)}`);
       for (const fo of svg.querySelectorAll("foreignObject.col-ctl-fo")) {
         const cx = +fo.getAttribute("x") + +fo.getAttribute("width") / 2;
         const fw = (px("--net-ctl-width") || 120) * k, fh = (p.top - 4) * k;
@@ -433,9 +451,7 @@ export function createNetworkView(root, options = {}) {
     if (!g) return;
     const rect = g.querySelector("rect");
     const [name, value] = g.querySelectorAll("text");
-    const m = /translate\(([-\d.]+),([-\d.]+)\)/.exec(g.getAttribute("transform"));
-    g.dataset.cx ||= String(+m[1] + +rect.getAttribute("width") / 2);
-    g.dataset.cy ||= String(+m[2] + +rect.getAttribute("height") / 2);
+    const [cx, cy] = lossCentre(g);
     const w = Math.max(112, (name.getBoundingClientRect().width + 20) * k);
     const h = Math.max(80, (px("--net-text") * 1.3 + px("--net-title") * 1.5 + 20) * k);
     rect.setAttribute("width", w.toFixed(1));
@@ -443,7 +459,7 @@ export function createNetworkView(root, options = {}) {
     for (const el of [name, value]) el.setAttribute("x", (w / 2).toFixed(1));
     name.setAttribute("y", (h * 0.38).toFixed(1));
     value.setAttribute("y", (h * 0.8).toFixed(1));
-    g.setAttribute("transform", `translate(${(+g.dataset.cx - w / 2).toFixed(1)},${(+g.dataset.cy - h / 2).toFixed(1)})`);
+    g.setAttribute("transform", `translate(${(cx - w / 2).toFixed(1)},${(cy - h / 2).toFixed(1)})`);
   }
 
   // A column whose neurons are too close for a value under each keeps them for the tooltip

@@ -153,3 +153,81 @@ def test_present_with_the_panel_shows_the_whole_network(browser, server, size):
         assert errors(page) == []
     finally:
         context.close()
+
+
+# Hidden layer 1's controls in the drawing shown, the links under them and the preset select.
+HEAD_AND_CONTROLS = """() => {
+  const rect = (el) => el.getBoundingClientRect();
+  const opaque = (el) => {
+    const m = getComputedStyle(el).backgroundColor.match(/[\\d.]+/g).map(Number);
+    return m.length === 3 || m[3] === 1;
+  };
+  const select = document.querySelector('#f-preset');
+  const cs = getComputedStyle(select);
+  const ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = cs.font;
+  const chrome = ['paddingLeft', 'paddingRight', 'borderLeftWidth', 'borderRightWidth'].reduce((s, p) => s + parseFloat(cs[p]), 0);
+  const svg = document.querySelector('#network .net-box svg');
+  const ctl = svg.querySelector('.column[data-layer="1"] .col-ctl');
+  const units = rect(ctl.querySelector('.units-ctl')), act = rect(ctl.querySelector('select'));
+  const meets = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const links = [...svg.querySelectorAll('path.link')].filter((p) => getComputedStyle(p).visibility === 'visible'
+    && parseFloat(p.getAttribute('stroke-width')) > 0 && meets(rect(p), units));
+  return {
+    preset: rect(select).width, presetBox: rect(select.closest('.presets')).right, presetRight: rect(select).right,
+    text: ctx.measureText(select.selectedOptions[0].text).width + chrome, em: parseFloat(cs.fontSize),
+    linksUnder: links.length, linksFirst: !!(svg.querySelector('g.links').compareDocumentPosition(ctl) & Node.DOCUMENT_POSITION_FOLLOWING),
+    unitsOpaque: opaque(ctl.querySelector('.units-ctl')), selectOpaque: opaque(ctl.querySelector('select')),
+    gap: act.left - units.right, covers: units.top <= act.top + 0.5 && units.bottom >= act.bottom - 0.5,
+  };
+}"""
+
+
+def test_the_narrowed_network_keeps_its_preset_and_layer_controls_readable(page):
+    # Beside the panel at 1280×800 the network box is ~360 px wide and shows the vertical
+    # drawing. The head's grid left the preset select its arrow alone (15 px), and a hidden
+    # layer's "− 4 +" sat on the links running down from the layer above, lines through it.
+    open_step(page, "seed", "nonlinear", "lang=en")
+    wait_for(page, "document.querySelector('#network .net-box svg').dataset.variant === 'vertical'")
+    m = page.evaluate(HEAD_AND_CONTROLS)
+    # The select shows its option ("Choose…"): the text, its padding and Chromium's ~20 px arrow,
+    # and at least 6em; and the presets' box does not cut it off.
+    assert m["preset"] >= max(m["text"] + 18, 6 * m["em"]), m
+    assert m["presetRight"] <= m["presetBox"] + 0.5, m
+    # Links do run under hidden layer 1's controls (drawn before them), and the controls are one
+    # opaque strip: the units control has a painted backing, the select adjoins it, no gap
+    # for a line to show through.
+    assert m["linksUnder"] > 0 and m["linksFirst"], m
+    assert m["unitsOpaque"] and m["selectOpaque"], m
+    assert m["gap"] <= 0.5 and m["covers"], m
+    assert errors(page) == []
+
+
+# The loss column's box and its labels, against the drawing that holds them.
+LOSS_IN_DRAWING = """() => {
+  const svg = document.querySelector('#network .net-box svg');
+  const box = svg.querySelector('.loss-box');
+  const labels = box.closest('g.column').querySelector('text.col-labels');
+  const right = (el) => el.getBoundingClientRect().right;
+  return { drawing: right(svg), box: right(box), labels: right(labels), variant: svg.dataset.variant };
+}"""
+
+
+@pytest.mark.parametrize(
+    "size, step, query",
+    [((1920, 1080), "nonlinear", "lang=en"), ((1280, 720), "softmax", "lang=ja&present=1")],
+    ids=["1920x1080-en", "present-1280x720-ja"],
+)
+def test_the_loss_layer_ends_inside_the_drawing_beside_the_panel(browser, server, size, step, query):
+    """The drawing leaves room right of the loss column for its box and labels in the page's
+    own words (「交差エントロピー誤差」 and the box were cut at the drawing's edge)."""
+    width, height = size
+    context = browser.new_context(viewport={"width": width, "height": height}, base_url=server.url)
+    page = context.new_page()
+    try:
+        open_step(page, "seed", step, query)
+        wait_for(page, "document.querySelector('#network .net-box svg').dataset.variant !== 'vertical'")
+        found = page.evaluate(LOSS_IN_DRAWING)
+        assert found["box"] <= found["drawing"] + 0.5 and found["labels"] <= found["drawing"] + 0.5, found
+    finally:
+        context.close()
