@@ -16,6 +16,8 @@ One browser and one server for the module (the session fixtures); each view is o
 from __future__ import annotations
 
 import base64
+import re
+from pathlib import Path
 
 import pytest
 
@@ -142,6 +144,9 @@ def test_a_phone_held_upright_gets_the_drawing_top_to_bottom(browser, server, ma
 # --- item 4: embeds lay themselves out for their own size --------------------------------------
 
 SIZES = [(1000, 640), (800, 500), (700, 450), (480, 640)]
+# The training settings in the top bar, as its partial lists them.
+HYPER_PARTIAL = Path(__file__).resolve().parents[2] / "templates" / "partials" / "_hyper.html"
+HYPER_FIELDS = re.findall(r'select_field\("(\w+)"', HYPER_PARTIAL.read_text())
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -185,6 +190,112 @@ def test_an_embed_shows_network_plot_and_loss_at_every_hide_value(browser, serve
                 assert grown >= 100, (net, baseline)
             if hide == "data" and width > 900:
                 assert net["width"] >= baseline["width"] + 100
+        assert page.errors == []
+    finally:
+        context.close()
+
+
+# The top bar's controls as shown, and the box they are seen through (the bar's, within the window).
+TOPBAR = """() => {
+  const bar = document.querySelector(".topbar");
+  if (getComputedStyle(bar).display === "none") return null;
+  const b = bar.getBoundingClientRect();
+  const edge = { left: Math.max(b.left, 0), right: Math.min(b.left + bar.clientWidth, innerWidth),
+                 top: Math.max(b.top, 0), bottom: Math.min(b.top + bar.clientHeight, innerHeight) };
+  const controls = [];
+  for (const el of bar.querySelectorAll("button, select, input, a, output")) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0 || el.closest(":popover-open")) continue; // hidden, or over the page
+    controls.push({ id: el.id || el.textContent.trim(), left: r.left, right: r.right, top: r.top, bottom: r.bottom });
+  }
+  return { edge, controls };
+}"""
+
+# The focused control's box, and whether it is one of the training settings.
+FOCUSED = """() => {
+  const el = document.activeElement, r = el.getBoundingClientRect();
+  return { id: el.id, setting: !!el.closest("#hyper"), toggle: el.hasAttribute("popovertarget"),
+           left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width, height: r.height };
+}"""
+
+# The network's scroll box, its drawing's loss box and its panel, and the scroll fade's widths.
+NET_BOX = """() => {
+  const box = document.querySelector(".net-box"), cs = getComputedStyle(box);
+  const b = box.getBoundingClientRect(), loss = document.querySelector("#net-svg .loss-box rect").getBoundingClientRect();
+  const panel = document.querySelector(".network-panel").getBoundingClientRect();
+  return { visible: { left: b.left + box.clientLeft, top: b.top + box.clientTop,
+                      right: b.left + box.clientLeft + box.clientWidth, bottom: b.top + box.clientTop + box.clientHeight },
+           loss: { left: loss.left, top: loss.top, right: loss.right, bottom: loss.bottom },
+           panel: { left: panel.left, top: panel.top, right: panel.right, bottom: panel.bottom },
+           scrolls: [box.scrollWidth > box.clientWidth, box.scrollHeight > box.clientHeight],
+           fade: ["--net-fade-r", "--net-fade-b"].map((p) => parseFloat(cs.getPropertyValue(p)) || 0) };
+}"""
+
+
+def inside(inner: dict, outer: dict, slack: float = 0.5) -> bool:
+    return (
+        inner["left"] >= outer["left"] - slack
+        and inner["right"] <= outer["right"] + slack
+        and inner["top"] >= outer["top"] - slack
+        and inner["bottom"] <= outer["bottom"] + slack
+    )
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_an_embed_cuts_no_top_bar_control_and_shows_or_signals_the_whole_network(browser, server, size):
+    """Item 4, the embed's chrome: a control cut in half by the top bar's edge looks broken, so
+    none is, at any size or ?hide= value; every training setting is reached with Tab (through
+    the "Training settings" button where the bar has no room for them) and is whole when it
+    has the focus. At 700×450 a two-layer network is whole, loss box included; a network that
+    does not fit scrolls, and its edge fades where there is more to see. Text stays ≥ 12 px."""
+    width, height = size
+    context, page = new_page(browser, server, width, height)
+    try:
+        page.goto("/embed?seed=2")
+        wait_for(page, "/^[0-9]/.test(document.querySelector('#loss-train').textContent)")
+        settle(page)
+        settled = page.evaluate("document.body.className")
+        for hide in ["", *HIDEABLE]:
+            page.evaluate(f"document.body.className = {(settled + (' hide-' + hide if hide else '')).strip()!r}")
+            settle(page)
+            bar = page.evaluate(TOPBAR)
+            if hide == "header":
+                assert bar is None
+                continue
+            assert bar["controls"], hide
+            for control in bar["controls"]:
+                assert inside(control, bar["edge"]), (hide, control, bar["edge"])
+        page.evaluate(f"document.body.className = {settled!r}")
+        settle(page)
+
+        # Tab from Play through the top bar: every setting, each whole and in the window.
+        page.focus("#btn-play")
+        reached = set()
+        for _ in range(20):
+            page.keyboard.press("Tab")
+            f = page.evaluate(FOCUSED)
+            if f["toggle"]:
+                page.keyboard.press("Enter")  # opens the settings panel; Tab goes on into it
+                continue
+            if not f["setting"]:
+                if reached:
+                    break
+                continue
+            assert f["width"] > 0 and inside(f, {"left": 0, "top": 0, "right": width, "bottom": height}), f
+            reached.add(f["id"])
+        assert reached == {f"f-{name}" for name in HYPER_FIELDS}, reached
+        page.keyboard.press("Escape")
+        settle(page)
+
+        net = page.evaluate(NET_BOX)
+        if size == (700, 450):
+            assert net["scrolls"] == [False, False], net
+            assert inside(net["loss"], net["visible"]) and inside(net["loss"], net["panel"]), net
+        for axis, scrolls in enumerate(net["scrolls"]):  # a fade only where there is more to see
+            assert (net["fade"][axis] > 10) if scrolls else (net["fade"][axis] == 0), net
+        m = page.evaluate(MEASURE)
+        assert smallest(m["texts"])[1] >= 12 - 0.05, smallest(m["texts"])
+        assert smallest(m["targets"])[1] >= 24 - 0.05, smallest(m["targets"])
         assert page.errors == []
     finally:
         context.close()
