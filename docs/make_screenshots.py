@@ -160,7 +160,7 @@ def main() -> None:
                 page.get_by_role("button", name="Inspect Hidden layer 1, neuron 2").click()
                 shot(page, "inspector-hidden-1280x800")
                 page.keyboard.press("Escape")  # it opened on the right, over the output and loss layers
-                page.get_by_role("button", name="Inspect Output layer, neuron 2").click(position={"x": 8, "y": 8})
+                page.get_by_role("button", name="Inspect Output layer, class 1").click(position={"x": 8, "y": 8})
                 shot(page, "inspector-softmax-1280x800")
                 page.get_by_role("button", name="Inspect the loss layer").click()
                 shot(page, "inspector-loss-1280x800")

@@ -247,7 +247,10 @@ export function createNetworkView(root, options = {}) {
     const thumb = g?.querySelector("canvas.thumb");
     if (!g || g === previewing || !thumb || +g.dataset.j < 0) return;
     previewing = g;
-    options.onPreview?.(thumb, t("output.neuron_preview", { layer: columnTitle(+g.dataset.l), n: +g.dataset.j + 1 }));
+    const l = +g.dataset.l, j = +g.dataset.j;
+    const isClass = problem === "classification" && g.closest("g.column")?.classList.contains("col-output");
+    options.onPreview?.(thumb, isClass ? t("inspect.class_neuron", { layer: columnTitle(l), c: j })
+      : t("output.neuron_preview", { layer: columnTitle(l), n: j + 1 }));
   });
   box.addEventListener("mouseout", (ev) => {
     if (!previewing || previewing.contains(ev.relatedTarget)) return;

@@ -174,6 +174,9 @@ def test_hover_preview_and_plot_switches(page):
     wait_for(page, "!document.querySelector('#plot-caption').hidden")
     assert page.locator("#plot-caption").text_content() == "Hidden layer 1, neuron 1"
     assert page.evaluate(pixels) != before  # the neuron's map, large
+    # An output neuron of a classifier is its class, numbered as the drawing labels it.
+    page.locator(".col-output g.node[data-j='1']").first.hover()
+    wait_for(page, "document.querySelector('#plot-caption').textContent === 'Output layer, class 1'")
     page.mouse.move(5, 790)
     wait_for(page, "document.querySelector('#plot-caption').hidden")
     full = "document.querySelector('#boundary').getContext('2d').getImageData(0, 0, 600, 600).data.join()"
