@@ -153,6 +153,24 @@ class Control:
     async def delete(self, record: SessionRecord) -> None:
         await self.store.delete(record)
 
+    def release(self, sid: str, token: str | None, *, keep: bool = False) -> None:
+        """The session's page went away (it ends after the grace), or came back (`keep`)."""
+        self.store.release(sid, token, keep=keep)
+
+    # --- what the page shows and edits by hand ---------------------------------------------------
+    async def set_probe(self, record: SessionRecord, x: tuple[float, ...], snap: bool, label: int | None) -> dict:
+        return await self.store.call(record, cmd.Probe(record.id, x, snap, label))
+
+    async def set_param(self, record: SessionRecord, layer: int, i: int | None, j: int, value: float) -> dict:
+        """One weight W[layer][i][j], or the bias b[layer][j] when i is None."""
+        return await self.store.call(record, cmd.SetParam(record.id, layer, i, j, value))
+
+    async def view_checkpoint(self, record: SessionRecord, epoch: int | None) -> dict:
+        return await self.store.call(record, cmd.View(record.id, epoch))
+
+    async def resume(self, record: SessionRecord, epoch: int) -> dict:
+        return await self.store.call(record, cmd.Resume(record.id, epoch))
+
     async def hand_over(self, old: SessionRecord, to: str, to_token: str) -> SessionRecord:
         """End `old` and send its viewers to `to`; the caller must control both."""
         try:

@@ -76,18 +76,18 @@ async def delete_session(record: Controlled, control: Actions):
 
 
 @router.post("/sessions/{sid}/release", status_code=204, tags=["lifecycle"])
-async def release_session(sid: SessionId, request: Request, store: Store):
+async def release_session(sid: SessionId, request: Request, control: Actions):
     """The page holding this session went away (sent on `pagehide` with `fetch(…, {keepalive:
     true})` and the token): the session ends after RELEASE_GRACE_SECONDS once nobody watches it.
     A reload within the grace takes the release back (DELETE)."""
-    store.release(sid, bearer_token(request))
+    control.release(sid, bearer_token(request))
     return Response(status_code=204)
 
 
 @router.delete("/sessions/{sid}/release", status_code=204, tags=["lifecycle"])
-async def keep_session(sid: SessionId, request: Request, store: Store):
+async def keep_session(sid: SessionId, request: Request, control: Actions):
     """Take a release back: the page came back (a reload, a restored tab) within the grace."""
-    store.release(sid, bearer_token(request), keep=True)
+    control.release(sid, bearer_token(request), keep=True)
     return Response(status_code=204)
 
 
@@ -149,10 +149,10 @@ class ProbeBody(BaseModel):
 
 
 @router.put("/sessions/{sid}/probe")
-async def set_probe(body: ProbeBody, record: Controlled, store: Store):
+async def set_probe(body: ProbeBody, record: Controlled, control: Actions):
     """Choose the probe input every neuron shows its value for: by default the data point
     nearest to x (so its true label is known); with snap=false, x itself (a drawn digit)."""
-    return status_body(record, await store.call(record, cmd.Probe(record.id, tuple(body.x), body.snap, body.label)))
+    return status_body(record, await control.set_probe(record, tuple(body.x), body.snap, body.label))
 
 
 @router.get("/sessions/{sid}/timeline", tags=["timeline"])
@@ -167,18 +167,18 @@ class EpochBody(BaseModel):
 
 
 @router.post("/sessions/{sid}/timeline/view", tags=["timeline"])
-async def view_checkpoint(body: EpochBody, record: Controlled, store: Store):
+async def view_checkpoint(body: EpochBody, record: Controlled, control: Actions):
     """Show a checkpoint in the frames (training pauses); the session itself is not changed."""
-    return status_body(record, await store.call(record, cmd.View(record.id, body.epoch)))
+    return status_body(record, await control.view_checkpoint(record, body.epoch))
 
 
 @router.post("/sessions/{sid}/timeline/resume", tags=["timeline"])
-async def resume_checkpoint(body: EpochBody, record: Controlled, store: Store):
+async def resume_checkpoint(body: EpochBody, record: Controlled, control: Actions):
     """Go back to a checkpoint and continue from there: the same weights, optimizer state and
     minibatch order as the uninterrupted run had at that epoch. Epoch 0 is a rewind."""
     if body.epoch is None:
         raise FieldError("epoch", "give the epoch to resume from", code="invalid", name="epoch")
-    return status_body(record, await store.call(record, cmd.Resume(record.id, body.epoch)))
+    return status_body(record, await control.resume(record, body.epoch))
 
 
 class ParamBody(BaseModel):
@@ -190,11 +190,9 @@ class ParamBody(BaseModel):
 
 
 @router.post("/sessions/{sid}/params")
-async def set_param(body: ParamBody, record: Controlled, store: Store):
+async def set_param(body: ParamBody, record: Controlled, control: Actions):
     """Edit one weight W[layer][i][j] (or bias b[layer][j]) of the live network."""
-    return status_body(
-        record, await store.call(record, cmd.SetParam(record.id, body.layer, body.i, body.j, body.value))
-    )
+    return status_body(record, await control.set_param(record, body.layer, body.i, body.j, body.value))
 
 
 @router.post("/sessions/{sid}/regenerate")
