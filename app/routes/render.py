@@ -27,7 +27,6 @@ LEARNING_RATES = [0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10]
 REG_RATES = [0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10]
 SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
 BATCH_SIZES = [1, 2, 5, 10, 16, 32, 64, 128, 256]
-SLIDERS = ("train_fraction", "noise")  # their ranges come from the schema
 
 
 def json_for_script(data) -> str:
@@ -40,7 +39,8 @@ def _constants_json(settings=None) -> str:
 
 
 templates.env.globals["page_constants_json"] = _constants_json
-templates.env.globals["bounds"] = {name: field_bounds(name) for name in SLIDERS}
+# Every range the schema declares, for sliders: a new one needs only its template line.
+templates.env.globals["bounds"] = {name: b for name in SessionConfig.model_fields if (b := field_bounds(name))}
 
 
 def request_language(request: Request) -> str:
