@@ -68,6 +68,12 @@ test-js: setup
 	dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
 	$(PY) tests/unit/test_js_fixtures.py "$$dir" && JS_FIXTURES="$$dir" node --test tests/js/
 
+# The README's screenshots: every view (docs/make_screenshots.py) and every lesson step.
+.PHONY: screenshots
+screenshots: setup
+	$(PY) docs/make_screenshots.py
+	LESSON_SCREENSHOTS=docs $(PY) -m pytest tests/e2e/test_lesson_walk.py -k "walk or present_with_the_panel"
+
 bench: setup
 	$(PY) benchmarks/run_all.py
 
