@@ -284,6 +284,8 @@ def test_an_embed_cuts_no_top_bar_control_and_shows_or_signals_the_whole_network
             assert f["width"] > 0 and inside(f, {"left": 0, "top": 0, "right": width, "bottom": height}), f
             reached.add(f["id"])
         assert reached == {f"f-{name}" for name in HYPER_FIELDS}, reached
+        # Tab past the last setting: focus has left the settings panel, and the panel closed.
+        assert not page.evaluate("document.querySelector('#hyper-pop')?.matches(':popover-open') ?? false")
         page.keyboard.press("Escape")
         settle(page)
 
