@@ -139,10 +139,9 @@ async def read_lesson(lesson_id: str, request: Request, lang: Lang = None):
     return {**lesson_summary(lesson, code), "lang": code, "steps": [step_json(s, code, labels) for s in lesson.steps]}
 
 
-def _points_apply(record: SessionRecord) -> bool:
+def _points_apply(cfg: SessionConfig) -> bool:
     """Whether a goal on the points (one neuron's line) can apply: two classes on the raw
     inputs x1, x2. Otherwise nothing is fetched from the worker for it."""
-    cfg = record.config
     return cfg.problem == "classification" and cfg.classes == 2 and list(cfg.features) == ["x1", "x2"]
 
 
@@ -154,10 +153,12 @@ async def _points(app: FastAPI, store: SessionStore, record: SessionRecord, shap
     return entry.data[1]
 
 
-async def _needed(app: FastAPI, store: SessionStore, record: SessionRecord, goal: Goal, status: dict) -> dict[str, Any]:
+async def _needed(
+    app: FastAPI, store: SessionStore, record: SessionRecord, cfg: SessionConfig, goal: Goal, status: dict
+) -> dict[str, Any]:
     needs = goal.needs
     got: dict[str, Any] = {}
-    if not needs or not _points_apply(record):
+    if not needs or not _points_apply(cfg):
         return got
     if "model" in needs:
         got["model"] = await store.call(record, cmd.Model(record.id, as_json=False))
@@ -180,7 +181,7 @@ async def step_progress(
     seen = board_of(app).observe(record.id, status.get("status"))
     if step.goal is None:
         return None
-    extra = await _needed(app, store, record, step.goal, status)
+    extra = await _needed(app, store, record, cfg, step.goal, status)
     state = status_state(status, cfg.model_dump(), seen=seen, answer=answer, **extra)
     return evaluate(step.goal, state).as_dict()
 
@@ -250,6 +251,15 @@ async def ui_show_step(record: Controlled, request: Request):
 
 
 # --- the stream's `lesson` event ----------------------------------------------------------
+def _config_of(record: SessionRecord, frame: dict) -> SessionConfig:
+    """The config the frame was made with: the worker reports it before its reply updates
+    record.config, so a frame announcing a change is judged on the new config, not the old."""
+    reported = record.worker.reported(record.id)
+    if reported is not None and reported[0].get("config_version") == frame.get("config_version"):
+        return reported[1]
+    return record.config
+
+
 async def _frame_progress(app: FastAPI, store: SessionStore, record: SessionRecord, step: Step) -> dict | None:
     frame_json = record.frame
     if frame_json is None:
@@ -258,10 +268,11 @@ async def _frame_progress(app: FastAPI, store: SessionStore, record: SessionReco
     seen = board_of(app).observe(record.id, frame.get("status"))
     if step.goal is None:
         return None
+    cfg = _config_of(record, frame)
     data = None
-    if "data" in step.goal.needs and _points_apply(record):
+    if "data" in step.goal.needs and _points_apply(cfg):
         data = await _points(app, store, record, frame.get("shape_version", -1))
-    state = frame_state(frame, record.config.model_dump(), seen=seen, data=data)
+    state = frame_state(frame, cfg.model_dump(), seen=seen, data=data)
     return evaluate(step.goal, state).as_dict()
 
 
