@@ -72,7 +72,7 @@ test-js: setup
 .PHONY: screenshots
 screenshots: setup
 	$(PY) docs/make_screenshots.py
-	LESSON_SCREENSHOTS=docs $(PY) -m pytest tests/e2e/test_lesson_walk.py -k "walk or present_with_the_panel"
+	LESSON_SCREENSHOTS=docs $(PY) -m pytest tests/e2e/test_lesson_walk.py -k "test_walk or present_with_the_panel"
 
 bench: setup
 	$(PY) benchmarks/run_all.py

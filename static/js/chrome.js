@@ -23,11 +23,13 @@ export function wireChrome({ sessionId, onPresent, onTheme, onKey, onOpen, toast
   // A small embed's settings popover closes when Tab leaves it, as it does on Escape or a
   // click elsewhere. Only for focus that moved on: an htmx swap of its panel blurs with no
   // relatedTarget, and must leave it open.
-  const hyperPop = $("#hyper-pop");
-  hyperPop?.addEventListener("focusout", (ev) => {
+  const hyperPop = $("#hyper-pop"), hyperButton = $("#btn-hyper");
+  const closeWhenFocusLeaves = (ev) => {
     const to = ev.relatedTarget;
-    if (to && !hyperPop.contains(to) && to !== $("#btn-hyper") && hyperPop.matches(":popover-open")) hyperPop.hidePopover();
-  });
+    if (to && !hyperPop.contains(to) && to !== hyperButton && hyperPop.matches(":popover-open")) hyperPop.hidePopover();
+  };
+  hyperPop?.addEventListener("focusout", closeWhenFocusLeaves);
+  hyperButton?.addEventListener("focusout", closeWhenFocusLeaves); // Shift+Tab back past the button
 
   // File pickers (templates/partials/_macros.html): show the chosen file's name. Delegated,
   // because htmx re-renders the data panel.

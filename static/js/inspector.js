@@ -5,7 +5,7 @@
 import { activationTable } from "./activations.js";
 import { ACTIVATION_PARAMS, ACTIVATIONS } from "./constants.js";
 import { formatNumber } from "./format.js";
-import { t } from "./i18n.js";
+import { neuronName, t } from "./i18n.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const MAX_TERMS = 6; // beyond this, the largest terms are shown and the rest summed
@@ -52,10 +52,7 @@ export function createInspector(box, { layerName, weightAt, onEditBias }) {
     const layer = frame.layers[l];
     const prev = frame.layers[l - 1];
     const isOut = l === frame.layers.length - 1;
-    // A classifier's output neurons are its classes, numbered from 0 as the drawing labels them.
-    title.textContent = isOut && frame.problem === "classification"
-      ? t("inspect.class_neuron", { layer: layerName(l), c: j })
-      : t("inspect.neuron", { layer: layerName(l), n: j + 1 });
+    title.textContent = neuronName(layerName(l), j, isOut && frame.problem === "classification");
     const x = prev.activations;
     const terms = x.map((xi, i) => ({ i, w: weightAt(layer, i, j) ?? 0, x: xi ?? 0 }));
     const b = layer.biases?.[j] ?? 0;

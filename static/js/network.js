@@ -13,11 +13,15 @@ import { DIVERGING_LUT, classLut, css, CLASS_COLORS, digitRgba, diverging, diver
 import { BAR_WIDTH, GRAD_DECADES } from "./constants.js";
 import { paintMap } from "./heatmap.js";
 import { formatNumber } from "./format.js";
-import { t } from "./i18n.js";
+import { neuronName, t } from "./i18n.js";
 
 const MAX_LINK_WIDTH = 7;
 const MAX_SCALE = 1.6; // a small network on a large screen stops growing here
 const SVG_NS = "http://www.w3.org/2000/svg";
+// The loss layer's box: at least this wide in the drawing's units, and as wide as its name
+// plus a margin on each side in pixels (the name's size is in CSS pixels).
+const LOSS_BOX_MIN = 112;
+const LOSS_BOX_MARGIN_PX = 10;
 
 // Gradient view: |∂loss/∂w| on a log scale fixed for good (GRAD_DECADES = [lo, hi], powers
 // of ten): 10^hi and above is the thickest line, 10^lo and below a hairline, and every
@@ -249,8 +253,7 @@ export function createNetworkView(root, options = {}) {
     previewing = g;
     const l = +g.dataset.l, j = +g.dataset.j;
     const isClass = problem === "classification" && g.closest("g.column")?.classList.contains("col-output");
-    options.onPreview?.(thumb, isClass ? t("inspect.class_neuron", { layer: columnTitle(l), c: j })
-      : t("output.neuron_preview", { layer: columnTitle(l), n: j + 1 }));
+    options.onPreview?.(thumb, neuronName(columnTitle(l), j, isClass));
   });
   box.addEventListener("mouseout", (ev) => {
     if (!previewing || previewing.contains(ev.relatedTarget)) return;
@@ -344,7 +347,8 @@ export function createNetworkView(root, options = {}) {
       ctlHeight: Math.max(0, ...ctl.map((r) => r.height)),
       // The loss column is the last: its box (the name plus its margins) and its labels
       // must end inside the drawing, whatever the language's words weigh.
-      lossHalf: lossName ? Math.max(lossName + 20, lossLabels?.getBoundingClientRect().width ?? 0) / 2 + 4 : 0,
+      // Half the wider of the two, plus a few pixels so the box's stroke is not cut either.
+      lossHalf: lossName ? Math.max(lossName + 2 * LOSS_BOX_MARGIN_PX, lossLabels?.getBoundingClientRect().width ?? 0) / 2 + 4 : 0,
     };
   }
 
@@ -371,11 +375,11 @@ export function createNetworkView(root, options = {}) {
     const bottom = textPx * 1.2 + titlePx * 1.25 + textPx * 2.6 + 6; // the lowest values, then three lines
     const core = +svg.dataset.coreHeight;
     const lossBox = svg.querySelector(".loss-box");
-    const lossX = lossBox ? lossCentre(lossBox)[0] : 0; // the loss box is at least 112 units wide
-    const lossFit = lossBox ? Math.min((rm.width - b.lossHalf) / lossX, rm.width / (lossX + 56)) : Infinity;
+    const lossX = lossBox ? lossCentre(lossBox)[0] : 0;
+    const lossFit = lossBox ? Math.min((rm.width - b.lossHalf) / lossX, rm.width / (lossX + LOSS_BOX_MIN / 2)) : Infinity;
     const fit = Math.min(rm.width / w, lossFit, (rm.height - top - bottom) / core, MAX_SCALE);
     const floor = Math.max(0.5, (b.title + 10) / gap, (b.ctlWidth + 6) / gap);
-    return { svg, fit, floor, top, bottom, w: Math.max(w, lossX + 56), h: core, lossX, lossHalf: b.lossHalf };
+    return { svg, fit, floor, top, bottom, w: Math.max(w, lossX + LOSS_BOX_MIN / 2), h: core, lossX, lossHalf: b.lossHalf };
   }
 
   // Twice when the scale moved: the bands are measured at the text's size, which follows --k.
@@ -455,7 +459,7 @@ export function createNetworkView(root, options = {}) {
     const rect = g.querySelector("rect");
     const [name, value] = g.querySelectorAll("text");
     const [cx, cy] = lossCentre(g);
-    const w = Math.max(112, (name.getBoundingClientRect().width + 20) * k);
+    const w = Math.max(LOSS_BOX_MIN, (name.getBoundingClientRect().width + 2 * LOSS_BOX_MARGIN_PX) * k);
     const h = Math.max(80, (px("--net-text") * 1.3 + px("--net-title") * 1.5 + 20) * k);
     rect.setAttribute("width", w.toFixed(1));
     rect.setAttribute("height", h.toFixed(1));

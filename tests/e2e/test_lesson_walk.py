@@ -27,7 +27,11 @@ def errors(page) -> list[str]:
 # A test run puts the walk's screenshots in a temporary directory, so it leaves the tree as it
 # was; `make screenshots` (LESSON_SCREENSHOTS=docs) puts them where the README shows them.
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "lessons"
-SHOTS = DOCS_SHOTS if os.environ.get("LESSON_SCREENSHOTS") == "docs" else Path(tempfile.gettempdir()) / "mlp-lessons"
+SHOTS = (
+    DOCS_SHOTS
+    if os.environ.get("LESSON_SCREENSHOTS") == "docs"
+    else Path(tempfile.gettempdir()) / f"mlp-lessons-{os.getuid()}"  # one per user: others' is not ours to write
+)
 STEPS = [s.id for s in lessons()["seed"].steps]
 
 

@@ -146,7 +146,7 @@ def test_a_phone_held_upright_gets_the_drawing_top_to_bottom(browser, server, ma
 SIZES = [(1000, 640), (800, 500), (700, 450), (480, 640)]
 # The training settings in the top bar, as its partial lists them.
 HYPER_PARTIAL = Path(__file__).resolve().parents[2] / "templates" / "partials" / "_hyper.html"
-HYPER_FIELDS = re.findall(r'select_field\("(\w+)"', HYPER_PARTIAL.read_text())
+HYPER_FIELDS = re.findall(r'(?:select|slider)_field\("(\w+)"', HYPER_PARTIAL.read_text())
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
