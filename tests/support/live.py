@@ -58,6 +58,24 @@ class LiveServer:
         self.stop_seconds: float | None = None
 
     def start(self, timeout: float = 30.0) -> LiveServer:
+        # free_port() closes its probe socket, so another process may take the port before
+        # the server binds it: an outgoing connection of a parallel test (an ephemeral port
+        # without SO_REUSEADDR) blocks a bind on 0.0.0.0. Then take another free port.
+        for attempt in range(3):
+            try:
+                return self._start_once(timeout)
+            except RuntimeError:
+                if attempt == 2 or "address already in use" not in self.log_tail():
+                    raise
+                self._move_to(free_port())
+        raise AssertionError("unreachable")
+
+    def _move_to(self, port: int) -> None:
+        self.port, self.url = port, f"http://{LOOPBACK}:{port}"
+        self.env["PORT"] = str(port)
+        self.log_path = self.directory / f"server-{port}.log"
+
+    def _start_once(self, timeout: float) -> LiveServer:
         with open(self.log_path, "w") as log:  # the child keeps its own copy of the file
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "app"],
