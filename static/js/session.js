@@ -49,6 +49,18 @@ let busy = () => false;
 // Whether a control request of this page is out or waiting: its answer brings the panels.
 export const controlBusy = () => busy();
 
+// The named values on the fields of `root` that carry those names (a select, a slider, one of
+// a group of radio buttons). Lists (several checkboxes) and files are left as they are.
+function keepValues(root, values) {
+  for (const [name, value] of Object.entries(values)) {
+    if (Array.isArray(value) || !root?.querySelectorAll) continue;
+    for (const field of root.querySelectorAll(`[name="${CSS.escape(name)}"]`)) {
+      if (field.type === "radio") field.checked = field.value === String(value);
+      else if (field.tagName === "SELECT" || ["range", "number", "text"].includes(field.type)) field.value = value;
+    }
+  }
+}
+
 function queueControlRequests() {
   const queue = [];
   let current = null; // the element whose request is out
@@ -83,6 +95,12 @@ function queueControlRequests() {
       values: { ...htmx.values(elt, verb), ...(vals ? JSON.parse(vals) : {}) },
     });
     if (current === null) next();
+  });
+  // An answer's panels show the session as that request left it. Controls changed since, whose
+  // requests still wait here, keep their newer values: else the screen jumps back, and a held
+  // arrow key on a select steps on from the older value (5 presses went 3 steps).
+  document.body.addEventListener("htmx:oobBeforeSwap", (ev) => {
+    for (const item of queue) keepValues(ev.detail.fragment, item.values);
   });
   // The next one goes when this one has ended (and been swapped in). Through the XHR: the
   // element's own events no longer reach the page once a swap has removed it.

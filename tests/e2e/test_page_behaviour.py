@@ -207,6 +207,37 @@ def test_a_change_right_after_an_answer_redraws_the_settings_is_sent(server, pag
     assert page.errors == []
 
 
+def test_a_select_stepped_while_answers_arrive_ends_where_the_user_stepped(server, page):
+    """Three steps down the learning rate, the third made as the first answer redraws the
+    settings (a held arrow key does this): the session ends three steps down. The answer used
+    to show the first step's value while the second still waited, and the third step went on
+    from it: two steps, not three."""
+    open_playground(page)
+    sid = session_id(page)
+    options = page.evaluate("[...document.querySelector('#f-learning_rate').options].map((o) => +o.value)")
+    expected = options[options.index(config(server, sid)["learning_rate"]) + 3]
+    page.evaluate(
+        """() => {
+             const step = () => {  // what ArrowDown does on a closed select
+               const select = document.querySelector("#f-learning_rate");
+               select.selectedIndex += 1;
+               select.dispatchEvent(new Event("change", { bubbles: true }));
+             };
+             const third = (ev) => {
+               if (ev.detail.target?.id !== "hyper") return;
+               document.body.removeEventListener("htmx:oobAfterSwap", third);
+               setTimeout(step, 0);  // on the redrawn select, once htmx has bound it
+             };
+             document.body.addEventListener("htmx:oobAfterSwap", third);
+             step();
+             step();  // waits in the page's queue while the first is answered
+           }"""
+    )
+    assert wait_until(lambda: config(server, sid)["learning_rate"] == expected, 10), config(server, sid)
+    wait_for(page, f"+document.querySelector('#f-learning_rate').value === {expected}")
+    assert page.errors == []
+
+
 def test_shortcuts_work_after_clicking_a_control(page):
     open_playground(page)
     playing = "document.querySelector('#btn-play').dataset.state === 'running'"
