@@ -338,11 +338,14 @@ export function createNetworkView(root, options = {}) {
   // Pixel sizes the stylesheet asks for, measured once on the drawing shown.
   function bands(svg) {
     const titles = [...svg.querySelectorAll(".col-title")].map((el) => el.getBoundingClientRect().width);
+    const counts = countLabels(svg).map(countWidths);
     const ctl = [...root.querySelectorAll(".col-ctl")].map((el) => el.getBoundingClientRect());
     const lossName = svg.querySelector(".loss-name")?.getBoundingClientRect().width;
     const lossLabels = svg.querySelector(".loss-box")?.closest("g.column")?.querySelector("text.col-labels");
     return {
       title: Math.max(0, ...titles), // the widest column title
+      count: Math.max(0, ...counts.map((c) => c.whole)), // the widest count ("ニューロン 128 個") on one line
+      countPart: Math.max(0, ...counts.map((c) => c.part)), // and broken at its first space
       ctlWidth: Math.max(0, ...ctl.map((r) => r.width)),
       ctlHeight: Math.max(0, ...ctl.map((r) => r.height)),
       // The loss column is the last: its box (the name plus its margins) and its labels
@@ -372,14 +375,22 @@ export function createNetworkView(root, options = {}) {
       return { svg, fit: Math.min(rm.width / w, rm.height / h, MAX_SCALE), floor, top: 0, bottom: 0, w, h };
     }
     const top = b.ctlHeight ? b.ctlHeight + 6 : 6;
-    const bottom = textPx * 1.2 + titlePx * 1.25 + textPx * 2.6 + 6; // the lowest values, then three lines
     const core = +svg.dataset.coreHeight;
     const lossBox = svg.querySelector(".loss-box");
     const lossX = lossBox ? lossCentre(lossBox)[0] : 0;
     const lossFit = lossBox ? Math.min((rm.width - b.lossHalf) / lossX, rm.width / (lossX + LOSS_BOX_MIN / 2)) : Infinity;
-    const fit = Math.min(rm.width / w, lossFit, (rm.height - top - bottom) / core, MAX_SCALE);
-    const floor = Math.max(0.5, (b.title + 10) / gap, (b.ctlWidth + 6) / gap);
-    return { svg, fit, floor, top, bottom, w: Math.max(w, lossX + LOSS_BOX_MIN / 2), h: core, lossX, lossHalf: b.lossHalf };
+    // The labels under a column: title, count, activation, each as wide as the column's pitch
+    // allows. A count too wide for it ("ニューロン 128 個" in Japanese) takes two lines.
+    const layout = (lines, widest) => {
+      const bottom = textPx * 1.2 + titlePx * 1.25 + textPx * (1.3 * lines) + 6; // the lowest values, then the lines
+      const fit = Math.min(rm.width / w, lossFit, (rm.height - top - bottom) / core, MAX_SCALE);
+      const floor = Math.max(0.5, (b.title + 10) / gap, (b.ctlWidth + 6) / gap, (widest + 10) / gap);
+      return { fit, floor, bottom, wrap: lines === 3 };
+    };
+    const one = layout(2, b.count);
+    const two = layout(3, b.countPart);
+    const pick = one.fit >= one.floor || two.floor >= one.floor ? one : two;
+    return { svg, ...pick, top, w: Math.max(w, lossX + LOSS_BOX_MIN / 2), h: core, lossX, lossHalf: b.lossHalf };
   }
 
   // Twice when the scale moved: the bands are measured at the text's size, which follows --k.
@@ -430,6 +441,7 @@ export function createNetworkView(root, options = {}) {
         fo.setAttribute("height", ((px("--net-target") + 4) * k).toFixed(1));
       }
     } else {
+      for (const label of countLabels(svg)) breakCount(label, p.wrap);
       // The band above the nodes holds the controls, the band below the labels: in pixels.
       const y0 = +svg.dataset.coreTop - p.top * k;
       const labels = (+svg.dataset.coreTop + p.h + px("--net-text") * 1.2 * k).toFixed(1);
@@ -450,6 +462,37 @@ export function createNetworkView(root, options = {}) {
     svg.style.height = `${(vh * s).toFixed(1)}px`;
     fitLossBox(svg, k);
     hideCrowdedValues(svg, s);
+  }
+
+  // A layer's count under its column: shown whole on one line, or broken at its first space
+  // onto two ("ニューロン" / "128 個"). The loss column's name is not one: its room is lossHalf.
+  function countLabels(svg) {
+    return [...svg.querySelectorAll("g.column:not(.col-loss) tspan.count")];
+  }
+
+  function breakCount(label, broken) {
+    const whole = (label.dataset.whole ??= label.textContent);
+    const cut = whole.indexOf(" ");
+    if (label.nextElementSibling?.classList.contains("count-rest")) label.nextElementSibling.remove();
+    label.textContent = broken && cut > 0 ? whole.slice(0, cut) : whole;
+    if (!broken || cut <= 0) return;
+    const rest = document.createElementNS(SVG_NS, "tspan");
+    rest.setAttribute("class", "col-sub count-rest");
+    rest.setAttribute("x", label.getAttribute("x"));
+    rest.setAttribute("dy", "1.3em");
+    rest.textContent = whole.slice(cut + 1);
+    label.after(rest);
+  }
+
+  // A count's width in pixels, whole and as the wider of its two broken lines (measured whole).
+  function countWidths(label) {
+    breakCount(label, false);
+    const text = label.textContent, cut = text.indexOf(" ");
+    const whole = label.getBoundingClientRect().width;
+    const units = label.getComputedTextLength();
+    if (cut <= 0 || !units) return { whole, part: whole };
+    const first = label.getSubStringLength(0, cut), rest = label.getSubStringLength(cut + 1, text.length - cut - 1);
+    return { whole, part: (whole * Math.max(first, rest)) / units };
   }
 
   // The loss layer's box grows around its two lines of text (their size is in pixels).
