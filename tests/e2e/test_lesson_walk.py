@@ -267,3 +267,31 @@ def test_the_seed_figures_neuron_counts_stay_apart_in_present_mode(browser, serv
             assert page.locator(rest).all_text_contents() == ["64 個", "128 個", "64 個", "10 個"]
     finally:
         context.close()
+
+
+# The output row's subtitle in the vertical drawing, and the links that run through its band.
+ROW_LABEL_BACKING = """() => {
+  const svg = document.querySelector('#network .net-box svg');
+  const label = svg.querySelector('g.col-output text.col-sub');
+  const r = label.getBoundingClientRect();
+  const meets = (b) => b.left < r.right && r.left < b.right && b.top < r.bottom && r.top < b.bottom;
+  const through = [...svg.querySelectorAll('path.link')].filter((p) => getComputedStyle(p).visibility === 'visible'
+    && parseFloat(p.getAttribute('stroke-width')) > 0 && meets(p.getBoundingClientRect()));
+  const id = /url\\("?#([\\w-]+)"?\\)/.exec(label.getAttribute('filter') || '')?.[1];
+  const flood = id && svg.querySelector(`#${id} feFlood`);
+  const panel = getComputedStyle(svg.closest('.panel')).backgroundColor;
+  return { through: through.length, labelAfterLinks: !!(svg.querySelector('g.links').compareDocumentPosition(label) & Node.DOCUMENT_POSITION_FOLLOWING),
+           flood: flood ? getComputedStyle(flood).floodColor : null, panel };
+}"""
+
+
+def test_links_pass_under_the_vertical_drawings_row_labels(page):
+    """Beside the panel at 1280×800 the drawing runs top to bottom, and the links from hidden
+    layer 1 down to the output crossed its subtitle 「ニューロン 3 個 · ソフトマックス」: lines through
+    the words. The labels now sit on a backing in the panel's colour, drawn over the links."""
+    open_step(page, "seed", "softmax", "lang=ja")
+    wait_for(page, "document.querySelector('#network .net-box svg').dataset.variant === 'vertical'")
+    m = page.evaluate(ROW_LABEL_BACKING)
+    assert m["through"] > 0 and m["labelAfterLinks"], m  # the links do run through the label's band
+    assert m["flood"] == m["panel"], m  # and the label is painted on an opaque backing over them
+    assert errors(page) == []
