@@ -393,7 +393,8 @@ export function createNetworkView(root, options = {}) {
     return { svg, ...pick, top, w: Math.max(w, lossX + LOSS_BOX_MIN / 2), h: core, lossX, lossHalf: b.lossHalf };
   }
 
-  // Twice when the scale moved: the bands are measured at the text's size, which follows --k.
+  // Twice when the scale or the drawing changed: the bands are measured on the drawing shown, at
+  // the text's size, which follows --k.
   function fit(again = true) {
     const rm = room();
     if (!rm.width) return;
@@ -413,9 +414,11 @@ export function createNetworkView(root, options = {}) {
     const fallback = narrow ? "vertical" : "standard";
     const best = fitting.length ? fitting.reduce((a, o) => (o.fit > a.fit + 0.02 ? o : a))
       : options.find((o) => o.svg.dataset.variant === fallback) ?? options[0];
-    if (best.svg !== d.svg) swap(best.svg);
+    const swapped = best.svg !== d.svg;
+    if (swapped) swap(best.svg);
     apply(best);
-    if (again && root.style.getPropertyValue("--k") !== before) fit(false);
+    // Again when the drawing changed (its own labels were not the ones measured) or its scale did.
+    if (again && (swapped || root.style.getPropertyValue("--k") !== before)) fit(false);
   }
 
   function swap(svg) {

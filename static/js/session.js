@@ -49,16 +49,14 @@ let busy = () => false;
 // Whether a control request of this page is out or waiting: its answer brings the panels.
 export const controlBusy = () => busy();
 
-// The named values on the fields of `root` that carry those names (a select, a slider, one of
-// a group of radio buttons). Lists (several checkboxes) and files are left as they are.
-function keepValues(root, values) {
-  for (const [name, value] of Object.entries(values)) {
-    if (Array.isArray(value) || !root?.querySelectorAll) continue;
-    for (const field of root.querySelectorAll(`[name="${CSS.escape(name)}"]`)) {
-      if (field.type === "radio") field.checked = field.value === String(value);
-      else if (field.tagName === "SELECT" || ["range", "number", "text"].includes(field.type)) field.value = value;
-    }
-  }
+// A queued control's value, on the control that now has its id: an answer redrew it (the
+// settings out of band, or the network) while the control's own request still waited.
+function keepValue(item) {
+  const field = item.id ? document.getElementById(item.id) : null;
+  const value = field ? item.values[field.name] : undefined;
+  if (!field || field === item.elt || value === undefined || Array.isArray(value)) return;
+  if (field.type === "radio") field.checked = true; // the radio that was picked (a dataset)
+  else if (field.tagName === "SELECT" || ["range", "number"].includes(field.type)) field.value = value;
 }
 
 function queueControlRequests() {
@@ -89,19 +87,19 @@ function queueControlRequests() {
     ev.preventDefault();
     const vals = elt.closest?.("[hx-vals]")?.getAttribute("hx-vals");
     queue.push({
-      elt, verb, path, issue: ev.detail.issueRequest,
+      elt, id: elt.id || null, verb, path, issue: ev.detail.issueRequest,
       target: target?.id ? `#${target.id}` : "body",
       swap: elt.closest?.("[hx-swap]")?.getAttribute("hx-swap") || "none",
       values: { ...htmx.values(elt, verb), ...(vals ? JSON.parse(vals) : {}) },
     });
     if (current === null) next();
   });
-  // An answer's panels show the session as that request left it. Controls changed since, whose
+  // An answer shows the session as its own request left it. Controls changed since, whose
   // requests still wait here, keep their newer values: else the screen jumps back, and a held
   // arrow key on a select steps on from the older value (5 presses went 3 steps).
-  document.body.addEventListener("htmx:oobBeforeSwap", (ev) => {
-    for (const item of queue) keepValues(ev.detail.fragment, item.values);
-  });
+  const keepQueued = () => { for (const item of queue) keepValue(item); };
+  document.body.addEventListener("htmx:oobAfterSwap", keepQueued);
+  document.body.addEventListener("htmx:afterSwap", keepQueued);
   // The next one goes when this one has ended (and been swapped in). Through the XHR: the
   // element's own events no longer reach the page once a swap has removed it.
   document.body.addEventListener("htmx:beforeSend", (ev) => {

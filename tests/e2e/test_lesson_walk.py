@@ -14,6 +14,7 @@ import pytest
 
 from app.lessons import lessons
 from tests.e2e.conftest import wait_for
+from tests.support.pixels import rgb_pixels
 
 pytestmark = pytest.mark.e2e
 
@@ -257,12 +258,13 @@ def test_the_seed_figures_neuron_counts_stay_apart_in_present_mode(browser, serv
     page = context.new_page()
     try:
         open_step(page, "seed", "seed-figure", f"lang={lang}&present=1")
-        wait_for(page, "document.querySelector('#network .net-box svg').dataset.variant !== 'vertical'")
+        # The drawing has been fitted to its box (its size set), with the counts it needed broken.
+        rest = "#network .net-box svg tspan.count-rest"
+        wait_for(page, "document.querySelector('#network .net-box svg').style.width !== ''")
+        wait_for(page, f"document.querySelectorAll('{rest}').length === {4 if broken else 0}")
         spans = page.evaluate(COLUMN_LABELS)
         assert len(spans) == 4, spans  # input, two hidden layers, output
         assert all(right <= left for (_, right), (left, _) in zip(spans, spans[1:])), spans
-        rest = "#network .net-box svg tspan.count-rest"
-        assert page.locator(rest).count() == (4 if broken else 0)
         if broken:
             assert page.locator(rest).all_text_contents() == ["64 個", "128 個", "64 個", "10 個"]
     finally:
@@ -280,7 +282,7 @@ ROW_LABEL_BACKING = """() => {
   const id = /url\\("?#([\\w-]+)"?\\)/.exec(label.getAttribute('filter') || '')?.[1];
   const flood = id && svg.querySelector(`#${id} feFlood`);
   const panel = getComputedStyle(svg.closest('.panel')).backgroundColor;
-  return { through: through.length, labelAfterLinks: !!(svg.querySelector('g.links').compareDocumentPosition(label) & Node.DOCUMENT_POSITION_FOLLOWING),
+  return { rect: { x: r.left + 1, y: r.top + 1, width: r.width - 2, height: r.height - 2 }, through: through.length, labelAfterLinks: !!(svg.querySelector('g.links').compareDocumentPosition(label) & Node.DOCUMENT_POSITION_FOLLOWING),
            flood: flood ? getComputedStyle(flood).floodColor : null, panel };
 }"""
 
@@ -293,5 +295,18 @@ def test_links_pass_under_the_vertical_drawings_row_labels(page):
     wait_for(page, "document.querySelector('#network .net-box svg').dataset.variant === 'vertical'")
     m = page.evaluate(ROW_LABEL_BACKING)
     assert m["through"] > 0 and m["labelAfterLinks"], m  # the links do run through the label's band
-    assert m["flood"] == m["panel"], m  # and the label is painted on an opaque backing over them
+    # As painted: no link's colour inside the label, which sits on a backing in the panel's
+    # colour; without the backing, the links show there.
+    backed = coloured_pixels(page, m["rect"])
+    assert backed == 0, backed
+    assert m["flood"] == m["panel"], m
+    page.evaluate("document.querySelector('#network .net-box svg g.col-output text.col-sub').removeAttribute('filter')")
+    bare = coloured_pixels(page, m["rect"])
+    assert bare > 20, bare
     assert errors(page) == []
+
+
+def coloured_pixels(page, rect: dict) -> int:
+    """Pixels of a saturated colour (a link's blue or orange; text and panel are grey and white)."""
+    rows = rgb_pixels(page.screenshot(clip=rect))
+    return sum(1 for row in rows for r, g, b in row if max(r, g, b) - min(r, g, b) > 60)

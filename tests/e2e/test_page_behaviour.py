@@ -207,34 +207,49 @@ def test_a_change_right_after_an_answer_redraws_the_settings_is_sent(server, pag
     assert page.errors == []
 
 
-def test_a_select_stepped_while_answers_arrive_ends_where_the_user_stepped(server, page):
-    """Three steps down the learning rate, the third made as the first answer redraws the
-    settings (a held arrow key does this): the session ends three steps down. The answer used
-    to show the first step's value while the second still waited, and the third step went on
-    from it: two steps, not three."""
+@pytest.mark.parametrize(
+    "select, redrawn, event",
+    [("#f-learning_rate", "hyper", "htmx:oobAfterSwap"), ("#f-activation-1", "network", "htmx:afterSwap")],
+    ids=["learning-rate", "activation"],
+)
+def test_a_select_stepped_while_answers_arrive_ends_where_the_user_stepped(server, page, select, redrawn, event):
+    """Three steps on a select, the third made as the first answer redraws it (a held arrow key
+    does this): the session ends three steps on. The answer used to show the first step's value
+    while the second still waited, and the third step went on from it: two steps, not three.
+    The learning rate comes back in the settings (out of band), an activation in the network."""
     open_playground(page)
     sid = session_id(page)
-    options = page.evaluate("[...document.querySelector('#f-learning_rate').options].map((o) => +o.value)")
-    expected = options[options.index(config(server, sid)["learning_rate"]) + 3]
+    options = page.evaluate(f"[...document.querySelector('{select}').options].map((o) => o.value)")
+    start = page.evaluate(f"document.querySelector('{select}').selectedIndex")
+    way = 1 if start + 3 < len(options) else -1
+    expected = options[start + 3 * way]
     page.evaluate(
-        """() => {
-             const step = () => {  // what ArrowDown does on a closed select
-               const select = document.querySelector("#f-learning_rate");
-               select.selectedIndex += 1;
-               select.dispatchEvent(new Event("change", { bubbles: true }));
+        """([select, redrawn, event, way]) => {
+             const step = () => {  // what an arrow key does on a closed select
+               const field = document.querySelector(select);
+               field.selectedIndex += way;
+               field.dispatchEvent(new Event("change", { bubbles: true }));
              };
              const third = (ev) => {
-               if (ev.detail.target?.id !== "hyper") return;
-               document.body.removeEventListener("htmx:oobAfterSwap", third);
+               if (ev.target.id !== redrawn) return;
+               document.body.removeEventListener(event, third);
                setTimeout(step, 0);  // on the redrawn select, once htmx has bound it
              };
-             document.body.addEventListener("htmx:oobAfterSwap", third);
+             document.body.addEventListener(event, third);
              step();
              step();  // waits in the page's queue while the first is answered
-           }"""
+           }""",
+        [select, redrawn, event, way],
     )
-    assert wait_until(lambda: config(server, sid)["learning_rate"] == expected, 10), config(server, sid)
-    wait_for(page, f"+document.querySelector('#f-learning_rate').value === {expected}")
+
+    def reached() -> bool:
+        cfg = config(server, sid)
+        if redrawn == "hyper":
+            return cfg["learning_rate"] == float(expected)
+        return cfg["hidden_layers"][0]["activation"] == expected
+
+    assert wait_until(reached, 10), (config(server, sid), expected)
+    wait_for(page, f"document.querySelector('{select}').value === {expected!r}")
     assert page.errors == []
 
 

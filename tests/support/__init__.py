@@ -7,6 +7,7 @@ copy of each helper serves both (the server under test, the SSE parser, polling)
   sse.py        the text/event-stream parser (sync and async) and SseReader, a stream
                 read by a background thread
   waiting.py    wait_until: poll a predicate until it holds or time runs out
+  pixels.py     rgb_pixels: the pixels of a PNG screenshot, for tests that look at the paint
   inprocess.py  InProcessApp: create_app() served in this process through
                 httpx.ASGITransport (imports app.*; the only module here that does)
 

@@ -59,8 +59,8 @@ class LiveServer:
 
     def start(self, timeout: float = 30.0) -> LiveServer:
         # free_port() closes its probe socket, so another process may take the port before
-        # the server binds it: an outgoing connection of a parallel test (an ephemeral port
-        # without SO_REUSEADDR) blocks a bind on 0.0.0.0. Then take another free port.
+        # the server binds it: a parallel test's outgoing connection that got it as its
+        # ephemeral port (without SO_REUSEADDR) makes the bind fail. Then take another one.
         for attempt in range(3):
             try:
                 return self._start_once(timeout)
@@ -71,6 +71,7 @@ class LiveServer:
         raise AssertionError("unreachable")
 
     def _move_to(self, port: int) -> None:
+        self.log_path.unlink(missing_ok=True)  # the failed attempt's: tests read the one log there
         self.port, self.url = port, f"http://{LOOPBACK}:{port}"
         self.env["PORT"] = str(port)
         self.log_path = self.directory / f"server-{port}.log"
