@@ -445,6 +445,9 @@ export function createNetworkView(root, options = {}) {
       }
     } else {
       for (const label of countLabels(svg)) breakCount(label, p.wrap);
+      // So crowded that counts are broken: the loss column drops its second name
+      // (「交差エントロピー誤差」), which its box already gives ("交差エントロピー"), not to meet the output's.
+      svg.classList.toggle("counts-broken", p.wrap);
       // The band above the nodes holds the controls, the band below the labels: in pixels.
       const y0 = +svg.dataset.coreTop - p.top * k;
       const labels = (+svg.dataset.coreTop + p.h + px("--net-text") * 1.2 * k).toFixed(1);

@@ -244,16 +244,18 @@ def test_the_loss_layer_ends_inside_the_drawing_beside_the_panel(browser, server
         context.close()
 
 
-# The labels under the columns (not the loss layer's), left to right, as spans in the page.
-COLUMN_LABELS = """() => [...document.querySelectorAll('#network .net-box svg g.column:not(.col-loss) text.col-labels')]
+# The labels under the columns, left to right, as spans in the page.
+COLUMN_LABELS = """() => [...document.querySelectorAll('#network .net-box svg g.column text.col-labels')]
   .map((t) => t.getBoundingClientRect()).map((r) => [r.left, r.right]).sort((a, b) => a[0] - b[0])"""
 
 
 @pytest.mark.parametrize("lang, broken", [("ja", True), ("en", False)])
 def test_the_seed_figures_neuron_counts_stay_apart_in_present_mode(browser, server, lang, broken):
-    """Beside the lesson panel at 1280×720 the seed figure's columns are about 105 px apart, and
-    「ニューロン 128 個」 is wider: the counts ran into each other. A count too wide for its column
-    now takes two lines, broken at its space; English counts fit on one."""
+    """Beside the lesson panel at 1280×720 the seed figure's columns are about 126 px apart, and
+    「ニューロン 128 個」 is 150 px wide: the counts ran into each other, and 「交差エントロピー誤差」
+    into the output's. A count too wide for its column now takes two lines, broken at its
+    space, and the loss column then keeps only its title (its box names the loss). English
+    counts fit on one line."""
     context = browser.new_context(viewport={"width": 1280, "height": 720}, base_url=server.url)
     page = context.new_page()
     try:
@@ -263,7 +265,7 @@ def test_the_seed_figures_neuron_counts_stay_apart_in_present_mode(browser, serv
         wait_for(page, "document.querySelector('#network .net-box svg').style.width !== ''")
         wait_for(page, f"document.querySelectorAll('{rest}').length === {4 if broken else 0}")
         spans = page.evaluate(COLUMN_LABELS)
-        assert len(spans) == 4, spans  # input, two hidden layers, output
+        assert len(spans) == 5, spans  # input, two hidden layers, output, loss
         assert all(right <= left for (_, right), (left, _) in zip(spans, spans[1:])), spans
         if broken:
             assert page.locator(rest).all_text_contents() == ["64 個", "128 個", "64 個", "10 個"]
