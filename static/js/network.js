@@ -337,6 +337,7 @@ export function createNetworkView(root, options = {}) {
 
   // Pixel sizes the stylesheet asks for, measured once on the drawing shown.
   function bands(svg) {
+    showLabelsWhole(svg); // measured as written, not as the last fit broke or hid them
     const titles = [...svg.querySelectorAll(".col-title")].map((el) => el.getBoundingClientRect().width);
     const counts = countLabels(svg).map(countWidths);
     const ctl = [...root.querySelectorAll(".col-ctl")].map((el) => el.getBoundingClientRect());
@@ -490,9 +491,13 @@ export function createNetworkView(root, options = {}) {
     label.after(rest);
   }
 
+  function showLabelsWhole(svg) {
+    for (const label of countLabels(svg)) breakCount(label, false);
+    svg.classList.remove("counts-broken");
+  }
+
   // A count's width in pixels, whole and as the wider of its two broken lines (measured whole).
   function countWidths(label) {
-    breakCount(label, false);
     const text = label.textContent, cut = text.indexOf(" ");
     const whole = label.getBoundingClientRect().width;
     const units = label.getComputedTextLength();
